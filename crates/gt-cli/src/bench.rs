@@ -1,0 +1,132 @@
+//! `gt bench ops`: the per-op cost of the runtime. Two loops — 10,000 × `a = a + b` on 16x16 and
+//! 10,000 × a 64x64 matmul — through the embedded runtime, through dispatcher + worker processes
+//! over TCP and over a Unix socket, and calling the CPU kernels directly. Each is timed until the
+//! final value has been read back, so it measures work done, not work enqueued.
+
+use crate::cluster::Cluster;
+use anyhow::Result;
+use clap::Subcommand;
+use gt::config::Config;
+use gt::runtime::Embedded;
+use gt::{DType, Session};
+use std::time::Instant;
+
+/// Which benchmark to run.
+#[derive(Subcommand)]
+pub enum Which {
+    /// Per-op overhead: small adds and matmuls through every path.
+    Ops {
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Iterations of each loop.
+        #[arg(long, default_value_t = 10_000)]
+        iters: usize,
+    },
+}
+
+/// PyTorch eager and the Python prototype, measured on these machines (see the README).
+const PYTORCH_ADD_US: f64 = 2.0;
+const PYTORCH_MATMUL_US: f64 = 9.1;
+
+pub fn run(which: Which, cfg: &Config) -> Result<()> {
+    match which {
+        Which::Ops { json, iters } => ops(json, iters.max(1), cfg),
+    }
+}
+
+/// µs per op of the add loop and the matmul loop on `s`.
+fn loops(s: &Session, iters: usize) -> Result<(f64, f64)> {
+    let warm = (iters / 10).clamp(1, 1000);
+    let b = s.try_randn([16, 16], DType::F32)?;
+    let mut a = s.try_zeros_like(&b)?;
+    let time_add = |a: &mut gt::Tensor, n: usize| -> Result<f64> {
+        let t = Instant::now();
+        for _ in 0..n {
+            *a = a.try_add(&b)?;
+        }
+        a.to_vec()?;
+        Ok(t.elapsed().as_secs_f64() * 1e6 / n as f64)
+    };
+    time_add(&mut a, warm)?;
+    let add_us = time_add(&mut a, iters)?;
+
+    let x = s.try_randn([64, 64], DType::F32)?;
+    let w = s.try_randn([64, 64], DType::F32)?;
+    let time_mm = |n: usize| -> Result<f64> {
+        let t = Instant::now();
+        let mut c = x.try_matmul(&w)?;
+        for _ in 1..n {
+            c = x.try_matmul(&w)?;
+        }
+        c.to_vec()?;
+        Ok(t.elapsed().as_secs_f64() * 1e6 / n as f64)
+    };
+    time_mm(warm)?;
+    let mm_us = time_mm(iters)?;
+    Ok((add_us, mm_us))
+}
+
+fn ops(json: bool, iters: usize, cfg: &Config) -> Result<()> {
+    let progress = |what: &str| {
+        if !json {
+            eprintln!("  measuring {what}…");
+        }
+    };
+    progress("CPU kernels called directly");
+    let kernels = gt_worker::cpu::bench_kernels(iters);
+
+    progress("embedded runtime");
+    let rt = Embedded::start(1, cfg.threads_per_worker(1), cfg)?;
+    let embedded = loops(&rt.session("bench")?, iters)?;
+    drop(rt);
+
+    let opts = gt_client::connect::ConnectOptions { token: cfg.token.clone(), ..Default::default() };
+    progress("dispatcher + worker processes over TCP");
+    let tcp = {
+        let c = Cluster::start(&["--listen", "127.0.0.1:0"], 1, cfg.threads_per_worker(1))?;
+        loops(&gt_client::connect(&c.addr, &opts)?, iters)?
+    };
+    progress("dispatcher + worker processes over a Unix socket");
+    let unix = {
+        let path = std::env::temp_dir().join(format!("gt-bench-{}.sock", std::process::id()));
+        let c = Cluster::start(&["--unix", path.to_str().unwrap_or("/tmp/gt-bench.sock")], 1, cfg.threads_per_worker(1))?;
+        loops(&gt_client::connect(&c.addr, &opts)?, iters)?
+    };
+
+    let rows = [("kernels", kernels), ("embedded", embedded), ("tcp", tcp), ("unix", unix)];
+    if json {
+        let pick = |f: fn(&(f64, f64)) -> f64| {
+            serde_json::Value::Object(rows.iter().map(|(k, v)| (k.to_string(), serde_json::json!(f(v)))).collect())
+        };
+        let out = serde_json::json!({
+            "iters": iters,
+            "add_16x16_us": pick(|v| v.0),
+            "matmul_64x64_us": pick(|v| v.1),
+            "pytorch_eager_us": { "add_16x16": PYTORCH_ADD_US, "matmul_64x64": PYTORCH_MATMUL_US },
+        });
+        println!("{out}");
+        return Ok(());
+    }
+    println!("gt bench ops: {iters} iterations per loop, timed until the final value is read back");
+    println!("{:<34} {:>18} {:>21}", "path", "add 16x16 (µs/op)", "matmul 64x64 (µs/op)");
+    let names = [
+        "CPU kernels, called directly",
+        "embedded runtime (in-process)",
+        "dispatcher + worker over TCP",
+        "dispatcher + worker over Unix",
+    ];
+    for (name, (_, (add, mm))) in names.iter().zip(rows.iter()) {
+        println!("{name:<34} {add:>18.3} {mm:>21.3}");
+    }
+    println!(
+        "{:<34} {:>18.3} {:>21.3}",
+        "PyTorch eager (measured here)", PYTORCH_ADD_US, PYTORCH_MATMUL_US
+    );
+    println!(
+        "embedded vs PyTorch eager: {:.2}x on adds, {:.2}x on matmuls (higher is better)",
+        PYTORCH_ADD_US / embedded.0,
+        PYTORCH_MATMUL_US / embedded.1
+    );
+    Ok(())
+}

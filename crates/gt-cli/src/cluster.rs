@@ -1,0 +1,54 @@
+//! Starting `gt dispatcher` / `gt worker` child processes of this very binary (used by the
+//! benchmarks; the end-to-end tests do the same with the built binary).
+
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// Child processes killed on drop.
+pub struct Cluster {
+    children: Vec<Child>,
+    /// The dispatcher's address as clients should use it.
+    pub addr: String,
+}
+
+impl Cluster {
+    /// A dispatcher listening on `listen_args` plus `workers` workers with `threads` threads.
+    pub fn start(listen_args: &[&str], workers: usize, threads: usize) -> Result<Cluster> {
+        let exe = std::env::current_exe().context("locating the gt binary")?;
+        let mut d = Command::new(&exe)
+            .arg("dispatcher")
+            .args(listen_args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting gt dispatcher")?;
+        let mut line = String::new();
+        BufReader::new(d.stdout.take().expect("piped")).read_line(&mut line)?;
+        let Some(addr) = line.trim().strip_prefix("gt dispatcher listening on ") else {
+            let _ = d.kill();
+            bail!("unexpected dispatcher output: {line:?}");
+        };
+        let addr = addr.to_string();
+        let mut cluster = Cluster { children: vec![d], addr: addr.clone() };
+        for _ in 0..workers {
+            let w = Command::new(&exe)
+                .args(["worker", "--connect", &addr, "--threads", &threads.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("starting gt worker")?;
+            cluster.children.push(w);
+        }
+        Ok(cluster)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().rev() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! A client session: the outgoing instruction batch, request ids and their waiting callers, and
+//! what happens when the connection dies (every waiter and every later sync gets the error —
+//! nothing hangs).
+
+use crossbeam_channel::{bounded, Sender};
+use gt_core::{Error, ReqId, Result, TensorId};
+use gt_proto::{ClientMsg, ClientReply, WorkerStats};
+use gt_transport::Tx;
+use rustc_hash::FxHashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Routes replies to the callers waiting for them. Created before the connection so the
+/// transport can deliver into it.
+#[derive(Default)]
+pub struct ReplyRouter {
+    waiters: Mutex<FxHashMap<ReqId, Sender<ClientReply>>>,
+    dead: Mutex<Option<Error>>,
+}
+
+impl ReplyRouter {
+    /// A router with no waiters.
+    pub fn new() -> Arc<ReplyRouter> {
+        Arc::new(ReplyRouter::default())
+    }
+
+    /// Hands each reply to its waiter.
+    pub fn deliver(&self, replies: Vec<ClientReply>) {
+        let mut w = self.waiters.lock().unwrap();
+        for r in replies {
+            let req = match &r {
+                ClientReply::Data { req, .. } | ClientReply::Stats { req, .. } | ClientReply::Synced { req, .. } => *req,
+            };
+            if let Some(tx) = w.remove(&req) {
+                let _ = tx.send(r);
+            }
+        }
+    }
+
+    /// The connection is gone: wakes every waiter with `err` and fails later requests.
+    pub fn fail(&self, err: Error) {
+        *self.dead.lock().unwrap() = Some(err);
+        self.waiters.lock().unwrap().clear(); // dropping the senders wakes the waiters
+    }
+
+    fn dead(&self) -> Option<Error> {
+        self.dead.lock().unwrap().clone()
+    }
+}
+
+struct Inner {
+    tx: Tx<ClientMsg>,
+    router: Arc<ReplyRouter>,
+    buf: Mutex<Vec<ClientMsg>>,
+    batch_size: usize,
+    next_id: AtomicU64,
+    next_req: AtomicU64,
+    seed: AtomicU64,
+    random_stream: AtomicU64,
+    workers: u32,
+    name: String,
+}
+
+/// A connection to a dispatcher. Cheap to clone; tensors keep their session alive.
+#[derive(Clone)]
+pub struct Session(Arc<Inner>);
+
+/// PyTorch's default seed, so unseeded programs are reproducible like PyTorch's.
+pub const DEFAULT_SEED: u64 = 67_280_421_310_721;
+
+impl Session {
+    /// A session sending on `tx` and receiving through `router`; `batch_size` instructions are
+    /// buffered before a send (sync points send at once).
+    pub fn new(tx: Tx<ClientMsg>, router: Arc<ReplyRouter>, workers: u32, batch_size: usize, name: String) -> Session {
+        Session(Arc::new(Inner {
+            tx,
+            router,
+            buf: Mutex::new(Vec::with_capacity(batch_size)),
+            batch_size: batch_size.max(1),
+            next_id: AtomicU64::new(1),
+            next_req: AtomicU64::new(1),
+            seed: AtomicU64::new(DEFAULT_SEED),
+            random_stream: AtomicU64::new(0),
+            workers,
+            name,
+        }))
+    }
+
+    /// How many workers were live when this session joined.
+    pub fn workers(&self) -> u32 {
+        self.0.workers
+    }
+
+    /// The name this session gave the dispatcher.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// Whether two handles are the same session.
+    pub fn same(&self, other: &Session) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    pub(crate) fn new_id(&self) -> TensorId {
+        TensorId(self.0.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Resets the random generator: later random tensors depend only on `seed` and their order.
+    pub fn manual_seed(&self, seed: u64) {
+        self.0.seed.store(seed, Ordering::Relaxed);
+        self.0.random_stream.store(0, Ordering::Relaxed);
+    }
+
+    pub(crate) fn next_random(&self) -> (u64, u64) {
+        (self.0.seed.load(Ordering::Relaxed), self.0.random_stream.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Appends one instruction; sends the batch when full.
+    pub(crate) fn push(&self, msg: ClientMsg) {
+        let mut buf = self.0.buf.lock().unwrap();
+        buf.push(msg);
+        if buf.len() >= self.0.batch_size {
+            let batch = std::mem::replace(&mut *buf, Vec::with_capacity(self.0.batch_size));
+            drop(buf);
+            let _ = self.0.tx.send(batch);
+        }
+    }
+
+    /// Sends whatever is buffered.
+    pub fn flush(&self) -> Result<()> {
+        let batch = {
+            let mut buf = self.0.buf.lock().unwrap();
+            if buf.is_empty() {
+                return self.0.router.dead().map_or(Ok(()), Err);
+            }
+            std::mem::replace(&mut *buf, Vec::with_capacity(self.0.batch_size))
+        };
+        self.0.tx.send(batch).map_err(|_| self.connection_error())
+    }
+
+    fn connection_error(&self) -> Error {
+        self.0.router.dead().unwrap_or_else(|| Error::Connection("the dispatcher connection is closed".into()))
+    }
+
+    /// Sends a request and waits for its reply.
+    pub(crate) fn request(&self, make: impl FnOnce(ReqId) -> ClientMsg) -> Result<ClientReply> {
+        if let Some(e) = self.0.router.dead() {
+            return Err(e);
+        }
+        let req = ReqId(self.0.next_req.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = bounded(1);
+        self.0.router.waiters.lock().unwrap().insert(req, tx);
+        // The router may have died between the check and the insert; check again.
+        if let Some(e) = self.0.router.dead() {
+            self.0.router.waiters.lock().unwrap().remove(&req);
+            return Err(e);
+        }
+        self.push(make(req));
+        self.flush()?;
+        rx.recv().map_err(|_| self.connection_error())
+    }
+
+    /// Waits until everything sent so far has executed. Returns an error naming a worker that
+    /// was lost while holding this session's tensors.
+    pub fn sync(&self) -> Result<()> {
+        match self.request(|req| ClientMsg::Sync { req })? {
+            ClientReply::Synced { result, .. } => result,
+            other => Err(Error::Protocol(format!("unexpected reply to sync: {other:?}"))),
+        }
+    }
+
+    /// Every worker's statistics (a sync point).
+    pub fn worker_stats(&self) -> Result<Vec<WorkerStats>> {
+        match self.request(|req| ClientMsg::Stats { req })? {
+            ClientReply::Stats { result, .. } => result,
+            other => Err(Error::Protocol(format!("unexpected reply to stats: {other:?}"))),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let batch = std::mem::take(&mut *self.buf.lock().unwrap());
+        if !batch.is_empty() {
+            let _ = self.tx.send(batch);
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! The dispatcher's state machine. It owns sessions, the placement table, the worker registry and
+//! outstanding requests; it does no I/O (outgoing batches go through each peer's [`Tx`]) and takes
+//! the current time as an argument, so heartbeats are tested with a fake clock.
+
+use crate::event::Event;
+use gt_core::{Error, SessionId, TensorId, WorkerId};
+use gt_proto::{ClientMsg, ClientReply, WorkerMsg, WorkerReply, WorkerStats};
+use gt_transport::Tx;
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Timing knobs of the core.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// A worker silent for this long is declared lost.
+    pub heartbeat_timeout: Duration,
+    /// How long a client may wait for a first worker before it is refused.
+    pub join_timeout: Duration,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig { heartbeat_timeout: Duration::from_millis(1500), join_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// Where a client tensor lives.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Place {
+    /// On one worker, under the key `Key::new(session, id)`.
+    On(WorkerId),
+    /// Never computed: reading it returns this error.
+    Poisoned(Error),
+}
+
+/// One client's state.
+pub struct Session {
+    pub(crate) id: SessionId,
+    pub(crate) name: String,
+    pub(crate) tx: Tx<ClientReply>,
+    pub(crate) tensors: FxHashMap<TensorId, Place>,
+    pub(crate) home: Option<WorkerId>,
+    /// Workers lost while holding this session's tensors, reported at the next sync.
+    pub(crate) lost: Vec<Error>,
+    pub(crate) outbox: Vec<ClientReply>,
+    pub(crate) instructions: u64,
+}
+
+pub(crate) struct WorkerSlot {
+    pub(crate) tx: Tx<WorkerMsg>,
+    pub(crate) peer_addr: String,
+    pub(crate) alive: bool,
+    pub(crate) last_seen: Instant,
+    pub(crate) homed: usize,
+    pub(crate) outbox: Vec<WorkerMsg>,
+}
+
+/// What a worker-level request id answers.
+pub(crate) enum Pending {
+    Read { session: SessionId, req: gt_core::ReqId },
+    Part { agg: u64 },
+}
+
+/// A client request answered by several workers (stats, sync).
+pub(crate) struct Agg {
+    pub(crate) session: SessionId,
+    pub(crate) req: gt_core::ReqId,
+    pub(crate) remaining: usize,
+    pub(crate) stats: Option<Vec<WorkerStats>>,
+}
+
+struct WaitingClient {
+    name: String,
+    tx: Tx<ClientReply>,
+    accepted: crossbeam_channel::Sender<Result<(SessionId, u32), String>>,
+    deadline: Instant,
+}
+
+/// The dispatcher state machine.
+pub struct Core {
+    pub(crate) cfg: CoreConfig,
+    pub(crate) sessions: FxHashMap<SessionId, Session>,
+    next_session: u32,
+    pub(crate) workers: Vec<WorkerSlot>,
+    pub(crate) pending: FxHashMap<u64, (WorkerId, Pending)>,
+    pub(crate) aggs: FxHashMap<u64, Agg>,
+    next_req: u64,
+    pub(crate) next_xfer: u64,
+    pub(crate) next_temp: u64,
+    waiting: Vec<WaitingClient>,
+    queues: FxHashMap<SessionId, VecDeque<Vec<ClientMsg>>>,
+    order: VecDeque<SessionId>,
+    stopped: bool,
+}
+
+impl Core {
+    /// An empty dispatcher.
+    pub fn new(cfg: CoreConfig) -> Core {
+        Core {
+            cfg,
+            sessions: FxHashMap::default(),
+            next_session: 1, // session 0 names the dispatcher's own temporaries
+            workers: Vec::new(),
+            pending: FxHashMap::default(),
+            aggs: FxHashMap::default(),
+            next_req: 1,
+            next_xfer: 1,
+            next_temp: 1,
+            waiting: Vec::new(),
+            queues: FxHashMap::default(),
+            order: VecDeque::new(),
+            stopped: false,
+        }
+    }
+
+    /// Whether `Shutdown` was handled.
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Number of live workers.
+    pub fn alive_workers(&self) -> usize {
+        self.workers.iter().filter(|w| w.alive).count()
+    }
+
+    /// Number of connected sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Handles one event. Client instructions are queued per session; [`Core::serve`] runs them
+    /// round-robin so one busy client cannot starve the others.
+    pub fn handle(&mut self, ev: Event, now: Instant) {
+        match ev {
+            Event::ClientJoined { name, tx, accepted } => {
+                let w = WaitingClient { name, tx, accepted, deadline: now + self.cfg.join_timeout };
+                self.waiting.push(w);
+                self.admit_waiting(now);
+            }
+            Event::ClientBatch { session, msgs } => {
+                if self.sessions.contains_key(&session) {
+                    let q = self.queues.entry(session).or_default();
+                    if q.is_empty() {
+                        self.order.push_back(session);
+                    }
+                    q.push_back(msgs);
+                }
+            }
+            Event::ClientLeft { session, reason } => self.client_left(session, reason),
+            Event::WorkerJoined { peer_addr, tx, accepted } => {
+                let id = WorkerId(self.workers.len() as u32);
+                tracing::info!(target: "gt::dispatcher", "{id} joined (peer address {peer_addr})");
+                self.workers.push(WorkerSlot { tx, peer_addr, alive: true, last_seen: now, homed: 0, outbox: Vec::new() });
+                let _ = accepted.send(id);
+                self.announce_peers();
+                self.admit_waiting(now);
+            }
+            Event::WorkerBatch { worker, msgs } => {
+                if let Some(w) = self.workers.get_mut(worker.0 as usize) {
+                    w.last_seen = now;
+                }
+                for m in msgs {
+                    self.worker_reply(worker, m);
+                }
+            }
+            Event::WorkerLeft { worker, reason } => self.lose_worker(worker, reason),
+            Event::Tick => self.tick(now),
+            Event::Shutdown => self.stopped = true,
+        }
+    }
+
+    /// Runs queued client batches, one batch per session per turn.
+    pub fn serve(&mut self) {
+        while let Some(sid) = self.order.pop_front() {
+            let Some(batch) = self.queues.get_mut(&sid).and_then(|q| q.pop_front()) else { continue };
+            if self.queues.get(&sid).is_some_and(|q| !q.is_empty()) {
+                self.order.push_back(sid);
+            }
+            self.client_batch(sid, batch);
+        }
+    }
+
+    /// Sends everything queued for clients and workers.
+    pub fn flush(&mut self) {
+        for w in &mut self.workers {
+            if !w.outbox.is_empty() {
+                let batch = std::mem::take(&mut w.outbox);
+                if w.alive {
+                    let _ = w.tx.send(batch);
+                }
+            }
+        }
+        for s in self.sessions.values_mut() {
+            if !s.outbox.is_empty() {
+                let _ = s.tx.send(std::mem::take(&mut s.outbox));
+            }
+        }
+    }
+
+    fn admit_waiting(&mut self, now: Instant) {
+        let alive = self.alive_workers() as u32;
+        for w in std::mem::take(&mut self.waiting) {
+            if alive > 0 {
+                let id = SessionId(self.next_session);
+                self.next_session += 1;
+                let home = self.least_loaded();
+                if let Some(h) = home {
+                    self.workers[h.0 as usize].homed += 1;
+                }
+                tracing::info!(target: "gt::dispatcher", "client '{}' joined as {id}", w.name);
+                let session = Session {
+                    id,
+                    name: w.name,
+                    tx: w.tx,
+                    tensors: FxHashMap::default(),
+                    home,
+                    lost: Vec::new(),
+                    outbox: Vec::new(),
+                    instructions: 0,
+                };
+                self.sessions.insert(id, session);
+                let _ = w.accepted.send(Ok((id, alive)));
+            } else if now >= w.deadline {
+                let _ = w.accepted.send(Err(format!(
+                    "no worker joined the dispatcher within {:?}",
+                    self.cfg.join_timeout
+                )));
+            } else {
+                self.waiting.push(w);
+            }
+        }
+    }
+
+    pub(crate) fn least_loaded(&self) -> Option<WorkerId> {
+        self.workers
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.alive)
+            .min_by_key(|(i, w)| (w.homed, *i))
+            .map(|(i, _)| WorkerId(i as u32))
+    }
+
+    fn announce_peers(&mut self) {
+        let peers: Vec<(WorkerId, String)> = self
+            .workers
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.alive)
+            .map(|(i, w)| (WorkerId(i as u32), w.peer_addr.clone()))
+            .collect();
+        for w in self.workers.iter_mut().filter(|w| w.alive) {
+            w.outbox.push(WorkerMsg::Peers { peers: peers.clone() });
+        }
+    }
+
+    pub(crate) fn new_req(&mut self, worker: WorkerId, p: Pending) -> gt_core::ReqId {
+        let r = self.next_req;
+        self.next_req += 1;
+        self.pending.insert(r, (worker, p));
+        gt_core::ReqId(r)
+    }
+
+    pub(crate) fn new_agg(&mut self, agg: Agg) -> u64 {
+        let id = self.next_req;
+        self.next_req += 1;
+        self.aggs.insert(id, agg);
+        id
+    }
+
+    fn worker_reply(&mut self, worker: WorkerId, m: WorkerReply) {
+        let req = match &m {
+            WorkerReply::Pong => return,
+            WorkerReply::Data { req, .. } | WorkerReply::Stats { req, .. } | WorkerReply::BarrierDone { req } => *req,
+        };
+        let Some((_, p)) = self.pending.remove(&req.0) else {
+            tracing::warn!(target: "gt::dispatcher", "{worker} answered unknown request {}", req.0);
+            return;
+        };
+        match (p, m) {
+            (Pending::Read { session, req }, WorkerReply::Data { result, .. }) => {
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    s.outbox.push(ClientReply::Data { req, result });
+                }
+            }
+            (Pending::Part { agg }, WorkerReply::Stats { stats, .. }) => self.part_done(agg, Some(stats)),
+            (Pending::Part { agg }, WorkerReply::BarrierDone { .. }) => self.part_done(agg, None),
+            (_, other) => {
+                tracing::warn!(target: "gt::dispatcher", "{worker} sent a mismatched reply {other:?}")
+            }
+        }
+    }
+
+    pub(crate) fn part_done(&mut self, agg: u64, stats: Option<WorkerStats>) {
+        let Some(a) = self.aggs.get_mut(&agg) else { return };
+        if let (Some(list), Some(st)) = (a.stats.as_mut(), stats) {
+            list.push(st);
+        }
+        a.remaining -= 1;
+        if a.remaining > 0 {
+            return;
+        }
+        let a = self.aggs.remove(&agg).expect("present");
+        let Some(s) = self.sessions.get_mut(&a.session) else { return };
+        let reply = match a.stats {
+            Some(mut list) => {
+                list.sort_by_key(|st| st.worker);
+                ClientReply::Stats { req: a.req, result: Ok(list) }
+            }
+            None => {
+                let result = if s.lost.is_empty() { Ok(()) } else { Err(s.lost.remove(0)) };
+                s.lost.clear();
+                ClientReply::Synced { req: a.req, result }
+            }
+        };
+        s.outbox.push(reply);
+    }
+
+    fn client_left(&mut self, session: SessionId, reason: Option<String>) {
+        let Some(s) = self.sessions.remove(&session) else { return };
+        tracing::info!(
+            target: "gt::dispatcher",
+            "client '{}' ({session}) left{}; freeing {} tensors",
+            s.name,
+            reason.map(|r| format!(" ({r})")).unwrap_or_default(),
+            s.tensors.len()
+        );
+        if let Some(h) = s.home {
+            let slot = &mut self.workers[h.0 as usize];
+            slot.homed = slot.homed.saturating_sub(1);
+        }
+        self.queues.remove(&session);
+        for w in self.workers.iter_mut().filter(|w| w.alive) {
+            w.outbox.push(WorkerMsg::FreeSession { session });
+        }
+    }
+
+    /// Declares `worker` lost: its tensors are poisoned (each owner hears at its next sync),
+    /// requests waiting on it fail, other workers stop waiting for transfers from it.
+    pub(crate) fn lose_worker(&mut self, worker: WorkerId, reason: String) {
+        let Some(slot) = self.workers.get_mut(worker.0 as usize) else { return };
+        if !slot.alive {
+            return;
+        }
+        slot.alive = false;
+        slot.outbox.clear();
+        tracing::warn!(target: "gt::dispatcher", "{worker} lost: {reason}");
+        let err = Error::WorkerLost { worker: worker.0, reason };
+        let new_home = self.least_loaded();
+        for s in self.sessions.values_mut() {
+            let mut held = false;
+            for place in s.tensors.values_mut() {
+                if *place == Place::On(worker) {
+                    *place = Place::Poisoned(err.clone());
+                    held = true;
+                }
+            }
+            if held {
+                s.lost.push(err.clone());
+            }
+            if s.home == Some(worker) {
+                s.home = new_home;
+                if let Some(h) = new_home {
+                    self.workers[h.0 as usize].homed += 1;
+                }
+            }
+        }
+        let failed: Vec<u64> =
+            self.pending.iter().filter(|(_, (w, _))| *w == worker).map(|(r, _)| *r).collect();
+        for r in failed {
+            let (_, p) = self.pending.remove(&r).expect("present");
+            match p {
+                Pending::Read { session, req } => {
+                    if let Some(s) = self.sessions.get_mut(&session) {
+                        s.outbox.push(ClientReply::Data { req, result: Err(err.clone()) });
+                    }
+                }
+                Pending::Part { agg } => {
+                    let dead = WorkerStats { worker: worker.0, alive: false, ..Default::default() };
+                    let is_stats = self.aggs.get(&agg).is_some_and(|a| a.stats.is_some());
+                    self.part_done(agg, is_stats.then_some(dead));
+                }
+            }
+        }
+        for w in self.workers.iter_mut().filter(|w| w.alive) {
+            w.outbox.push(WorkerMsg::PeerLost { worker, error: err.clone() });
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        let timeout = self.cfg.heartbeat_timeout;
+        let silent: Vec<WorkerId> = self
+            .workers
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.alive && now.duration_since(w.last_seen) > timeout)
+            .map(|(i, _)| WorkerId(i as u32))
+            .collect();
+        for w in silent {
+            self.lose_worker(w, format!("no heartbeat for {timeout:?}"));
+        }
+        for w in self.workers.iter_mut().filter(|w| w.alive) {
+            w.outbox.push(WorkerMsg::Ping);
+        }
+        self.admit_waiting(now);
+    }
+}

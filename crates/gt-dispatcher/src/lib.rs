@@ -1,0 +1,21 @@
+//! GT's dispatcher: one session per client (its own id namespace), a placement table saying which
+//! worker holds each tensor, a worker registry with heartbeats, and the rewriting of client
+//! instruction streams into worker instruction streams (including worker-to-worker moves).
+//!
+//! # Layout
+//! - [`event`]: everything that can happen to the dispatcher, as one enum.
+//! - [`core`]: the synchronous state machine that handles events (no I/O, fake-clock testable).
+//! - [`route`]: rewriting one client instruction into worker instructions.
+//! - [`server`]: the shell — listeners, handshakes, socket pumps, the heartbeat ticker.
+
+pub mod core;
+pub mod event;
+pub mod route;
+pub mod server;
+
+pub use crate::core::{Core, CoreConfig};
+pub use event::Event;
+pub use server::{Dispatcher, DispatcherConfig};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,278 @@
+//! The dispatcher's shell: the core thread, the heartbeat ticker, listeners with handshakes, and
+//! in-process links for the embedded runtime. `Dispatcher::start` + `listen` is the library entry
+//! point that the `gt` binary, the embedded runtime and the tests all share.
+
+use crate::core::{Core, CoreConfig};
+use crate::event::Event;
+use gt_core::{Error, SessionId, WorkerId};
+use gt_proto::{ClientMsg, ClientReply, Role, WorkerMsg, WorkerReply};
+use gt_transport::{accept_handshake, send_welcome, spawn_reader, spawn_writer, Addr, Listener, Stream, Tx};
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Everything the dispatcher needs to know, read once by the binary.
+#[derive(Clone, Debug)]
+pub struct DispatcherConfig {
+    /// Core timing.
+    pub core: CoreConfig,
+    /// How often workers are pinged.
+    pub heartbeat_interval: Duration,
+    /// Shared secret every connection must present (`GT_TOKEN`).
+    pub token: Option<String>,
+    /// Largest frame accepted from any connection.
+    pub max_frame: usize,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        DispatcherConfig {
+            core: CoreConfig::default(),
+            heartbeat_interval: Duration::from_millis(250),
+            token: None,
+            max_frame: gt_proto::DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+/// A running dispatcher.
+pub struct Dispatcher {
+    events: Sender<Event>,
+    cfg: DispatcherConfig,
+    stop: Arc<AtomicBool>,
+    core_thread: Mutex<Option<JoinHandle<()>>>,
+    listeners: Mutex<Vec<Arc<Listener>>>,
+}
+
+impl Dispatcher {
+    /// Starts the core and heartbeat threads. Nothing listens until [`Dispatcher::listen`].
+    pub fn start(cfg: DispatcherConfig) -> Dispatcher {
+        let (events, rx) = crossbeam_channel::unbounded();
+        let core = Core::new(cfg.core.clone());
+        let core_thread = std::thread::Builder::new()
+            .name("gt-dispatcher".into())
+            .spawn(move || run_core(core, rx))
+            .expect("spawning a thread");
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tick_tx, tick_stop, interval) = (events.clone(), stop.clone(), cfg.heartbeat_interval);
+        std::thread::Builder::new()
+            .name("gt-heartbeat".into())
+            .spawn(move || {
+                while !tick_stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(interval);
+                    if tick_tx.send(Event::Tick).is_err() {
+                        break;
+                    }
+                }
+            })
+            .expect("spawning a thread");
+        Dispatcher {
+            events,
+            cfg,
+            stop,
+            core_thread: Mutex::new(Some(core_thread)),
+            listeners: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Accepts connections on `addr` (TCP or Unix) in a background thread; returns the bound
+    /// address (the real port when `addr` asked for port 0).
+    pub fn listen(&self, addr: &Addr) -> std::io::Result<Addr> {
+        let listener = Arc::new(Listener::bind(addr)?);
+        let bound = listener.local_addr();
+        self.listeners.lock().unwrap().push(listener.clone());
+        let (events, stop, cfg) = (self.events.clone(), self.stop.clone(), self.cfg.clone());
+        std::thread::Builder::new()
+            .name(format!("gt-accept-{bound}"))
+            .spawn(move || loop {
+                let stream = listener.accept();
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                match stream {
+                    Ok(s) => {
+                        let (events, cfg) = (events.clone(), cfg.clone());
+                        std::thread::spawn(move || serve_connection(s, events, cfg));
+                    }
+                    Err(e) => {
+                        tracing::warn!(target: "gt::dispatcher", "accept failed: {e}");
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            })
+            .expect("spawning a thread");
+        tracing::info!(target: "gt::dispatcher", "listening on {bound}");
+        Ok(bound)
+    }
+
+    /// Joins an in-process client: replies go to `deliver`; returns its session, the live worker
+    /// count and the `Tx` for its instructions. Dropping every clone of that `Tx` ends the session.
+    pub fn connect_client(&self, name: &str, deliver: Tx<ClientReply>) -> Result<(SessionId, u32, Tx<ClientMsg>), Error> {
+        let (acc_tx, acc_rx) = crossbeam_channel::bounded(1);
+        self.events
+            .send(Event::ClientJoined { name: name.into(), tx: deliver, accepted: acc_tx })
+            .map_err(|_| Error::Connection("dispatcher stopped".into()))?;
+        let (sid, workers) = acc_rx
+            .recv()
+            .map_err(|_| Error::Connection("dispatcher stopped".into()))?
+            .map_err(Error::Connection)?;
+        let guard = LeaveGuard { events: self.events.clone(), session: sid };
+        let events = self.events.clone();
+        let tx = Tx::from_fn(move |msgs| {
+            let _keep = &guard;
+            events.send(Event::ClientBatch { session: sid, msgs }).map_err(|_| gt_transport::Closed)
+        });
+        Ok((sid, workers, tx))
+    }
+
+    /// Joins an in-process worker whose instructions go to `tx`; returns its id and the `Tx` for
+    /// its replies.
+    pub fn connect_worker(&self, peer_addr: &str, tx: Tx<WorkerMsg>) -> Result<(WorkerId, Tx<WorkerReply>), Error> {
+        let (acc_tx, acc_rx) = crossbeam_channel::bounded(1);
+        self.events
+            .send(Event::WorkerJoined { peer_addr: peer_addr.into(), tx, accepted: acc_tx })
+            .map_err(|_| Error::Connection("dispatcher stopped".into()))?;
+        let id = acc_rx.recv().map_err(|_| Error::Connection("dispatcher stopped".into()))?;
+        let events = self.events.clone();
+        let reply = Tx::from_fn(move |msgs| {
+            events.send(Event::WorkerBatch { worker: id, msgs }).map_err(|_| gt_transport::Closed)
+        });
+        Ok((id, reply))
+    }
+
+    /// Tells the core that an in-process worker is gone.
+    pub fn worker_left(&self, worker: WorkerId, reason: &str) {
+        let _ = self.events.send(Event::WorkerLeft { worker, reason: reason.into() });
+    }
+
+    /// Stops accepting, stops the core, and waits for it.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for l in self.listeners.lock().unwrap().drain(..) {
+            l.wake();
+        }
+        let _ = self.events.send(Event::Shutdown);
+        if let Some(t) = self.core_thread.lock().unwrap().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct LeaveGuard {
+    events: Sender<Event>,
+    session: SessionId,
+}
+
+impl Drop for LeaveGuard {
+    fn drop(&mut self) {
+        let _ = self.events.send(Event::ClientLeft { session: self.session, reason: None });
+    }
+}
+
+fn run_core(mut core: Core, rx: Receiver<Event>) {
+    while let Ok(ev) = rx.recv() {
+        let now = Instant::now();
+        core.handle(ev, now);
+        // Take whatever else is already queued (bounded, so serving is never postponed forever).
+        for _ in 0..4096 {
+            match rx.try_recv() {
+                Ok(ev) => core.handle(ev, now),
+                Err(_) => break,
+            }
+        }
+        core.serve();
+        core.flush();
+        if core.stopped() {
+            break;
+        }
+    }
+    tracing::debug!(target: "gt::dispatcher", "core stopped");
+}
+
+/// Handshake, then hand the connection to the core as a client or worker.
+fn serve_connection(stream: Stream, events: Sender<Event>, cfg: DispatcherConfig) {
+    let peer = stream.peer_name();
+    let hello = match accept_handshake(&stream, cfg.token.as_deref(), Duration::from_secs(5)) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(target: "gt::dispatcher", "rejected connection from {peer}: {e}");
+            stream.shutdown();
+            return;
+        }
+    };
+    let Ok(write_half) = stream.try_clone() else { return };
+    match hello.role {
+        Role::Client => {
+            let name = if hello.info.is_empty() { peer.clone() } else { hello.info.clone() };
+            let tx = spawn_writer::<ClientReply>(write_half, format!("client-{name}"));
+            let (acc_tx, acc_rx) = crossbeam_channel::bounded(1);
+            let _ = events.send(Event::ClientJoined { name: name.clone(), tx, accepted: acc_tx });
+            match acc_rx.recv() {
+                Ok(Ok((sid, workers))) => {
+                    if send_welcome(&stream, sid.0, workers).is_err() {
+                        let _ = events.send(Event::ClientLeft { session: sid, reason: Some("closed during handshake".into()) });
+                        return;
+                    }
+                    let (ev_batch, ev_close) = (events.clone(), events);
+                    spawn_reader::<ClientMsg, _, _>(
+                        stream,
+                        cfg.max_frame,
+                        format!("client-{sid}"),
+                        move |msgs| ev_batch.send(Event::ClientBatch { session: sid, msgs }).is_ok(),
+                        move |err| {
+                            if let Some(e) = &err {
+                                tracing::error!(target: "gt::dispatcher", "closing connection of client '{name}' ({sid}): {e}");
+                            }
+                            let _ = ev_close.send(Event::ClientLeft { session: sid, reason: err.map(|e| e.to_string()) });
+                        },
+                    );
+                }
+                Ok(Err(reason)) => reject(&stream, &reason),
+                Err(_) => reject(&stream, "dispatcher is shutting down"),
+            }
+        }
+        Role::Worker => {
+            let tx = spawn_writer::<WorkerMsg>(write_half, format!("worker-{peer}"));
+            let (acc_tx, acc_rx) = crossbeam_channel::bounded(1);
+            let _ = events.send(Event::WorkerJoined { peer_addr: hello.info.clone(), tx, accepted: acc_tx });
+            let Ok(id) = acc_rx.recv() else { return reject(&stream, "dispatcher is shutting down") };
+            if send_welcome(&stream, id.0, 0).is_err() {
+                let _ = events.send(Event::WorkerLeft { worker: id, reason: "closed during handshake".into() });
+                return;
+            }
+            let (ev_batch, ev_close) = (events.clone(), events);
+            spawn_reader::<WorkerReply, _, _>(
+                stream,
+                cfg.max_frame,
+                format!("{id}"),
+                move |msgs| ev_batch.send(Event::WorkerBatch { worker: id, msgs }).is_ok(),
+                move |err| {
+                    let reason = match err {
+                        Some(e) => format!("connection failed: {e}"),
+                        None => "connection closed".into(),
+                    };
+                    let _ = ev_close.send(Event::WorkerLeft { worker: id, reason });
+                },
+            );
+        }
+        Role::Monitor | Role::Peer => {
+            reject(&stream, &format!("the dispatcher does not accept {:?} connections", hello.role))
+        }
+    }
+}
+
+fn reject(stream: &Stream, reason: &str) {
+    tracing::warn!(target: "gt::dispatcher", "refusing connection: {reason}");
+    if let Ok(s) = stream.try_clone() {
+        let _ = gt_transport::FrameWriter::new(s).send(&[gt_proto::Welcome::Rejected { reason: reason.into() }]);
+    }
+    stream.shutdown();
+}

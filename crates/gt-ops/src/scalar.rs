@@ -1,0 +1,139 @@
+//! Per-element semantics of the elementwise ops, written once and used by every CPU kernel
+//! (instantiated at `f32` and `f64`) and by the float64 reference. A kernel dispatches on the op
+//! outside its loop and calls these `#[inline(always)]` functions with a constant op inside it, so
+//! the `match` folds away.
+
+use crate::op::{BinaryOp, UnaryOp};
+
+/// The float operations the elementwise ops need.
+pub trait Float:
+    Copy
+    + PartialOrd
+    + Send
+    + Sync
+    + 'static
+    + std::fmt::Debug
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::Neg<Output = Self>
+{
+    /// `0`
+    const ZERO: Self;
+    /// `1`
+    const ONE: Self;
+    /// Negative infinity (identity of max).
+    const NEG_INF: Self;
+    /// From f64, rounding to nearest.
+    fn from_f64(x: f64) -> Self;
+    /// To f64, exactly.
+    fn to_f64(self) -> f64;
+    /// `e^x`
+    fn exp(self) -> Self;
+    /// natural log
+    fn ln(self) -> Self;
+    /// square root
+    fn sqrt(self) -> Self;
+    /// hyperbolic tangent
+    fn tanh(self) -> Self;
+    /// NaN test
+    fn is_nan(self) -> bool;
+}
+
+macro_rules! impl_float {
+    ($t:ty) => {
+        impl Float for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const NEG_INF: Self = <$t>::NEG_INFINITY;
+            #[inline(always)]
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            #[inline(always)]
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            #[inline(always)]
+            fn tanh(self) -> Self {
+                <$t>::tanh(self)
+            }
+            #[inline(always)]
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
+            }
+        }
+    };
+}
+impl_float!(f32);
+impl_float!(f64);
+
+/// `op(x)` for one element.
+#[inline(always)]
+pub fn unary<T: Float>(op: UnaryOp, x: T) -> T {
+    match op {
+        UnaryOp::Neg => -x,
+        UnaryOp::Exp => x.exp(),
+        UnaryOp::Log => x.ln(),
+        UnaryOp::Sqrt => x.sqrt(),
+        // Compare-and-select (not fmax): NaN stays NaN and it vectorizes well.
+        UnaryOp::Relu => {
+            if x < T::ZERO {
+                T::ZERO
+            } else {
+                x
+            }
+        }
+        UnaryOp::Sigmoid => T::ONE / (T::ONE + (-x).exp()),
+        UnaryOp::Tanh => x.tanh(),
+    }
+}
+
+/// `a op b` for one element.
+#[inline(always)]
+pub fn binary<T: Float>(op: BinaryOp, a: T, b: T) -> T {
+    match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => a / b,
+    }
+}
+
+/// `max(a, b)` where NaN wins (PyTorch's `max` propagates NaN).
+#[inline(always)]
+pub fn max_nan<T: Float>(a: T, b: T) -> T {
+    if a.is_nan() || a > b {
+        a
+    } else {
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relu_keeps_nan_and_sigmoid_is_stable() {
+        assert!(unary(UnaryOp::Relu, f32::NAN).is_nan());
+        assert_eq!(unary(UnaryOp::Relu, -3.0f32), 0.0);
+        assert_eq!(unary(UnaryOp::Sigmoid, -1000.0f64), 0.0);
+        assert_eq!(unary(UnaryOp::Sigmoid, 1000.0f64), 1.0);
+        assert!(max_nan(f64::NAN, 1.0).is_nan());
+        assert!(max_nan(1.0, f64::NAN).is_nan());
+    }
+}

@@ -1,0 +1,97 @@
+//! The messages of each hop, one enum per direction, a doc line per variant.
+//!
+//! ```text
+//! client ──ClientMsg──► dispatcher ──WorkerMsg──► worker ──PeerMsg──► worker
+//!        ◄─ClientReply─            ◄─WorkerReply─
+//! ```
+//! Clients name tensors with their own [`TensorId`]s; the dispatcher rewrites them to worker-side
+//! [`Key`]s (session-tagged), so no client can reach another's tensors.
+
+use crate::{TensorData, WorkerStats};
+use gt_core::{Error, Key, ReqId, SessionId, TensorId, WorkerId};
+use gt_ops::Op;
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+/// Client → dispatcher.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ClientMsg {
+    /// Compute `out = op(inputs)`.
+    Exec { out: TensorId, op: Op, inputs: SmallVec<[TensorId; 2]> },
+    /// Create `out` from the given bytes.
+    Upload { out: TensorId, data: TensorData },
+    /// The client dropped its last handle to `id`.
+    Free { id: TensorId },
+    /// `out` is a copy of `src` living on `worker` (like `.to(device)`).
+    ToWorker { out: TensorId, src: TensorId, worker: WorkerId },
+    /// Send back the contents of `id` (a sync point).
+    Read { req: ReqId, id: TensorId },
+    /// Send back every worker's statistics (a sync point).
+    Stats { req: ReqId },
+    /// Answer once everything sent before has executed (a sync point).
+    Sync { req: ReqId },
+}
+
+/// Dispatcher → client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ClientReply {
+    /// The contents asked for by `Read`, or why they cannot be had.
+    Data { req: ReqId, result: Result<TensorData, Error> },
+    /// The statistics asked for by `Stats`.
+    Stats { req: ReqId, result: Result<Vec<WorkerStats>, Error> },
+    /// `Sync` finished: `Err` names a worker lost while holding this client's tensors.
+    Synced { req: ReqId, result: Result<(), Error> },
+}
+
+/// Dispatcher → worker. Every tensor is named by a session-tagged [`Key`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum WorkerMsg {
+    /// Compute `out = op(inputs)`.
+    Exec { out: Key, op: Op, inputs: SmallVec<[Key; 2]> },
+    /// Store the given bytes as `out`.
+    Upload { out: Key, data: TensorData },
+    /// Drop `key`.
+    Free { key: Key },
+    /// `out` names the same tensor as `src` (a move to the worker it already lives on).
+    Alias { out: Key, src: Key },
+    /// Drop every tensor of `session` (its client disconnected).
+    FreeSession { session: SessionId },
+    /// Mark `key` as failed with `error` (its inputs were lost elsewhere).
+    Poison { key: Key, error: Error },
+    /// Reply with the contents of `key`.
+    Read { req: ReqId, key: Key },
+    /// Reply with this worker's statistics.
+    Stats { req: ReqId },
+    /// Reply once everything before has executed.
+    Barrier { req: ReqId },
+    /// Deliver the contents of `key` to worker `to` as transfer `xfer`.
+    Send { key: Key, to: WorkerId, xfer: u64 },
+    /// Store transfer `xfer` from worker `from` as `out` (waits for it to arrive).
+    Recv { out: Key, from: WorkerId, xfer: u64 },
+    /// The addresses of the other workers, for peer transfers.
+    Peers { peers: Vec<(WorkerId, String)> },
+    /// Worker `worker` is gone: fail any transfer still expected from it.
+    PeerLost { worker: WorkerId, error: Error },
+    /// Liveness probe; answered with `Pong` right away, even while executing.
+    Ping,
+}
+
+/// Worker → dispatcher.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum WorkerReply {
+    /// Answer to `Read`.
+    Data { req: ReqId, result: Result<TensorData, Error> },
+    /// Answer to `Stats`.
+    Stats { req: ReqId, stats: WorkerStats },
+    /// Answer to `Barrier`.
+    BarrierDone { req: ReqId },
+    /// Answer to `Ping`.
+    Pong,
+}
+
+/// Worker → worker (peer transfers).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum PeerMsg {
+    /// The contents for transfer `xfer`, or the error that poisons its destination.
+    Tensor { xfer: u64, from: WorkerId, result: Result<TensorData, Error> },
+}

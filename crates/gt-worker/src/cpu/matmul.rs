@@ -1,0 +1,161 @@
+//! Matrix products on the `gemm` crate: 2-d, batched with broadcast batch dimensions, and 1-d
+//! operands promoted like NumPy's `matmul`. Operands are passed to `gemm` with their own row and
+//! column strides, so transposed, sliced or expanded inputs are never copied.
+
+use super::layout::{Dims, Strides};
+use super::{elementwise, not_float, CpuEngine, CpuTensor, Elem};
+use gemm::Parallelism;
+use gt_core::{DType, Result};
+use gt_ops::Meta;
+use rayon::prelude::*;
+
+/// Work (`m * n * k`) from which a single product is split over threads.
+const GEMM_PAR_MIN: usize = 1 << 18;
+
+/// `a @ b`; inputs of another dtype are first cast to the output's.
+pub(crate) fn matmul(eng: &CpuEngine, a: &CpuTensor, b: &CpuTensor, out: &Meta) -> Result<CpuTensor> {
+    let (ca, cb);
+    let a = if a.dtype() == out.dtype {
+        a
+    } else {
+        ca = elementwise::cast(eng, a, out.dtype);
+        &ca
+    };
+    let b = if b.dtype() == out.dtype {
+        b
+    } else {
+        cb = elementwise::cast(eng, b, out.dtype);
+        &cb
+    };
+    match out.dtype {
+        DType::F32 => Ok(matmul_t::<f32>(eng, a, b, out)),
+        DType::F64 => Ok(matmul_t::<f64>(eng, a, b, out)),
+        d @ (DType::I64 | DType::Bool) => Err(not_float("matmul", d)),
+    }
+}
+
+/// One operand seen as a batch of matrices.
+struct MatView {
+    /// Element offset of the first matrix.
+    offset: usize,
+    /// Row stride.
+    rs: isize,
+    /// Column stride.
+    cs: isize,
+    /// Stride of each output batch dimension (0 where broadcast).
+    batch_strides: Strides,
+}
+
+/// Matrix dims and strides of `t`, with a 1-d operand promoted to a row (`lhs`) or a column.
+fn promote(t: &CpuTensor, lhs: bool) -> (Dims, Strides) {
+    let l = t.layout();
+    let (mut d, mut s): (Dims, Strides) = (l.shape.0.clone(), l.strides.clone());
+    if d.len() == 1 {
+        if lhs {
+            d.insert(0, 1);
+            s.insert(0, 0);
+        } else {
+            d.push(1);
+            s.push(0);
+        }
+    }
+    (d, s)
+}
+
+fn matmul_t<T: Elem>(eng: &CpuEngine, a: &CpuTensor, b: &CpuTensor, out: &Meta) -> CpuTensor {
+    let (ad, as_) = promote(a, true);
+    let (bd, bs) = promote(b, false);
+    let (ra, rb) = (ad.len(), bd.len());
+    let (m, k, n) = (ad[ra - 2], ad[ra - 1], bd[rb - 1]);
+    // Broadcast the batch dims (right-aligned, like NumPy).
+    let br = ra.max(rb) - 2;
+    let mut batch = Dims::new();
+    let (mut sa, mut sb) = (Strides::new(), Strides::new());
+    for i in 0..br {
+        let pick = |dims: &Dims, strides: &Strides, rank: usize| {
+            let lead = br - (rank - 2);
+            if i >= lead {
+                (dims[i - lead], strides[i - lead])
+            } else {
+                (1, 0)
+            }
+        };
+        let (da, xa) = pick(&ad, &as_, ra);
+        let (db, xb) = pick(&bd, &bs, rb);
+        let d = da.max(db);
+        batch.push(d);
+        sa.push(if da == d { xa } else { 0 });
+        sb.push(if db == d { xb } else { 0 });
+    }
+    let va = MatView { offset: a.layout().offset, rs: as_[ra - 2], cs: as_[ra - 1], batch_strides: sa };
+    let vb = MatView { offset: b.layout().offset, rs: bs[rb - 2], cs: bs[rb - 1], batch_strides: sb };
+    let (da, db) = (a.data::<T>(), b.data::<T>());
+    let mn = m * n;
+    let nbatch: usize = batch.iter().product();
+    eng.new_tensor::<T>(&out.shape, out.dtype, |o| {
+        if o.is_empty() {
+            return;
+        }
+        if k == 0 {
+            o.fill(T::ZERO);
+            return;
+        }
+        let one = |bi: usize, dst: &mut [T], par: Parallelism| {
+            let (mut oa, mut ob) = (va.offset as isize, vb.offset as isize);
+            let mut rem = bi;
+            for i in (0..br).rev() {
+                let idx = (rem % batch[i]) as isize;
+                rem /= batch[i];
+                oa += idx * va.batch_strides[i];
+                ob += idx * vb.batch_strides[i];
+            }
+            debug_assert_eq!(dst.len(), mn);
+            // SAFETY: `dst` holds exactly `m * n` elements, written at `i * n + j`. Every lhs
+            // element read is `oa + i * rs + p * cs` for `i < m`, `p < k`, which is the storage
+            // index of a valid multi-index of `a`'s layout (layouts only come from shape-checked
+            // view ops over buffers that hold them), and likewise for rhs; `gemm` reads no other
+            // elements. The pointers are derived with `wrapping_offset` and only dereferenced
+            // by `gemm` at those positions.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    dst.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    da.as_ptr().wrapping_offset(oa),
+                    va.cs,
+                    va.rs,
+                    db.as_ptr().wrapping_offset(ob),
+                    vb.cs,
+                    vb.rs,
+                    T::ZERO,
+                    T::ONE,
+                    false,
+                    false,
+                    false,
+                    par,
+                );
+            }
+        };
+        let work = m * n * k;
+        if eng.threads() > 1 && work >= GEMM_PAR_MIN {
+            let par = Parallelism::Rayon(eng.threads());
+            eng.install(|| {
+                for (bi, dst) in o.chunks_mut(mn).enumerate() {
+                    one(bi, dst, par);
+                }
+            });
+        } else if nbatch > 1 && eng.parallel(work.saturating_mul(nbatch) / 4) {
+            eng.install(|| {
+                o.par_chunks_mut(mn).enumerate().for_each(|(bi, dst)| one(bi, dst, Parallelism::None))
+            });
+        } else {
+            for (bi, dst) in o.chunks_mut(mn).enumerate() {
+                one(bi, dst, Parallelism::None);
+            }
+        }
+    })
+}

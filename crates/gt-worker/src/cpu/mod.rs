@@ -1,0 +1,360 @@
+//! The CPU engine: strided tensors over pooled buffers, and a kernel for every op.
+//!
+//! A [`CpuTensor`] is a cheap handle (`Arc` of a [`Buffer`] plus a [`Layout`] and a dtype);
+//! reshape of contiguous data, permute, slice and expand only make a new layout. Outputs are
+//! always fresh contiguous buffers from the engine's [`Pool`], which recycles storage when the
+//! last handle drops. Per-element math comes from [`gt_ops::scalar`], so the kernels and the
+//! float64 reference agree by construction; matmul goes to the `gemm` crate with strides, so
+//! transposed operands are never copied. `rayon` is used only for large work.
+//!
+//! # Layout
+//! - [`buffer`]: [`Buffer`] storage and the size-bucketed [`Pool`].
+//! - [`layout`]: [`Layout`], dimension coalescing and run-wise iteration.
+//! - `elementwise`: unary, binary (broadcast), scalar, cast and copy kernels.
+//! - `matmul`: batched, broadcast matmul on `gemm`.
+//! - `reduce`: sum, mean and max over axis sets.
+//! - `creation`: full, arange and counter-based random.
+
+pub mod buffer;
+mod creation;
+mod elementwise;
+pub mod layout;
+mod matmul;
+mod reduce;
+#[cfg(test)]
+mod tests;
+
+pub use buffer::{Buffer, Pool, DEFAULT_POOL_CAP};
+pub use layout::Layout;
+
+use crate::engine::{Engine, PoolStats};
+use bytemuck::Pod;
+use gt_core::{DType, Error, Result, Shape};
+use gt_ops::{infer, BinaryOp, Dist, Meta, Op};
+use gt_proto::TensorData;
+use rayon::prelude::*;
+use smallvec::SmallVec;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Work (elements touched) below which kernels stay on the calling thread.
+const PAR_MIN_WORK: usize = 1 << 16;
+/// Least work per parallel task.
+const PAR_GRAIN: usize = 1 << 13;
+
+/// A tensor on the CPU engine: shared storage plus a strided view of it. Cloning is cheap.
+#[derive(Clone, Debug)]
+pub struct CpuTensor {
+    storage: Arc<Buffer>,
+    layout: Layout,
+    dtype: DType,
+}
+
+impl CpuTensor {
+    /// A contiguous tensor of `shape` owning `buf` (which must hold `shape.numel()` elements).
+    pub(crate) fn from_buffer(buf: Buffer, shape: Shape, dtype: DType) -> CpuTensor {
+        debug_assert!(buf.len_bytes() >= shape.numel() * dtype.size());
+        CpuTensor { storage: Arc::new(buf), layout: Layout::contiguous(shape), dtype }
+    }
+
+    /// The same storage seen through `layout`.
+    pub(crate) fn view(&self, layout: Layout) -> CpuTensor {
+        debug_assert!(layout.end() * self.dtype.size() <= self.storage.len_bytes());
+        CpuTensor { storage: self.storage.clone(), layout, dtype: self.dtype }
+    }
+
+    /// Shape and dtype.
+    pub fn meta(&self) -> Meta {
+        Meta { shape: layout::copy_shape(&self.layout.shape), dtype: self.dtype }
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &Shape {
+        &self.layout.shape
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// How the elements sit in the storage.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The shared storage.
+    pub fn storage(&self) -> &Arc<Buffer> {
+        &self.storage
+    }
+
+    /// Whether the elements are row-major and gap-free in the storage.
+    pub fn is_contiguous(&self) -> bool {
+        self.layout.is_contiguous()
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.layout.numel()
+    }
+
+    /// The whole storage as elements of `T` (index it with the layout).
+    #[inline]
+    pub(crate) fn data<T: Pod>(&self) -> &[T] {
+        self.storage.as_slice()
+    }
+}
+
+/// Float element types the arithmetic kernels are instantiated at.
+pub(crate) trait Elem: gt_ops::scalar::Float + Pod {}
+impl Elem for f32 {}
+impl Elem for f64 {}
+
+/// The error for a non-float tensor reaching a float-only kernel (shape inference rejects this
+/// first, so it only guards against misuse).
+pub(crate) fn not_float(op: &str, dtype: DType) -> Error {
+    Error::dtype(op, format!("expected a float tensor, got {dtype}"))
+}
+
+/// Executes ops on the CPU, with a buffer pool and an optional rayon thread pool.
+pub struct CpuEngine {
+    pool: Pool,
+    threads: usize,
+    rayon: Option<rayon::ThreadPool>,
+}
+
+impl std::fmt::Debug for CpuEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CpuEngine(threads {}, {:?})", self.threads, self.pool)
+    }
+}
+
+impl CpuEngine {
+    /// An engine using `threads` threads (1 = everything on the caller's thread) and a pool that
+    /// caches up to [`DEFAULT_POOL_CAP`] bytes.
+    pub fn new(threads: usize) -> CpuEngine {
+        CpuEngine::with_pool_cap(threads, DEFAULT_POOL_CAP)
+    }
+
+    /// An engine using `threads` threads whose pool caches at most `cap_bytes` bytes.
+    pub fn with_pool_cap(threads: usize, cap_bytes: usize) -> CpuEngine {
+        let mut threads = threads.max(1);
+        let rayon = if threads > 1 {
+            match rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("gt-cpu-{i}"))
+                .build()
+            {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::warn!("could not start {threads} compute threads ({e}); using one");
+                    threads = 1;
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        CpuEngine { pool: Pool::new(cap_bytes), threads, rayon }
+    }
+
+    /// Number of compute threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The engine's buffer pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// A new contiguous tensor of `shape`, its `numel` elements of `T` written by `fill`.
+    pub(crate) fn new_tensor<T: Pod>(
+        &self,
+        shape: &Shape,
+        dtype: DType,
+        fill: impl FnOnce(&mut [T]),
+    ) -> CpuTensor {
+        let n = shape.numel();
+        debug_assert_eq!(std::mem::size_of::<T>(), dtype.size());
+        let mut buf = self.pool.alloc(n * dtype.size());
+        fill(&mut buf.as_mut_slice::<T>()[..n]);
+        CpuTensor::from_buffer(buf, layout::copy_shape(shape), dtype)
+    }
+
+    /// Whether `work` elements of work should be spread over the thread pool.
+    pub(crate) fn parallel(&self, work: usize) -> bool {
+        self.rayon.is_some() && work >= PAR_MIN_WORK
+    }
+
+    /// Runs `f` inside the engine's thread pool (so nested rayon work, e.g. in `gemm`, uses it).
+    pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.rayon {
+            Some(p) => p.install(f),
+            None => f(),
+        }
+    }
+
+    /// Calls `f(start, chunk)` over chunks of `out` (`start` is the chunk's first index), in
+    /// parallel when the total `work` is large, else once on the whole slice.
+    pub(crate) fn for_chunks<D: Send>(
+        &self,
+        out: &mut [D],
+        work: usize,
+        f: impl Fn(usize, &mut [D]) + Sync + Send,
+    ) {
+        let n = out.len();
+        match &self.rayon {
+            Some(pool) if work >= PAR_MIN_WORK && n > 1 => {
+                let by_threads = n.div_ceil(self.threads * 4);
+                let by_grain = ((n as u128 * PAR_GRAIN as u128).div_ceil(work as u128)) as usize;
+                let chunk = by_threads.max(by_grain).max(1);
+                pool.install(|| {
+                    out.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i * chunk, c))
+                });
+            }
+            _ => f(0, out),
+        }
+    }
+
+    /// `x` as a contiguous tensor: itself when it already is, else a copy.
+    pub(crate) fn contiguous(&self, x: &CpuTensor) -> CpuTensor {
+        if x.is_contiguous() {
+            x.clone()
+        } else {
+            elementwise::copy(self, x)
+        }
+    }
+
+    fn reshape(&self, x: &CpuTensor, shape: &Shape) -> CpuTensor {
+        let c = self.contiguous(x);
+        let offset = c.layout.offset;
+        c.view(Layout::contiguous_at(shape.clone(), if shape.numel() == 0 { 0 } else { offset }))
+    }
+}
+
+impl Engine for CpuEngine {
+    type Tensor = CpuTensor;
+
+    fn execute(&mut self, op: &Op, inputs: &[&CpuTensor]) -> Result<CpuTensor> {
+        let out = match inputs {
+            [] => infer(op, &[]),
+            [a] => infer(op, &[&a.meta()]),
+            [a, b] => infer(op, &[&a.meta(), &b.meta()]),
+            _ => {
+                let metas: SmallVec<[Meta; 4]> = inputs.iter().map(|t| t.meta()).collect();
+                let refs: SmallVec<[&Meta; 4]> = metas.iter().collect();
+                infer(op, &refs)
+            }
+        }?;
+        let this = &*self;
+        match op {
+            Op::Full { value, .. } => Ok(creation::full(this, &out, *value)),
+            Op::Arange { start, step, .. } => Ok(creation::arange(this, &out, *start, *step)),
+            Op::Random { dist, seed, stream, .. } => {
+                creation::random(this, &out, *dist, *seed, *stream)
+            }
+            Op::Unary(u) => elementwise::unary(this, *u, inputs[0]),
+            Op::Binary(b) => elementwise::binary(this, *b, inputs[0], inputs[1], &out),
+            Op::BinaryScalar { op: b, scalar, scalar_left } => {
+                elementwise::binary_scalar(this, *b, *scalar, *scalar_left, inputs[0])
+            }
+            Op::MatMul => matmul::matmul(this, inputs[0], inputs[1], &out),
+            Op::Reduce { op: r, axes, keepdim: _ } => reduce::reduce(this, *r, axes, inputs[0], &out),
+            Op::Reshape { shape } => Ok(this.reshape(inputs[0], shape)),
+            Op::Permute { perm } => Ok(inputs[0].view(inputs[0].layout.permute(perm))),
+            Op::Slice { specs } => Ok(inputs[0].view(inputs[0].layout.slice(specs))),
+            Op::Expand { shape } => Ok(inputs[0].view(inputs[0].layout.expand(shape))),
+            Op::Cast { dtype } => Ok(elementwise::cast(this, inputs[0], *dtype)),
+        }
+    }
+
+    fn upload(&mut self, data: &TensorData) -> Result<CpuTensor> {
+        data.validate()?;
+        let n = data.bytes.len();
+        let mut buf = self.pool.alloc(n);
+        let dst = &mut buf.as_mut_slice::<u8>()[..n];
+        match data.dtype {
+            DType::Bool => {
+                for (d, &s) in dst.iter_mut().zip(&data.bytes) {
+                    *d = (s != 0) as u8;
+                }
+            }
+            DType::F32 | DType::F64 | DType::I64 => {
+                dst.copy_from_slice(&data.bytes);
+                from_le_in_place(dst, data.dtype.size());
+            }
+        }
+        Ok(CpuTensor::from_buffer(buf, data.shape.clone(), data.dtype))
+    }
+
+    fn download(&mut self, t: &CpuTensor) -> TensorData {
+        let size = t.dtype.size();
+        let n = t.numel();
+        let bytes = if n == 0 {
+            Vec::new()
+        } else {
+            let c = self.contiguous(t);
+            let start = c.layout.offset * size;
+            let mut bytes = c.storage.as_slice::<u8>()[start..start + n * size].to_vec();
+            from_le_in_place(&mut bytes, size);
+            bytes
+        };
+        TensorData { dtype: t.dtype, shape: t.layout.shape.clone(), bytes }
+    }
+
+    fn storage_bytes(&self, t: &CpuTensor) -> usize {
+        t.storage.len_bytes()
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+}
+
+/// Converts little-endian elements of `size` bytes to native order and back (a no-op on
+/// little-endian machines).
+fn from_le_in_place(bytes: &mut [u8], size: usize) {
+    if cfg!(target_endian = "big") && size > 1 {
+        for c in bytes.chunks_exact_mut(size) {
+            c.reverse();
+        }
+    }
+}
+
+/// Microbenchmark of the engine's hot paths on one thread. Returns microseconds per op for
+/// (a) `a = a + b` on 16x16 f32 through [`CpuEngine::execute`], dropping the old `a` each time
+/// (so the pool is exercised), and (b) a 64x64 f32 matmul through [`CpuEngine::execute`].
+pub fn bench_kernels(iters: usize) -> (f64, f64) {
+    let iters = iters.max(1);
+    let mut eng = CpuEngine::new(1);
+    let rand = |eng: &mut CpuEngine, shape: [usize; 2], stream: u64| {
+        let op = Op::Random { dist: Dist::Normal, shape: shape.into(), dtype: DType::F32, seed: 1, stream };
+        eng.execute(&op, &[]).expect("random creation of a valid shape")
+    };
+    let add = Op::Binary(BinaryOp::Add);
+    let b = rand(&mut eng, [16, 16], 1);
+    let mut a = rand(&mut eng, [16, 16], 0);
+    for _ in 0..100 {
+        a = eng.execute(&add, &[&a, &b]).expect("add of equal shapes");
+    }
+    let t0 = Instant::now();
+    for _ in 0..iters {
+        a = eng.execute(&add, &[&a, &b]).expect("add of equal shapes");
+    }
+    let add_us = t0.elapsed().as_secs_f64() * 1e6 / iters as f64;
+    std::hint::black_box(&a);
+
+    let x = rand(&mut eng, [64, 64], 2);
+    let y = rand(&mut eng, [64, 64], 3);
+    let mm_iters = iters.div_ceil(10).max(1);
+    for _ in 0..10 {
+        std::hint::black_box(eng.execute(&Op::MatMul, &[&x, &y]).expect("matmul"));
+    }
+    let t0 = Instant::now();
+    for _ in 0..mm_iters {
+        std::hint::black_box(eng.execute(&Op::MatMul, &[&x, &y]).expect("matmul"));
+    }
+    let mm_us = t0.elapsed().as_secs_f64() * 1e6 / mm_iters as f64;
+    (add_us, mm_us)
+}

@@ -1,0 +1,35 @@
+//! The seam between the instruction stream and the kernels: an engine takes the op as data.
+//! The CPU engine implements it today; a CUDA engine (behind a cargo feature) will later.
+
+use gt_core::Result;
+use gt_ops::Op;
+use gt_proto::TensorData;
+
+/// Buffer-pool counters of an engine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Requests served from cached buffers.
+    pub hits: u64,
+    /// Requests that allocated.
+    pub misses: u64,
+    /// Bytes held in the pool, ready for reuse.
+    pub cached_bytes: u64,
+    /// Bytes of buffers handed out and not yet returned (storage of live tensors).
+    pub in_use_bytes: u64,
+}
+
+/// Executes ops on tensors it owns.
+pub trait Engine {
+    /// The engine's tensor handle; cloning is cheap (views share storage).
+    type Tensor: Clone;
+    /// `op(inputs)` as a new tensor. Inputs are never modified.
+    fn execute(&mut self, op: &Op, inputs: &[&Self::Tensor]) -> Result<Self::Tensor>;
+    /// A tensor holding `data` (already validated).
+    fn upload(&mut self, data: &TensorData) -> Result<Self::Tensor>;
+    /// The contents of `t`, row-major.
+    fn download(&mut self, t: &Self::Tensor) -> TensorData;
+    /// Bytes of storage `t` keeps alive (shared storage counts fully).
+    fn storage_bytes(&self, t: &Self::Tensor) -> usize;
+    /// Pool counters.
+    fn pool_stats(&self) -> PoolStats;
+}

@@ -1,0 +1,225 @@
+//! The worker's shell. [`Inbound`] is what the dispatcher sends to: liveness pings and lost-peer
+//! notices are handled at once (even while a long kernel runs), everything else is queued for the
+//! executor thread, which owns the [`WorkerState`]. [`run`] does the same over a socket, with a
+//! peer listener for transfers from other workers.
+
+use crate::cpu::CpuEngine;
+use crate::peers::{Mailbox, PeerLinks, PeerNet};
+use crate::state::WorkerState;
+use gt_core::{Error, Result, WorkerId};
+use gt_proto::{Hello, PeerMsg, Role, WorkerMsg, WorkerReply};
+use gt_transport::{accept_handshake, connect_handshake, send_welcome, spawn_reader, spawn_writer, Addr, Listener, Stream, Tx};
+use crossbeam_channel::{Receiver, Sender};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Everything a worker needs to know, read once by the binary.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Compute threads (`GT_WORKER_THREADS`).
+    pub threads: usize,
+    /// Shared secret (`GT_TOKEN`).
+    pub token: Option<String>,
+    /// Largest frame accepted.
+    pub max_frame: usize,
+    /// Where to listen for peer transfers (port 0 picks one).
+    pub peer_listen: Addr,
+    /// The address other workers should use to reach `peer_listen` (defaults to it).
+    pub advertise: Option<String>,
+    /// How long a `Recv` waits for its transfer.
+    pub transfer_timeout: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            threads: 1,
+            token: None,
+            max_frame: gt_proto::DEFAULT_MAX_FRAME,
+            peer_listen: Addr::Tcp("127.0.0.1:0".into()),
+            advertise: None,
+            transfer_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A worker before it is started: the receiving side is ready, so it can be registered with a
+/// dispatcher first and learn its id.
+pub struct Worker {
+    rx: Receiver<Vec<WorkerMsg>>,
+    inbound: Inbound,
+}
+
+/// The dispatcher-facing input of a worker.
+#[derive(Clone)]
+pub struct Inbound {
+    exec: Sender<Vec<WorkerMsg>>,
+    mailbox: Arc<Mailbox>,
+    replies: Arc<OnceLock<Tx<WorkerReply>>>,
+}
+
+impl Inbound {
+    /// Accepts one batch from the dispatcher.
+    pub fn push(&self, msgs: Vec<WorkerMsg>) -> bool {
+        let urgent = msgs.iter().any(|m| matches!(m, WorkerMsg::Ping | WorkerMsg::PeerLost { .. }));
+        if !urgent {
+            return self.exec.send(msgs).is_ok();
+        }
+        let mut rest = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            match m {
+                WorkerMsg::Ping => {
+                    if let Some(r) = self.replies.get() {
+                        let _ = r.send(vec![WorkerReply::Pong]);
+                    }
+                }
+                WorkerMsg::PeerLost { worker, error } => self.mailbox.lose(worker, error),
+                other => rest.push(other),
+            }
+        }
+        rest.is_empty() || self.exec.send(rest).is_ok()
+    }
+
+    /// As a [`Tx`] for in-process dispatchers.
+    pub fn into_tx(self) -> Tx<WorkerMsg> {
+        Tx::from_fn(move |msgs| if self.push(msgs) { Ok(()) } else { Err(gt_transport::Closed) })
+    }
+}
+
+impl Default for Worker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Worker {
+    /// A worker with an empty queue and mailbox.
+    pub fn new() -> Worker {
+        let (exec, rx) = crossbeam_channel::unbounded();
+        let inbound = Inbound { exec, mailbox: Arc::new(Mailbox::default()), replies: Arc::new(OnceLock::new()) };
+        Worker { rx, inbound }
+    }
+
+    /// The input to register with the dispatcher. The executor stops once every clone is gone.
+    pub fn inbound(&self) -> Inbound {
+        self.inbound.clone()
+    }
+
+    /// This worker's mailbox (register it with in-process peers).
+    pub fn mailbox(&self) -> Arc<Mailbox> {
+        self.inbound.mailbox.clone()
+    }
+
+    /// Starts the executor thread.
+    pub fn start(self, id: WorkerId, replies: Tx<WorkerReply>, engine: CpuEngine, net: PeerNet, transfer_timeout: Duration) -> JoinHandle<()> {
+        let _ = self.inbound.replies.set(replies.clone());
+        let links = PeerLinks::new(net, self.inbound.mailbox.clone(), transfer_timeout);
+        let rx = self.rx;
+        drop(self.inbound); // only the dispatcher's clones keep the queue open
+        std::thread::Builder::new()
+            .name(format!("gt-worker-{}", id.0))
+            .spawn(move || execute_loop(id, engine, rx, replies, links))
+            .expect("spawning a thread")
+    }
+}
+
+fn execute_loop(id: WorkerId, engine: CpuEngine, rx: Receiver<Vec<WorkerMsg>>, replies: Tx<WorkerReply>, mut links: PeerLinks) {
+    let mut state = WorkerState::new(id, engine);
+    let mut out = Vec::new();
+    while let Ok(batch) = rx.recv() {
+        for msg in batch {
+            state.handle(msg, &mut links, &mut out);
+        }
+        if !out.is_empty() && replies.send(std::mem::take(&mut out)).is_err() {
+            break;
+        }
+    }
+    tracing::debug!(target: "gt::worker", "worker {} stopped", id.0);
+}
+
+/// Runs a worker connected to the dispatcher at `dispatcher` until that connection ends.
+pub fn run(dispatcher: &Addr, cfg: &WorkerConfig) -> Result<()> {
+    let worker = Worker::new();
+    let peer_listener = Listener::bind(&cfg.peer_listen)?;
+    let advertise = cfg.advertise.clone().unwrap_or_else(|| peer_listener.local_addr().to_string());
+    spawn_peer_acceptor(peer_listener, worker.mailbox(), cfg.clone());
+
+    let stream = Stream::connect(dispatcher, Duration::from_secs(10))?;
+    let hello = Hello::new(Role::Worker, cfg.token.clone(), advertise.clone());
+    let (id, _) = connect_handshake(&stream, &hello, cfg.max_frame)?;
+    let id = WorkerId(id);
+    tracing::info!(target: "gt::worker", "joined {dispatcher} as worker {} (peers reach it at {advertise})", id.0);
+    let replies = spawn_writer::<WorkerReply>(stream.try_clone()?, "dispatcher".into());
+    let inbound = worker.inbound();
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<Option<Error>>(1);
+    spawn_reader::<WorkerMsg, _, _>(
+        stream,
+        cfg.max_frame,
+        "dispatcher".into(),
+        move |msgs| inbound.push(msgs),
+        move |err| {
+            let _ = done_tx.send(err);
+        },
+    );
+    let engine = CpuEngine::new(cfg.threads);
+    let net = PeerNet::Socket { token: cfg.token.clone(), max_frame: cfg.max_frame, conns: Default::default() };
+    let exec = worker.start(id, replies, engine, net, cfg.transfer_timeout);
+    let ended = done_rx.recv().unwrap_or(None);
+    let _ = exec.join();
+    match ended {
+        None => {
+            tracing::info!(target: "gt::worker", "dispatcher closed the connection; worker {} exits", id.0);
+            Ok(())
+        }
+        Some(e) => Err(e),
+    }
+}
+
+fn spawn_peer_acceptor(listener: Listener, mailbox: Arc<Mailbox>, cfg: WorkerConfig) {
+    std::thread::Builder::new()
+        .name("gt-peer-accept".into())
+        .spawn(move || loop {
+            let stream = match listener.accept() {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(target: "gt::worker", "peer accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+            let (mailbox, cfg) = (mailbox.clone(), cfg.clone());
+            std::thread::spawn(move || {
+                match accept_handshake(&stream, cfg.token.as_deref(), Duration::from_secs(5)) {
+                    Ok(h) if h.role == Role::Peer => {
+                        if send_welcome(&stream, 0, 0).is_err() {
+                            return;
+                        }
+                        spawn_reader::<PeerMsg, _, _>(
+                            stream,
+                            cfg.max_frame,
+                            "peer".into(),
+                            move |msgs| {
+                                msgs.into_iter().for_each(|m| mailbox.put(m));
+                                true
+                            },
+                            |err| {
+                                if let Some(e) = err {
+                                    tracing::warn!(target: "gt::worker", "peer connection failed: {e}");
+                                }
+                            },
+                        );
+                    }
+                    Ok(h) => {
+                        tracing::warn!(target: "gt::worker", "refusing {:?} connection on the peer port", h.role);
+                        stream.shutdown();
+                    }
+                    Err(e) => {
+                        tracing::error!(target: "gt::worker", "rejected peer connection from {}: {e}", stream.peer_name());
+                        stream.shutdown();
+                    }
+                }
+            });
+        })
+        .expect("spawning a thread");
+}

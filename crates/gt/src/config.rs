@@ -1,0 +1,82 @@
+//! Every environment variable GT reads, in one place, read once per process. The README lists
+//! them with their defaults.
+
+use gt_core::{Error, Result};
+use std::time::Duration;
+
+/// The process-wide configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `GT_ADDR`: join this dispatcher (`host:port` or `unix:/path`) instead of starting an
+    /// embedded runtime.
+    pub addr: Option<String>,
+    /// `GT_WORKERS` (default 1): workers of the embedded runtime.
+    pub workers: usize,
+    /// `GT_WORKER_THREADS` (default: available cores divided among the workers of this machine).
+    pub worker_threads: Option<usize>,
+    /// `GT_TOKEN`: shared secret presented to (and required by) dispatchers and workers.
+    pub token: Option<String>,
+    /// `GT_MAX_FRAME` (default 1 GiB): largest frame accepted, in bytes.
+    pub max_frame: usize,
+    /// `GT_CLIENT_BATCH` (default 1024): instructions a client buffers before sending.
+    pub client_batch: usize,
+    /// `GT_HEARTBEAT_TIMEOUT_MS` (default 1500): a worker silent this long is declared lost.
+    pub heartbeat_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: None,
+            workers: 1,
+            worker_threads: None,
+            token: None,
+            max_frame: gt_proto::DEFAULT_MAX_FRAME,
+            client_batch: 1024,
+            heartbeat_timeout: Duration::from_millis(1500),
+        }
+    }
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse<T: std::str::FromStr>(name: &str, min: T) -> Result<Option<T>>
+where
+    T: PartialOrd + std::fmt::Display,
+{
+    match var(name) {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<T>() {
+            Ok(x) if x >= min => Ok(Some(x)),
+            _ => Err(Error::Config(format!("{name}={v} is not a number ≥ {min}"))),
+        },
+    }
+}
+
+impl Config {
+    /// Reads the environment. Invalid values are errors that name the variable.
+    pub fn from_env() -> Result<Config> {
+        let d = Config::default();
+        Ok(Config {
+            addr: var("GT_ADDR"),
+            workers: parse("GT_WORKERS", 1usize)?.unwrap_or(d.workers),
+            worker_threads: parse("GT_WORKER_THREADS", 1usize)?,
+            token: var("GT_TOKEN"),
+            max_frame: parse("GT_MAX_FRAME", 1024usize)?.unwrap_or(d.max_frame),
+            client_batch: parse("GT_CLIENT_BATCH", 1usize)?.unwrap_or(d.client_batch),
+            heartbeat_timeout: parse("GT_HEARTBEAT_TIMEOUT_MS", 10u64)?
+                .map(Duration::from_millis)
+                .unwrap_or(d.heartbeat_timeout),
+        })
+    }
+
+    /// Compute threads for each of `workers` workers sharing this machine.
+    pub fn threads_per_worker(&self, workers: usize) -> usize {
+        self.worker_threads.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            (cores / workers.max(1)).max(1)
+        })
+    }
+}

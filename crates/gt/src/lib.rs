@@ -1,0 +1,29 @@
+//! GT: a multiplexing tensor runtime. Write ordinary eager tensor code; it runs on an embedded
+//! runtime (a dispatcher and `GT_WORKERS` workers inside your process) or, unchanged, on a
+//! cluster of `gt dispatcher` / `gt worker` processes when `GT_ADDR` is set or you call
+//! [`connect`].
+//!
+//! ```no_run
+//! let a = gt::randn([64, 32]);
+//! let b = gt::ones([32]);
+//! let c = (&a + &b).relu().sum_dims(&[1], false);
+//! println!("{c}");          // a sync point: the first round trip happens here
+//! ```
+//!
+//! # Layout
+//! - [`config`]: every environment variable, read once.
+//! - [`runtime`]: the default session: connect, or auto-start the embedded runtime.
+//! - [`create`]: module-level creation functions (`gt::randn`, `gt::zeros`, …).
+//! - [`debug`]: worker statistics.
+
+pub mod config;
+pub mod create;
+pub mod debug;
+pub mod runtime;
+
+pub use create::*;
+pub use gt_client::{Idx, Session, Tensor};
+pub use gt_core::{DType, Error, Result, Shape};
+pub use gt_ops::{BinaryOp, ReduceOp, UnaryOp};
+pub use gt_proto::{TensorData, WorkerStats};
+pub use runtime::{connect, manual_seed, session, sync, try_session};

@@ -1,0 +1,135 @@
+//! The process's default session. The first op without an explicit [`connect`] joins `GT_ADDR`
+//! if set, and otherwise starts an embedded runtime: a dispatcher and `GT_WORKERS` workers in
+//! this process, linked by in-process channels (no serialization).
+
+use crate::config::Config;
+use gt_client::connect::ConnectOptions;
+use gt_client::{ReplyRouter, Session};
+use gt_core::Result;
+use gt_dispatcher::{Dispatcher, DispatcherConfig};
+use gt_worker::cpu::CpuEngine;
+use gt_worker::peers::{InProcPeers, PeerNet};
+use gt_worker::server::Worker;
+use gt_transport::Tx;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+static CONFIG: OnceLock<Result<Config>> = OnceLock::new();
+static DEFAULT: Mutex<Option<Session>> = Mutex::new(None);
+
+/// The configuration read from the environment (once).
+pub fn config() -> Result<Config> {
+    CONFIG.get_or_init(Config::from_env).clone()
+}
+
+/// An embedded runtime: a dispatcher and workers in this process.
+pub struct Embedded {
+    dispatcher: Dispatcher,
+    config: Config,
+}
+
+impl Embedded {
+    /// Starts a dispatcher and `workers` workers with `threads` compute threads each.
+    pub fn start(workers: usize, threads: usize, config: &Config) -> Result<Embedded> {
+        let dcfg = DispatcherConfig {
+            core: gt_dispatcher::CoreConfig { heartbeat_timeout: config.heartbeat_timeout, ..Default::default() },
+            token: config.token.clone(),
+            max_frame: config.max_frame,
+            ..Default::default()
+        };
+        let dispatcher = Dispatcher::start(dcfg);
+        let peers = Arc::new(InProcPeers::default());
+        for i in 0..workers {
+            let w = Worker::new();
+            let addr = format!("inproc:{i}");
+            peers.register(&addr, w.mailbox());
+            let (id, replies) = dispatcher.connect_worker(&addr, w.inbound().into_tx())?;
+            w.start(id, replies, CpuEngine::new(threads), PeerNet::InProc(peers.clone()), Duration::from_secs(60));
+        }
+        tracing::debug!(target: "gt::runtime", "embedded runtime with {workers} workers x {threads} threads");
+        Ok(Embedded { dispatcher, config: config.clone() })
+    }
+
+    /// A new client session on this runtime.
+    pub fn session(&self, name: &str) -> Result<Session> {
+        let router = ReplyRouter::new();
+        let r = router.clone();
+        let deliver = Tx::from_fn(move |replies| {
+            r.deliver(replies);
+            Ok(())
+        });
+        let (_, workers, tx) = self.dispatcher.connect_client(name, deliver)?;
+        Ok(Session::new(tx, router, workers, self.config.client_batch, name.into()))
+    }
+
+    /// Starts listening on `addr` too, so other processes can join this runtime.
+    pub fn listen(&self, addr: &str) -> Result<String> {
+        Ok(self.dispatcher.listen(&addr.parse()?)?.to_string())
+    }
+}
+
+static EMBEDDED: OnceLock<Embedded> = OnceLock::new();
+
+fn start_default() -> Result<Session> {
+    let cfg = config()?;
+    if let Some(addr) = &cfg.addr {
+        return gt_client::connect(addr, &connect_options(&cfg));
+    }
+    let rt = match EMBEDDED.get() {
+        Some(rt) => rt,
+        None => {
+            let rt = Embedded::start(cfg.workers, cfg.threads_per_worker(cfg.workers), &cfg)?;
+            EMBEDDED.get_or_init(|| rt)
+        }
+    };
+    rt.session("embedded")
+}
+
+fn connect_options(cfg: &Config) -> ConnectOptions {
+    ConnectOptions {
+        token: cfg.token.clone(),
+        batch_size: cfg.client_batch,
+        max_frame: cfg.max_frame,
+        ..Default::default()
+    }
+}
+
+/// The default session, started on first use.
+pub fn try_session() -> Result<Session> {
+    let mut d = DEFAULT.lock().unwrap();
+    if let Some(s) = d.as_ref() {
+        return Ok(s.clone());
+    }
+    let s = start_default()?;
+    *d = Some(s.clone());
+    Ok(s)
+}
+
+/// The default session (panics if no runtime can be started, e.g. `GT_ADDR` is unreachable).
+#[track_caller]
+pub fn session() -> Session {
+    match try_session() {
+        Ok(s) => s,
+        Err(e) => panic!("GT runtime unavailable: {e}"),
+    }
+}
+
+/// Joins the dispatcher at `addr` (`host:port` or `unix:/path`); later ops of this process use
+/// it. Tensors created before keep their old session.
+pub fn connect(addr: &str) -> Result<()> {
+    let cfg = config()?;
+    let s = gt_client::connect(addr, &connect_options(&cfg))?;
+    *DEFAULT.lock().unwrap() = Some(s);
+    Ok(())
+}
+
+/// Waits until all work issued so far has executed; reports a worker lost while holding this
+/// process's tensors.
+pub fn sync() -> Result<()> {
+    try_session()?.sync()
+}
+
+/// Seeds the default session's random generator.
+pub fn manual_seed(seed: u64) {
+    session().manual_seed(seed)
+}
