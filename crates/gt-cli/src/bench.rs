@@ -81,7 +81,10 @@ fn ops(json: bool, iters: usize, cfg: &Config) -> Result<()> {
     let embedded = loops(&rt.session("bench")?, iters)?;
     drop(rt);
 
-    let opts = gt_client::connect::ConnectOptions { token: cfg.token.clone(), ..Default::default() };
+    let opts = gt_client::connect::ConnectOptions {
+        token: cfg.token.clone(),
+        ..Default::default()
+    };
     progress("dispatcher + worker processes over TCP");
     let tcp = {
         let c = Cluster::start(&["--listen", "127.0.0.1:0"], 1, cfg.threads_per_worker(1))?;
@@ -90,14 +93,27 @@ fn ops(json: bool, iters: usize, cfg: &Config) -> Result<()> {
     progress("dispatcher + worker processes over a Unix socket");
     let unix = {
         let path = std::env::temp_dir().join(format!("gt-bench-{}.sock", std::process::id()));
-        let c = Cluster::start(&["--unix", path.to_str().unwrap_or("/tmp/gt-bench.sock")], 1, cfg.threads_per_worker(1))?;
+        let c = Cluster::start(
+            &["--unix", path.to_str().unwrap_or("/tmp/gt-bench.sock")],
+            1,
+            cfg.threads_per_worker(1),
+        )?;
         loops(&gt_client::connect(&c.addr, &opts)?, iters)?
     };
 
-    let rows = [("kernels", kernels), ("embedded", embedded), ("tcp", tcp), ("unix", unix)];
+    let rows = [
+        ("kernels", kernels),
+        ("embedded", embedded),
+        ("tcp", tcp),
+        ("unix", unix),
+    ];
     if json {
         let pick = |f: fn(&(f64, f64)) -> f64| {
-            serde_json::Value::Object(rows.iter().map(|(k, v)| (k.to_string(), serde_json::json!(f(v)))).collect())
+            serde_json::Value::Object(
+                rows.iter()
+                    .map(|(k, v)| (k.to_string(), serde_json::json!(f(v))))
+                    .collect(),
+            )
         };
         let out = serde_json::json!({
             "iters": iters,
@@ -109,7 +125,10 @@ fn ops(json: bool, iters: usize, cfg: &Config) -> Result<()> {
         return Ok(());
     }
     println!("gt bench ops: {iters} iterations per loop, timed until the final value is read back");
-    println!("{:<34} {:>18} {:>21}", "path", "add 16x16 (µs/op)", "matmul 64x64 (µs/op)");
+    println!(
+        "{:<34} {:>18} {:>21}",
+        "path", "add 16x16 (µs/op)", "matmul 64x64 (µs/op)"
+    );
     let names = [
         "CPU kernels, called directly",
         "embedded runtime (in-process)",

@@ -30,10 +30,19 @@ impl Cluster {
             bail!("unexpected dispatcher output: {line:?}");
         };
         let addr = addr.to_string();
-        let mut cluster = Cluster { children: vec![d], addr: addr.clone() };
+        let mut cluster = Cluster {
+            children: vec![d],
+            addr: addr.clone(),
+        };
         for _ in 0..workers {
             let w = Command::new(&exe)
-                .args(["worker", "--connect", &addr, "--threads", &threads.to_string()])
+                .args([
+                    "worker",
+                    "--connect",
+                    &addr,
+                    "--threads",
+                    &threads.to_string(),
+                ])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()

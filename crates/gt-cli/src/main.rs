@@ -58,10 +58,19 @@ enum Command {
 }
 
 fn main() {
+    let cli = Cli::parse();
+    // Servers report joins and losses; benchmarks keep their output clean.
+    let default = match cli.command {
+        Command::Bench { .. } => "warn",
+        Command::Dispatcher { .. } | Command::Worker { .. } => "info",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("GT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    if let Err(e) = run(Cli::parse()) {
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(cli) {
         eprintln!("gt: error: {e:#}");
         std::process::exit(1);
     }
@@ -71,7 +80,12 @@ fn run(cli: Cli) -> Result<()> {
     let cfg = Config::from_env()?;
     match cli.command {
         Command::Dispatcher { listen, unix } => dispatcher(&cfg, listen, unix),
-        Command::Worker { connect, threads, peer_listen, advertise } => {
+        Command::Worker {
+            connect,
+            threads,
+            peer_listen,
+            advertise,
+        } => {
             let addr: Addr = connect.parse()?;
             let wcfg = gt_worker::server::WorkerConfig {
                 threads: threads.unwrap_or_else(|| cfg.threads_per_worker(1)),
@@ -92,9 +106,16 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn dispatcher(cfg: &Config, listen: Option<String>, unix: Option<std::path::PathBuf>) -> Result<()> {
+fn dispatcher(
+    cfg: &Config,
+    listen: Option<String>,
+    unix: Option<std::path::PathBuf>,
+) -> Result<()> {
     let dcfg = gt_dispatcher::DispatcherConfig {
-        core: gt_dispatcher::CoreConfig { heartbeat_timeout: cfg.heartbeat_timeout, ..Default::default() },
+        core: gt_dispatcher::CoreConfig {
+            heartbeat_timeout: cfg.heartbeat_timeout,
+            ..Default::default()
+        },
         token: cfg.token.clone(),
         max_frame: cfg.max_frame,
         ..Default::default()

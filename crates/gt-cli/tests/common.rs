@@ -42,7 +42,12 @@ pub fn dispatcher(args: &[&str]) -> (Proc, Vec<String>) {
     for _ in 0..expected {
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
-        addrs.push(line.trim().strip_prefix("gt dispatcher listening on ").expect("address line").to_string());
+        addrs.push(
+            line.trim()
+                .strip_prefix("gt dispatcher listening on ")
+                .expect("address line")
+                .to_string(),
+        );
     }
     (Proc(c), addrs)
 }
@@ -69,7 +74,11 @@ pub fn wait_workers(addr: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(s) = gt_client::connect(addr, &Default::default()) {
-            if s.worker_stats().map(|v| v.iter().filter(|w| w.alive).count()).unwrap_or(0) >= n {
+            if s.worker_stats()
+                .map(|v| v.iter().filter(|w| w.alive).count())
+                .unwrap_or(0)
+                >= n
+            {
                 return;
             }
         }
@@ -81,7 +90,13 @@ pub fn wait_workers(addr: &str, n: usize) {
 /// Runs this test binary's `child_entry` test as a separate client process for `scenario`.
 pub fn child(scenario: &str, addr: &str) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["child_entry", "--exact", "--nocapture", "--test-threads", "1"])
+        .args([
+            "child_entry",
+            "--exact",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env("GT_E2E_CHILD", scenario)
         .env("GT_ADDR", addr)
         .stdout(Stdio::piped())
@@ -100,7 +115,8 @@ pub fn read_tagged(c: &mut Child, prefix: &str) -> String {
         if r.read_line(&mut line).unwrap() == 0 {
             panic!("child ended before printing {prefix}");
         }
-        if let Some(rest) = line.trim().strip_prefix(prefix) {
+        // The test harness may print its own words before ours on the same line.
+        if let Some((_, rest)) = line.trim().split_once(prefix) {
             return rest.trim().to_string();
         }
     }
@@ -108,5 +124,9 @@ pub fn read_tagged(c: &mut Child, prefix: &str) -> String {
 
 /// Total live tensors over live workers.
 pub fn live_tensors(s: &gt::Session) -> u64 {
-    s.worker_stats().unwrap().iter().map(|w| w.live_tensors).sum()
+    s.worker_stats()
+        .unwrap()
+        .iter()
+        .map(|w| w.live_tensors)
+        .sum()
 }

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 /// Entry point of child client processes; a no-op in the normal test run.
 #[test]
 fn child_entry() {
-    let Ok(scenario) = std::env::var("GT_E2E_CHILD") else { return };
+    let Ok(scenario) = std::env::var("GT_E2E_CHILD") else {
+        return;
+    };
     let k: f64 = match scenario.as_str() {
         "sum1" => 1.0,
         "sum2" => 2.0,
@@ -51,7 +53,7 @@ fn three_client_processes_over_tcp_and_unix() {
     let _w1 = worker(tcp);
     let _w2 = worker(unix);
     wait_workers(tcp, 2);
-    let mut kids = vec![child("sum1", tcp), child("sum2", unix), child("sum3", tcp)];
+    let mut kids = [child("sum1", tcp), child("sum2", unix), child("sum3", tcp)];
     for (i, c) in kids.iter_mut().enumerate() {
         let got: f64 = read_tagged(c, "RESULT").parse().unwrap();
         assert_eq!(got, known(i as f64 + 1.0), "client {i}");
@@ -76,13 +78,30 @@ fn tensors_move_between_workers() {
     assert_eq!(z.to_vec().unwrap(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     let stats = s.worker_stats().unwrap();
     let ops = |w: usize, name: &str| {
-        stats[w].ops_by_name.iter().find(|(k, _)| k == name).map(|(_, v)| *v).unwrap_or(0)
+        stats[w]
+            .ops_by_name
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| *v)
+            .unwrap_or(0)
     };
-    assert_eq!(ops(1, "add"), 1, "the add ran where its input lives: {stats:?}");
-    assert!(ops(0, "send") + ops(1, "send") >= 1, "a transfer happened: {stats:?}");
+    assert_eq!(
+        ops(1, "add"),
+        1,
+        "the add ran where its input lives: {stats:?}"
+    );
+    assert!(
+        ops(0, "send") + ops(1, "send") >= 1,
+        "a transfer happened: {stats:?}"
+    );
     // Moving to a worker that does not exist poisons the result with a clear error.
     let bad = x.to_worker(7);
-    let err = bad.try_add_scalar(1.0).unwrap().to_vec().unwrap_err().to_string();
+    let err = bad
+        .try_add_scalar(1.0)
+        .unwrap()
+        .to_vec()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no worker 7"), "{err}");
 }
 
@@ -94,11 +113,11 @@ fn killed_worker_is_reported_and_others_keep_working() {
     wait_workers(addr, 1);
     let _w1 = worker(addr);
     wait_workers(addr, 2);
-    // Sessions get the least-loaded worker as home: a → worker 0, b → worker 1.
+    // Pin a's tensor to worker 0 and b's to worker 1 (homes depend on connection order).
     let a = client(addr);
     let b = client(addr);
-    let ta = a.try_full([8, 8], 2.0, DType::F32).unwrap();
-    let tb = b.try_full([8, 8], 3.0, DType::F32).unwrap();
+    let ta = a.try_full([8, 8], 2.0, DType::F32).unwrap().to_worker(0);
+    let tb = b.try_full([8, 8], 3.0, DType::F32).unwrap().to_worker(1);
     a.sync().unwrap();
     b.sync().unwrap();
     let st = a.worker_stats().unwrap();
@@ -118,9 +137,16 @@ fn killed_worker_is_reported_and_others_keep_working() {
     assert!(ta.to_vec().unwrap_err().to_string().contains("worker 0"));
     // Derived tensors carry the same cause.
     let derived = ta.try_add_scalar(1.0).unwrap();
-    assert!(derived.to_vec().unwrap_err().to_string().contains("worker 0"));
+    assert!(derived
+        .to_vec()
+        .unwrap_err()
+        .to_string()
+        .contains("worker 0"));
     // The other client is unaffected, and the lost client can still compute on the survivor.
-    assert_eq!(tb.try_sum_dims(&[0, 1], false).unwrap().item().unwrap(), 192.0);
+    assert_eq!(
+        tb.try_sum_dims(&[0, 1], false).unwrap().item().unwrap(),
+        192.0
+    );
     let fresh = a.try_full([2], 5.0, DType::F32).unwrap();
     assert_eq!(fresh.to_vec().unwrap(), vec![5.0, 5.0]);
 }
@@ -139,7 +165,10 @@ fn killed_client_has_its_tensors_freed() {
     c.wait().unwrap();
     let t = Instant::now();
     while live_tensors(&observer) != baseline {
-        assert!(t.elapsed() < Duration::from_secs(5), "tensors of the killed client were not freed");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "tensors of the killed client were not freed"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -154,10 +183,11 @@ fn garbage_and_oversized_frames_are_rejected_and_service_continues() {
     // Raw garbage instead of a handshake: the connection is closed.
     let mut raw = std::net::TcpStream::connect(&addrs[0]).unwrap();
     raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    raw.write_all(b"\x05\x00\x00\x00hello, is this HTTP?").unwrap();
+    raw.write_all(b"\x05\x00\x00\x00hello, is this HTTP?")
+        .unwrap();
     let mut buf = Vec::new();
     let _ = raw.read_to_end(&mut buf); // the server answers Rejected and closes
-    // A frame announcing 4 GiB: rejected before any allocation.
+                                       // A frame announcing 4 GiB: rejected before any allocation.
     let mut raw = std::net::TcpStream::connect(&addrs[0]).unwrap();
     raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     raw.write_all(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]).unwrap();
@@ -173,11 +203,22 @@ fn garbage_and_oversized_frames_are_rejected_and_service_continues() {
     st.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut r = st;
     let mut one = [0u8; 1];
-    assert_eq!(r.read(&mut one).unwrap_or(0), 0, "the dispatcher closed the victim's connection");
+    assert_eq!(
+        r.read(&mut one).unwrap_or(0),
+        0,
+        "the dispatcher closed the victim's connection"
+    );
     // Everyone else keeps being served.
     assert_eq!(t.to_vec().unwrap(), vec![1.5, 1.5, 1.5]);
     let other = client(&addrs[0]);
-    assert_eq!(other.try_full([1], 7.0, DType::F32).unwrap().item().unwrap(), 7.0);
+    assert_eq!(
+        other
+            .try_full([1], 7.0, DType::F32)
+            .unwrap()
+            .item()
+            .unwrap(),
+        7.0
+    );
 }
 
 #[test]
@@ -195,5 +236,8 @@ fn create_drop_loop_leaves_live_tensors_flat() {
     s.sync().unwrap();
     assert_eq!(live_tensors(&s), baseline + 1, "only `b` is still alive");
     let stats = s.worker_stats().unwrap();
-    assert!(stats[0].pool_hits > 10_000, "the pool served the loop: {stats:?}");
+    assert!(
+        stats[0].pool_hits > 10_000,
+        "the pool served the loop: {stats:?}"
+    );
 }

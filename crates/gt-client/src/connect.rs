@@ -54,9 +54,19 @@ pub fn connect(addr: &str, opts: &ConnectOptions) -> Result<Session> {
             true
         },
         move |err| {
-            let why = err.map(|e| e.to_string()).unwrap_or_else(|| "closed by the dispatcher".into());
-            r_err.fail(Error::Connection(format!("lost the dispatcher at {where_}: {why}")));
+            let why = err
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "closed by the dispatcher".into());
+            r_err.fail(Error::Connection(format!(
+                "lost the dispatcher at {where_}: {why}"
+            )));
         },
     );
-    Ok(Session::new(tx, router, workers, opts.batch_size, opts.name.clone()))
+    Ok(Session::new(
+        tx,
+        router,
+        workers,
+        opts.batch_size,
+        opts.name.clone(),
+    ))
 }

@@ -25,7 +25,11 @@ fn choose(values: &[f64], dtype: DType) -> Style {
         let max = finite.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         return if max >= 1e8 { Style::Sci } else { Style::Int };
     }
-    let nz: Vec<f64> = finite.iter().map(|v| v.abs()).filter(|&v| v > 0.0).collect();
+    let nz: Vec<f64> = finite
+        .iter()
+        .map(|v| v.abs())
+        .filter(|&v| v > 0.0)
+        .collect();
     let max = nz.iter().copied().fold(0.0f64, f64::max);
     let min = nz.iter().copied().fold(f64::INFINITY, f64::min);
     if max >= 1e8 || min < 1e-4 || (min > 0.0 && max / min > 1000.0) {
@@ -77,11 +81,23 @@ pub fn render(values: &[f64], dims: &[usize], dtype: DType) -> String {
     out
 }
 
-fn write_level(out: &mut String, strs: &[String], dims: &[usize], depth: usize, offset: usize, width: usize, summarize: bool) {
+fn write_level(
+    out: &mut String,
+    strs: &[String],
+    dims: &[usize],
+    depth: usize,
+    offset: usize,
+    width: usize,
+    summarize: bool,
+) {
     let n = dims[depth];
     let inner: usize = dims[depth + 1..].iter().product();
     let shown: Vec<Option<usize>> = if summarize && n > 2 * EDGE {
-        (0..EDGE).map(Some).chain([None]).chain((n - EDGE..n).map(Some)).collect()
+        (0..EDGE)
+            .map(Some)
+            .chain([None])
+            .chain((n - EDGE..n).map(Some))
+            .collect()
     } else {
         (0..n).map(Some).collect()
     };
@@ -101,7 +117,15 @@ fn write_level(out: &mut String, strs: &[String], dims: &[usize], depth: usize, 
             Some(i) if depth + 1 == dims.len() => {
                 out.push_str(&format!("{:>width$}", strs[offset + i]));
             }
-            Some(i) => write_level(out, strs, dims, depth + 1, offset + i * inner, width, summarize),
+            Some(i) => write_level(
+                out,
+                strs,
+                dims,
+                depth + 1,
+                offset + i * inner,
+                width,
+                summarize,
+            ),
         }
     }
     out.push(']');
@@ -114,7 +138,11 @@ impl std::fmt::Display for Tensor {
             d => format!(", dtype={d}"),
         };
         match self.to_vec_f64() {
-            Ok(values) => write!(f, "tensor({}{suffix})", render(&values, self.dims(), self.dtype())),
+            Ok(values) => write!(
+                f,
+                "tensor({}{suffix})",
+                render(&values, self.dims(), self.dtype())
+            ),
             Err(e) => write!(f, "tensor(<error: {e}>)"),
         }
     }
@@ -126,15 +154,27 @@ mod tests {
 
     #[test]
     fn matches_pytorch_repr() {
-        assert_eq!(render(&[1.0, 2.0, 3.0, 4.5], &[2, 2], DType::F32), "[[1.0000, 2.0000],\n        [3.0000, 4.5000]]");
+        assert_eq!(
+            render(&[1.0, 2.0, 3.0, 4.5], &[2, 2], DType::F32),
+            "[[1.0000, 2.0000],\n        [3.0000, 4.5000]]"
+        );
         assert_eq!(render(&[1.0, 2.0], &[2], DType::F32), "[1., 2.]");
         assert_eq!(render(&[3.0], &[], DType::F32), "3.");
         assert_eq!(render(&[1.0, -2.5], &[2], DType::F32), "[ 1.0000, -2.5000]");
-        assert_eq!(render(&[1e-5, 1.0], &[2], DType::F32), "[1.0000e-05, 1.0000e+00]");
+        assert_eq!(
+            render(&[1e-5, 1.0], &[2], DType::F32),
+            "[1.0000e-05, 1.0000e+00]"
+        );
         let big: Vec<f64> = (0..2000).map(|i| i as f64).collect();
         let s = render(&big, &[2000], DType::F32);
-        assert!(s.starts_with("[   0.,    1.,    2., ...") && s.ends_with("1999.]"), "{s}");
+        assert!(
+            s.starts_with("[   0.,    1.,    2., ...") && s.ends_with("1999.]"),
+            "{s}"
+        );
         let cube: Vec<f64> = (0..8).map(|i| i as f64).collect();
-        assert_eq!(render(&cube, &[2, 2, 2], DType::F32), "[[[0., 1.],\n         [2., 3.]],\n\n        [[4., 5.],\n         [6., 7.]]]");
+        assert_eq!(
+            render(&cube, &[2, 2, 2], DType::F32),
+            "[[[0., 1.],\n         [2., 3.]],\n\n        [[4., 5.],\n         [6., 7.]]]"
+        );
     }
 }

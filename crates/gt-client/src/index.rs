@@ -14,7 +14,11 @@ pub enum Idx {
     At(isize),
     /// `start..end` every `step` (Python semantics: negative bounds count from the end, out-of-range
     /// bounds are clamped, `step ≥ 1`).
-    Range { start: Option<isize>, end: Option<isize>, step: usize },
+    Range {
+        start: Option<isize>,
+        end: Option<isize>,
+        step: usize,
+    },
     /// The whole axis (`:`).
     All,
     /// A new size-1 axis (`None`).
@@ -24,7 +28,11 @@ pub enum Idx {
 impl Idx {
     /// `start..end` with a step.
     pub fn step(r: std::ops::Range<isize>, step: usize) -> Idx {
-        Idx::Range { start: Some(r.start), end: Some(r.end), step }
+        Idx::Range {
+            start: Some(r.start),
+            end: Some(r.end),
+            step,
+        }
     }
 }
 
@@ -35,17 +43,29 @@ impl From<isize> for Idx {
 }
 impl From<std::ops::Range<isize>> for Idx {
     fn from(r: std::ops::Range<isize>) -> Idx {
-        Idx::Range { start: Some(r.start), end: Some(r.end), step: 1 }
+        Idx::Range {
+            start: Some(r.start),
+            end: Some(r.end),
+            step: 1,
+        }
     }
 }
 impl From<std::ops::RangeFrom<isize>> for Idx {
     fn from(r: std::ops::RangeFrom<isize>) -> Idx {
-        Idx::Range { start: Some(r.start), end: None, step: 1 }
+        Idx::Range {
+            start: Some(r.start),
+            end: None,
+            step: 1,
+        }
     }
 }
 impl From<std::ops::RangeTo<isize>> for Idx {
     fn from(r: std::ops::RangeTo<isize>) -> Idx {
-        Idx::Range { start: None, end: Some(r.end), step: 1 }
+        Idx::Range {
+            start: None,
+            end: Some(r.end),
+            step: 1,
+        }
     }
 }
 impl From<std::ops::RangeFull> for Idx {
@@ -64,7 +84,10 @@ impl Tensor {
     pub fn try_index(&self, idx: &[Idx]) -> Result<Tensor> {
         let consumed = idx.iter().filter(|i| !matches!(i, Idx::NewAxis)).count();
         if consumed > self.rank() {
-            return Err(Error::shape("index", format!("{consumed} indices for a tensor of shape {}", self.shape())));
+            return Err(Error::shape(
+                "index",
+                format!("{consumed} indices for a tensor of shape {}", self.shape()),
+            ));
         }
         let mut specs: SmallVec<[SliceSpec; 6]> = SmallVec::new();
         let mut out_dims: Vec<usize> = Vec::new();
@@ -78,10 +101,17 @@ impl Tensor {
                     if pos < 0 || pos >= d as isize {
                         return Err(Error::shape(
                             "index",
-                            format!("index {p} is out of bounds for axis {axis} of shape {}", self.shape()),
+                            format!(
+                                "index {p} is out of bounds for axis {axis} of shape {}",
+                                self.shape()
+                            ),
                         ));
                     }
-                    specs.push(SliceSpec { start: pos as usize, len: 1, step: 1 });
+                    specs.push(SliceSpec {
+                        start: pos as usize,
+                        len: 1,
+                        step: 1,
+                    });
                     axis += 1;
                 }
                 Idx::Range { start, end, step } => {
@@ -92,28 +122,52 @@ impl Tensor {
                     let s = start.map_or(0, |b| clamp_bound(b, d));
                     let e = end.map_or(d, |b| clamp_bound(b, d));
                     let len = if e > s { (e - s).div_ceil(step) } else { 0 };
-                    specs.push(SliceSpec { start: s.min(d), len, step });
+                    specs.push(SliceSpec {
+                        start: s.min(d),
+                        len,
+                        step,
+                    });
                     out_dims.push(len);
                     axis += 1;
                 }
                 Idx::All => {
                     let d = self.dims()[axis];
-                    specs.push(SliceSpec { start: 0, len: d, step: 1 });
+                    specs.push(SliceSpec {
+                        start: 0,
+                        len: d,
+                        step: 1,
+                    });
                     out_dims.push(d);
                     axis += 1;
                 }
             }
         }
         for &d in &self.dims()[axis..] {
-            specs.push(SliceSpec { start: 0, len: d, step: 1 });
+            specs.push(SliceSpec {
+                start: 0,
+                len: d,
+                step: 1,
+            });
             out_dims.push(d);
         }
-        let whole = specs.iter().zip(self.dims()).all(|(s, &d)| s.start == 0 && s.len == d && s.step == 1);
-        let sliced = if whole { self.clone() } else { self.op(Op::Slice { specs }, &[])? };
+        let whole = specs
+            .iter()
+            .zip(self.dims())
+            .all(|(s, &d)| s.start == 0 && s.len == d && s.step == 1);
+        let sliced = if whole {
+            self.clone()
+        } else {
+            self.op(Op::Slice { specs }, &[])?
+        };
         if sliced.dims() == out_dims.as_slice() {
             return Ok(sliced);
         }
-        sliced.op(Op::Reshape { shape: Shape::new(out_dims) }, &[])
+        sliced.op(
+            Op::Reshape {
+                shape: Shape::new(out_dims),
+            },
+            &[],
+        )
     }
 
     /// Indexing (panics on an out-of-bounds index).
@@ -124,10 +178,18 @@ impl Tensor {
 
     /// `start..end` every `step` along one axis.
     pub fn try_slice(&self, axis: isize, start: isize, end: isize, step: usize) -> Result<Tensor> {
-        let ax = gt_core::shape::normalize_axis(axis, self.rank())
-            .ok_or_else(|| Error::axis("slice", format!("axis {axis} is out of range for shape {}", self.shape())))?;
+        let ax = gt_core::shape::normalize_axis(axis, self.rank()).ok_or_else(|| {
+            Error::axis(
+                "slice",
+                format!("axis {axis} is out of range for shape {}", self.shape()),
+            )
+        })?;
         let mut idx = vec![Idx::All; ax];
-        idx.push(Idx::Range { start: Some(start), end: Some(end), step });
+        idx.push(Idx::Range {
+            start: Some(start),
+            end: Some(end),
+            step,
+        });
         self.try_index(&idx)
     }
 

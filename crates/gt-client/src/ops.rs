@@ -40,7 +40,15 @@ impl Session {
     }
     /// Filled with `value`.
     pub fn try_full(&self, shape: impl Into<Shape>, value: f64, dtype: DType) -> Result<Tensor> {
-        Tensor::apply(self, Op::Full { shape: shape.into(), value, dtype }, &[])
+        Tensor::apply(
+            self,
+            Op::Full {
+                shape: shape.into(),
+                value,
+                dtype,
+            },
+            &[],
+        )
     }
     /// `start, start+step, …` below `end` (like `torch.arange`).
     pub fn try_arange(&self, start: f64, end: f64, step: f64, dtype: DType) -> Result<Tensor> {
@@ -48,7 +56,16 @@ impl Session {
             return Err(Error::invalid("arange", "step must be finite and non-zero"));
         }
         let len = ((end - start) / step).ceil().max(0.0) as usize;
-        Tensor::apply(self, Op::Arange { start, step, len, dtype }, &[])
+        Tensor::apply(
+            self,
+            Op::Arange {
+                start,
+                step,
+                len,
+                dtype,
+            },
+            &[],
+        )
     }
     /// Zeros with the shape and dtype of `like`.
     pub fn try_zeros_like(&self, like: &Tensor) -> Result<Tensor> {
@@ -64,13 +81,29 @@ impl Session {
     }
     fn random(&self, dist: Dist, shape: Shape, dtype: DType) -> Result<Tensor> {
         let (seed, stream) = self.next_random();
-        Tensor::apply(self, Op::Random { dist, shape, dtype, seed, stream }, &[])
+        Tensor::apply(
+            self,
+            Op::Random {
+                dist,
+                shape,
+                dtype,
+                seed,
+                stream,
+            },
+            &[],
+        )
     }
 }
 
 fn check_len(op: &str, len: usize, shape: &Shape) -> Result<()> {
     if len != shape.numel() {
-        return Err(Error::shape(op, format!("{len} values do not fill shape {shape} ({} elements)", shape.numel())));
+        return Err(Error::shape(
+            op,
+            format!(
+                "{len} values do not fill shape {shape} ({} elements)",
+                shape.numel()
+            ),
+        ));
     }
     Ok(())
 }
@@ -127,7 +160,14 @@ impl Tensor {
 
     /// `scalar op self` (e.g. `2 - x`, `1 / x`).
     pub fn try_scalar_lhs(&self, op: BinaryOp, scalar: f64) -> Result<Tensor> {
-        self.op(Op::BinaryScalar { op, scalar, scalar_left: true }, &[])
+        self.op(
+            Op::BinaryScalar {
+                op,
+                scalar,
+                scalar_left: true,
+            },
+            &[],
+        )
     }
 
     /// Matrix product (2-d, batched with broadcast batch dims, 1-d promoted like NumPy).
@@ -144,34 +184,56 @@ impl Tensor {
         let mut norm: SmallVec<[usize; 4]> = SmallVec::new();
         for &a in axes {
             let ax = normalize_axis(a, self.rank()).ok_or_else(|| {
-                Error::axis(op.name(), format!("axis {a} is out of range for shape {}", self.shape()))
+                Error::axis(
+                    op.name(),
+                    format!("axis {a} is out of range for shape {}", self.shape()),
+                )
             })?;
             if norm.contains(&ax) {
-                return Err(Error::axis(op.name(), format!("axis {a} appears twice in {axes:?}")));
+                return Err(Error::axis(
+                    op.name(),
+                    format!("axis {a} appears twice in {axes:?}"),
+                ));
             }
             norm.push(ax);
         }
         norm.sort_unstable();
-        self.op(Op::Reduce { op, axes: norm, keepdim }, &[])
+        self.op(
+            Op::Reduce {
+                op,
+                axes: norm,
+                keepdim,
+            },
+            &[],
+        )
     }
     /// Sum over `axes` (negative axes count from the end).
     pub fn try_sum_dims(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         if axes.is_empty() {
-            return Err(Error::axis("sum", "no axes given; use sum() for a full reduction"));
+            return Err(Error::axis(
+                "sum",
+                "no axes given; use sum() for a full reduction",
+            ));
         }
         self.reduce(ReduceOp::Sum, axes, keepdim)
     }
     /// Mean over `axes`.
     pub fn try_mean_dims(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         if axes.is_empty() {
-            return Err(Error::axis("mean", "no axes given; use mean() for a full reduction"));
+            return Err(Error::axis(
+                "mean",
+                "no axes given; use mean() for a full reduction",
+            ));
         }
         self.reduce(ReduceOp::Mean, axes, keepdim)
     }
     /// Max over `axes`.
     pub fn try_max_dims(&self, axes: &[isize], keepdim: bool) -> Result<Tensor> {
         if axes.is_empty() {
-            return Err(Error::axis("max", "no axes given; use max() for a full reduction"));
+            return Err(Error::axis(
+                "max",
+                "no axes given; use max() for a full reduction",
+            ));
         }
         self.reduce(ReduceOp::Max, axes, keepdim)
     }
@@ -214,22 +276,40 @@ impl Tensor {
         for (i, &d) in shape.iter().enumerate() {
             match d {
                 -1 if infer_at.is_none() => infer_at = Some(i),
-                -1 => return Err(Error::shape("reshape", format!("only one -1 allowed in {shape:?}"))),
-                d if d < 0 => return Err(Error::shape("reshape", format!("negative size {d} in {shape:?}"))),
+                -1 => {
+                    return Err(Error::shape(
+                        "reshape",
+                        format!("only one -1 allowed in {shape:?}"),
+                    ))
+                }
+                d if d < 0 => {
+                    return Err(Error::shape(
+                        "reshape",
+                        format!("negative size {d} in {shape:?}"),
+                    ))
+                }
                 d => known *= d as usize,
             }
         }
         let mut dims: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
         if let Some(i) = infer_at {
-            if known == 0 || n % known != 0 {
+            if known == 0 || !n.is_multiple_of(known) {
                 return Err(Error::shape(
                     "reshape",
-                    format!("cannot reshape {} ({n} elements) to {shape:?}", self.shape()),
+                    format!(
+                        "cannot reshape {} ({n} elements) to {shape:?}",
+                        self.shape()
+                    ),
                 ));
             }
             dims[i] = n / known;
         }
-        self.op(Op::Reshape { shape: Shape::new(dims) }, &[])
+        self.op(
+            Op::Reshape {
+                shape: Shape::new(dims),
+            },
+            &[],
+        )
     }
     /// Reshape (panics on a shape error).
     #[track_caller]
@@ -238,8 +318,12 @@ impl Tensor {
     }
 
     fn axis(&self, op: &str, axis: isize, rank: usize) -> Result<usize> {
-        normalize_axis(axis, rank)
-            .ok_or_else(|| Error::axis(op, format!("axis {axis} is out of range for shape {}", self.shape())))
+        normalize_axis(axis, rank).ok_or_else(|| {
+            Error::axis(
+                op,
+                format!("axis {axis} is out of range for shape {}", self.shape()),
+            )
+        })
     }
 
     /// Reorders axes: `out.dim(i) = self.dim(perm[i])`.
@@ -257,7 +341,10 @@ impl Tensor {
     }
     /// Swaps two axes.
     pub fn try_transpose(&self, a: isize, b: isize) -> Result<Tensor> {
-        let (a, b) = (self.axis("transpose", a, self.rank())?, self.axis("transpose", b, self.rank())?);
+        let (a, b) = (
+            self.axis("transpose", a, self.rank())?,
+            self.axis("transpose", b, self.rank())?,
+        );
         let mut p: SmallVec<[usize; 6]> = (0..self.rank()).collect();
         p.swap(a, b);
         self.op(Op::Permute { perm: p }, &[])
@@ -280,7 +367,12 @@ impl Tensor {
         let ax = self.axis("unsqueeze", axis, self.rank() + 1)?;
         let mut dims = self.dims().to_vec();
         dims.insert(ax, 1);
-        self.op(Op::Reshape { shape: Shape::new(dims) }, &[])
+        self.op(
+            Op::Reshape {
+                shape: Shape::new(dims),
+            },
+            &[],
+        )
     }
     /// Unsqueeze (panics on an axis error).
     #[track_caller]
@@ -291,11 +383,19 @@ impl Tensor {
     pub fn try_squeeze(&self, axis: isize) -> Result<Tensor> {
         let ax = self.axis("squeeze", axis, self.rank())?;
         if self.dims()[ax] != 1 {
-            return Err(Error::shape("squeeze", format!("axis {axis} of shape {} is not of size 1", self.shape())));
+            return Err(Error::shape(
+                "squeeze",
+                format!("axis {axis} of shape {} is not of size 1", self.shape()),
+            ));
         }
         let mut dims = self.dims().to_vec();
         dims.remove(ax);
-        self.op(Op::Reshape { shape: Shape::new(dims) }, &[])
+        self.op(
+            Op::Reshape {
+                shape: Shape::new(dims),
+            },
+            &[],
+        )
     }
     /// Squeeze (panics on an axis error).
     #[track_caller]
@@ -304,7 +404,12 @@ impl Tensor {
     }
     /// Broadcasts to `shape` without copying on the worker.
     pub fn try_expand(&self, shape: impl Into<Shape>) -> Result<Tensor> {
-        self.op(Op::Expand { shape: shape.into() }, &[])
+        self.op(
+            Op::Expand {
+                shape: shape.into(),
+            },
+            &[],
+        )
     }
     /// Converts the element type.
     pub fn try_to_dtype(&self, dtype: DType) -> Result<Tensor> {

@@ -29,7 +29,9 @@ impl ReplyRouter {
         let mut w = self.waiters.lock().unwrap();
         for r in replies {
             let req = match &r {
-                ClientReply::Data { req, .. } | ClientReply::Stats { req, .. } | ClientReply::Synced { req, .. } => *req,
+                ClientReply::Data { req, .. }
+                | ClientReply::Stats { req, .. }
+                | ClientReply::Synced { req, .. } => *req,
             };
             if let Some(tx) = w.remove(&req) {
                 let _ = tx.send(r);
@@ -71,7 +73,13 @@ pub const DEFAULT_SEED: u64 = 67_280_421_310_721;
 impl Session {
     /// A session sending on `tx` and receiving through `router`; `batch_size` instructions are
     /// buffered before a send (sync points send at once).
-    pub fn new(tx: Tx<ClientMsg>, router: Arc<ReplyRouter>, workers: u32, batch_size: usize, name: String) -> Session {
+    pub fn new(
+        tx: Tx<ClientMsg>,
+        router: Arc<ReplyRouter>,
+        workers: u32,
+        batch_size: usize,
+        name: String,
+    ) -> Session {
         Session(Arc::new(Inner {
             tx,
             router,
@@ -112,7 +120,10 @@ impl Session {
     }
 
     pub(crate) fn next_random(&self) -> (u64, u64) {
-        (self.0.seed.load(Ordering::Relaxed), self.0.random_stream.fetch_add(1, Ordering::Relaxed))
+        (
+            self.0.seed.load(Ordering::Relaxed),
+            self.0.random_stream.fetch_add(1, Ordering::Relaxed),
+        )
     }
 
     /// Appends one instruction; sends the batch when full.
@@ -139,7 +150,10 @@ impl Session {
     }
 
     fn connection_error(&self) -> Error {
-        self.0.router.dead().unwrap_or_else(|| Error::Connection("the dispatcher connection is closed".into()))
+        self.0
+            .router
+            .dead()
+            .unwrap_or_else(|| Error::Connection("the dispatcher connection is closed".into()))
     }
 
     /// Sends a request and waits for its reply.
@@ -165,7 +179,9 @@ impl Session {
     pub fn sync(&self) -> Result<()> {
         match self.request(|req| ClientMsg::Sync { req })? {
             ClientReply::Synced { result, .. } => result,
-            other => Err(Error::Protocol(format!("unexpected reply to sync: {other:?}"))),
+            other => Err(Error::Protocol(format!(
+                "unexpected reply to sync: {other:?}"
+            ))),
         }
     }
 
@@ -173,7 +189,9 @@ impl Session {
     pub fn worker_stats(&self) -> Result<Vec<WorkerStats>> {
         match self.request(|req| ClientMsg::Stats { req })? {
             ClientReply::Stats { result, .. } => result,
-            other => Err(Error::Protocol(format!("unexpected reply to stats: {other:?}"))),
+            other => Err(Error::Protocol(format!(
+                "unexpected reply to stats: {other:?}"
+            ))),
         }
     }
 }

@@ -60,15 +60,26 @@ impl Tensor {
         let mut ids: SmallVec<[TensorId; 2]> = SmallVec::new();
         for t in inputs {
             if !t.0.session.same(session) {
-                return Err(Error::invalid(op.name(), "inputs belong to different sessions (connections)"));
+                return Err(Error::invalid(
+                    op.name(),
+                    "inputs belong to different sessions (connections)",
+                ));
             }
             metas.push(&t.0.meta);
             ids.push(t.0.id);
         }
         let meta = infer(&op, &metas)?;
         let id = session.new_id();
-        session.push(ClientMsg::Exec { out: id, op, inputs: ids });
-        Ok(Tensor(Arc::new(Inner { id, meta, session: session.clone() })))
+        session.push(ClientMsg::Exec {
+            out: id,
+            op,
+            inputs: ids,
+        });
+        Ok(Tensor(Arc::new(Inner {
+            id,
+            meta,
+            session: session.clone(),
+        })))
     }
 
     /// `op(self, others…)` in this tensor's session.
@@ -85,7 +96,11 @@ impl Tensor {
         let id = session.new_id();
         let meta = Meta::new(data.shape.clone(), data.dtype);
         session.push(ClientMsg::Upload { out: id, data });
-        Ok(Tensor(Arc::new(Inner { id, meta, session: session.clone() })))
+        Ok(Tensor(Arc::new(Inner {
+            id,
+            meta,
+            session: session.clone(),
+        })))
     }
 
     /// A copy of this tensor living on worker `k` (like PyTorch's `.to(device)`); later ops on it
@@ -93,8 +108,16 @@ impl Tensor {
     pub fn to_worker(&self, k: u32) -> Tensor {
         let s = &self.0.session;
         let id = s.new_id();
-        s.push(ClientMsg::ToWorker { out: id, src: self.0.id, worker: WorkerId(k) });
-        Tensor(Arc::new(Inner { id, meta: self.0.meta.clone(), session: s.clone() }))
+        s.push(ClientMsg::ToWorker {
+            out: id,
+            src: self.0.id,
+            worker: WorkerId(k),
+        });
+        Tensor(Arc::new(Inner {
+            id,
+            meta: self.0.meta.clone(),
+            session: s.clone(),
+        }))
     }
 
     /// The contents (a sync point). Errors carry the cause of a failed computation.
@@ -102,7 +125,9 @@ impl Tensor {
         let id = self.0.id;
         match self.0.session.request(|req| ClientMsg::Read { req, id })? {
             ClientReply::Data { result, .. } => result,
-            other => Err(Error::Protocol(format!("unexpected reply to read: {other:?}"))),
+            other => Err(Error::Protocol(format!(
+                "unexpected reply to read: {other:?}"
+            ))),
         }
     }
 
@@ -119,7 +144,13 @@ impl Tensor {
     /// The single value of a one-element tensor (a sync point).
     pub fn item(&self) -> Result<f64> {
         if self.numel() != 1 {
-            return Err(Error::shape("item", format!("needs exactly one element, tensor has shape {}", self.shape())));
+            return Err(Error::shape(
+                "item",
+                format!(
+                    "needs exactly one element, tensor has shape {}",
+                    self.shape()
+                ),
+            ));
         }
         Ok(self.to_vec_f64()?[0])
     }
@@ -127,6 +158,10 @@ impl Tensor {
 
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tensor(id={}, shape={}, dtype={})", self.0.id, self.0.meta.shape, self.0.meta.dtype)
+        write!(
+            f,
+            "Tensor(id={}, shape={}, dtype={})",
+            self.0.id, self.0.meta.shape, self.0.meta.dtype
+        )
     }
 }

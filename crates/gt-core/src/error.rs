@@ -29,7 +29,11 @@ pub enum Error {
     WorkerLost { worker: u32, reason: String },
     /// A failure while executing on a worker (poisons the result ids).
     #[error("worker {worker} failed to execute {op}: {msg}")]
-    Exec { worker: u32, op: String, msg: String },
+    Exec {
+        worker: u32,
+        op: String,
+        msg: String,
+    },
     /// Protocol violations: bad frames, version or token mismatch, unexpected messages.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -44,19 +48,31 @@ pub enum Error {
 impl Error {
     /// Shape error for `op`.
     pub fn shape(op: impl Into<String>, msg: impl Into<String>) -> Self {
-        Error::Shape { op: op.into(), msg: msg.into() }
+        Error::Shape {
+            op: op.into(),
+            msg: msg.into(),
+        }
     }
     /// Axis error for `op`.
     pub fn axis(op: impl Into<String>, msg: impl Into<String>) -> Self {
-        Error::Axis { op: op.into(), msg: msg.into() }
+        Error::Axis {
+            op: op.into(),
+            msg: msg.into(),
+        }
     }
     /// Dtype error for `op`.
     pub fn dtype(op: impl Into<String>, msg: impl Into<String>) -> Self {
-        Error::DType { op: op.into(), msg: msg.into() }
+        Error::DType {
+            op: op.into(),
+            msg: msg.into(),
+        }
     }
     /// Invalid-argument error for `op`.
     pub fn invalid(op: impl Into<String>, msg: impl Into<String>) -> Self {
-        Error::Invalid { op: op.into(), msg: msg.into() }
+        Error::Invalid {
+            op: op.into(),
+            msg: msg.into(),
+        }
     }
 }
 

@@ -78,6 +78,9 @@ mod tests {
         let k = Key::new(SessionId(7), 123_456);
         assert_eq!(k.session(), SessionId(7));
         assert_eq!(k.local(), 123_456);
-        assert_eq!(Key::new(SessionId(0), Key::MAX_LOCAL).local(), Key::MAX_LOCAL);
+        assert_eq!(
+            Key::new(SessionId(0), Key::MAX_LOCAL).local(),
+            Key::MAX_LOCAL
+        );
     }
 }

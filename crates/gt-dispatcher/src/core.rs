@@ -21,7 +21,10 @@ pub struct CoreConfig {
 
 impl Default for CoreConfig {
     fn default() -> Self {
-        CoreConfig { heartbeat_timeout: Duration::from_millis(1500), join_timeout: Duration::from_secs(30) }
+        CoreConfig {
+            heartbeat_timeout: Duration::from_millis(1500),
+            join_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -58,8 +61,13 @@ pub(crate) struct WorkerSlot {
 
 /// What a worker-level request id answers.
 pub(crate) enum Pending {
-    Read { session: SessionId, req: gt_core::ReqId },
-    Part { agg: u64 },
+    Read {
+        session: SessionId,
+        req: gt_core::ReqId,
+    },
+    Part {
+        agg: u64,
+    },
 }
 
 /// A client request answered by several workers (stats, sync).
@@ -134,7 +142,12 @@ impl Core {
     pub fn handle(&mut self, ev: Event, now: Instant) {
         match ev {
             Event::ClientJoined { name, tx, accepted } => {
-                let w = WaitingClient { name, tx, accepted, deadline: now + self.cfg.join_timeout };
+                let w = WaitingClient {
+                    name,
+                    tx,
+                    accepted,
+                    deadline: now + self.cfg.join_timeout,
+                };
                 self.waiting.push(w);
                 self.admit_waiting(now);
             }
@@ -148,10 +161,21 @@ impl Core {
                 }
             }
             Event::ClientLeft { session, reason } => self.client_left(session, reason),
-            Event::WorkerJoined { peer_addr, tx, accepted } => {
+            Event::WorkerJoined {
+                peer_addr,
+                tx,
+                accepted,
+            } => {
                 let id = WorkerId(self.workers.len() as u32);
                 tracing::info!(target: "gt::dispatcher", "{id} joined (peer address {peer_addr})");
-                self.workers.push(WorkerSlot { tx, peer_addr, alive: true, last_seen: now, homed: 0, outbox: Vec::new() });
+                self.workers.push(WorkerSlot {
+                    tx,
+                    peer_addr,
+                    alive: true,
+                    last_seen: now,
+                    homed: 0,
+                    outbox: Vec::new(),
+                });
                 let _ = accepted.send(id);
                 self.announce_peers();
                 self.admit_waiting(now);
@@ -173,7 +197,9 @@ impl Core {
     /// Runs queued client batches, one batch per session per turn.
     pub fn serve(&mut self) {
         while let Some(sid) = self.order.pop_front() {
-            let Some(batch) = self.queues.get_mut(&sid).and_then(|q| q.pop_front()) else { continue };
+            let Some(batch) = self.queues.get_mut(&sid).and_then(|q| q.pop_front()) else {
+                continue;
+            };
             if self.queues.get(&sid).is_some_and(|q| !q.is_empty()) {
                 self.order.push_back(sid);
             }
@@ -250,7 +276,9 @@ impl Core {
             .map(|(i, w)| (WorkerId(i as u32), w.peer_addr.clone()))
             .collect();
         for w in self.workers.iter_mut().filter(|w| w.alive) {
-            w.outbox.push(WorkerMsg::Peers { peers: peers.clone() });
+            w.outbox.push(WorkerMsg::Peers {
+                peers: peers.clone(),
+            });
         }
     }
 
@@ -271,7 +299,9 @@ impl Core {
     fn worker_reply(&mut self, worker: WorkerId, m: WorkerReply) {
         let req = match &m {
             WorkerReply::Pong => return,
-            WorkerReply::Data { req, .. } | WorkerReply::Stats { req, .. } | WorkerReply::BarrierDone { req } => *req,
+            WorkerReply::Data { req, .. }
+            | WorkerReply::Stats { req, .. }
+            | WorkerReply::BarrierDone { req } => *req,
         };
         let Some((_, p)) = self.pending.remove(&req.0) else {
             tracing::warn!(target: "gt::dispatcher", "{worker} answered unknown request {}", req.0);
@@ -283,7 +313,9 @@ impl Core {
                     s.outbox.push(ClientReply::Data { req, result });
                 }
             }
-            (Pending::Part { agg }, WorkerReply::Stats { stats, .. }) => self.part_done(agg, Some(stats)),
+            (Pending::Part { agg }, WorkerReply::Stats { stats, .. }) => {
+                self.part_done(agg, Some(stats))
+            }
             (Pending::Part { agg }, WorkerReply::BarrierDone { .. }) => self.part_done(agg, None),
             (_, other) => {
                 tracing::warn!(target: "gt::dispatcher", "{worker} sent a mismatched reply {other:?}")
@@ -292,7 +324,9 @@ impl Core {
     }
 
     pub(crate) fn part_done(&mut self, agg: u64, stats: Option<WorkerStats>) {
-        let Some(a) = self.aggs.get_mut(&agg) else { return };
+        let Some(a) = self.aggs.get_mut(&agg) else {
+            return;
+        };
         if let (Some(list), Some(st)) = (a.stats.as_mut(), stats) {
             list.push(st);
         }
@@ -301,14 +335,23 @@ impl Core {
             return;
         }
         let a = self.aggs.remove(&agg).expect("present");
-        let Some(s) = self.sessions.get_mut(&a.session) else { return };
+        let Some(s) = self.sessions.get_mut(&a.session) else {
+            return;
+        };
         let reply = match a.stats {
             Some(mut list) => {
                 list.sort_by_key(|st| st.worker);
-                ClientReply::Stats { req: a.req, result: Ok(list) }
+                ClientReply::Stats {
+                    req: a.req,
+                    result: Ok(list),
+                }
             }
             None => {
-                let result = if s.lost.is_empty() { Ok(()) } else { Err(s.lost.remove(0)) };
+                let result = if s.lost.is_empty() {
+                    Ok(())
+                } else {
+                    Err(s.lost.remove(0))
+                };
                 s.lost.clear();
                 ClientReply::Synced { req: a.req, result }
             }
@@ -317,7 +360,9 @@ impl Core {
     }
 
     fn client_left(&mut self, session: SessionId, reason: Option<String>) {
-        let Some(s) = self.sessions.remove(&session) else { return };
+        let Some(s) = self.sessions.remove(&session) else {
+            return;
+        };
         tracing::info!(
             target: "gt::dispatcher",
             "client '{}' ({session}) left{}; freeing {} tensors",
@@ -338,14 +383,19 @@ impl Core {
     /// Declares `worker` lost: its tensors are poisoned (each owner hears at its next sync),
     /// requests waiting on it fail, other workers stop waiting for transfers from it.
     pub(crate) fn lose_worker(&mut self, worker: WorkerId, reason: String) {
-        let Some(slot) = self.workers.get_mut(worker.0 as usize) else { return };
+        let Some(slot) = self.workers.get_mut(worker.0 as usize) else {
+            return;
+        };
         if !slot.alive {
             return;
         }
         slot.alive = false;
         slot.outbox.clear();
         tracing::warn!(target: "gt::dispatcher", "{worker} lost: {reason}");
-        let err = Error::WorkerLost { worker: worker.0, reason };
+        let err = Error::WorkerLost {
+            worker: worker.0,
+            reason,
+        };
         let new_home = self.least_loaded();
         for s in self.sessions.values_mut() {
             let mut held = false;
@@ -365,25 +415,39 @@ impl Core {
                 }
             }
         }
-        let failed: Vec<u64> =
-            self.pending.iter().filter(|(_, (w, _))| *w == worker).map(|(r, _)| *r).collect();
+        let failed: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, (w, _))| *w == worker)
+            .map(|(r, _)| *r)
+            .collect();
         for r in failed {
             let (_, p) = self.pending.remove(&r).expect("present");
             match p {
                 Pending::Read { session, req } => {
                     if let Some(s) = self.sessions.get_mut(&session) {
-                        s.outbox.push(ClientReply::Data { req, result: Err(err.clone()) });
+                        s.outbox.push(ClientReply::Data {
+                            req,
+                            result: Err(err.clone()),
+                        });
                     }
                 }
                 Pending::Part { agg } => {
-                    let dead = WorkerStats { worker: worker.0, alive: false, ..Default::default() };
+                    let dead = WorkerStats {
+                        worker: worker.0,
+                        alive: false,
+                        ..Default::default()
+                    };
                     let is_stats = self.aggs.get(&agg).is_some_and(|a| a.stats.is_some());
                     self.part_done(agg, is_stats.then_some(dead));
                 }
             }
         }
         for w in self.workers.iter_mut().filter(|w| w.alive) {
-            w.outbox.push(WorkerMsg::PeerLost { worker, error: err.clone() });
+            w.outbox.push(WorkerMsg::PeerLost {
+                worker,
+                error: err.clone(),
+            });
         }
     }
 

@@ -9,15 +9,32 @@ use gt_transport::Tx;
 pub enum Event {
     /// A client finished its handshake; the core answers on `accepted` with the session id (or a
     /// reason to refuse) once a worker is available.
-    ClientJoined { name: String, tx: Tx<ClientReply>, accepted: crossbeam_channel::Sender<Result<(SessionId, u32), String>> },
+    ClientJoined {
+        name: String,
+        tx: Tx<ClientReply>,
+        accepted: crossbeam_channel::Sender<Result<(SessionId, u32), String>>,
+    },
     /// Instructions from a session.
-    ClientBatch { session: SessionId, msgs: Vec<ClientMsg> },
+    ClientBatch {
+        session: SessionId,
+        msgs: Vec<ClientMsg>,
+    },
     /// A client connection ended; its tensors are freed.
-    ClientLeft { session: SessionId, reason: Option<String> },
+    ClientLeft {
+        session: SessionId,
+        reason: Option<String>,
+    },
     /// A worker finished its handshake; the core answers on `accepted` with its id.
-    WorkerJoined { peer_addr: String, tx: Tx<WorkerMsg>, accepted: crossbeam_channel::Sender<WorkerId> },
+    WorkerJoined {
+        peer_addr: String,
+        tx: Tx<WorkerMsg>,
+        accepted: crossbeam_channel::Sender<WorkerId>,
+    },
     /// Replies from a worker.
-    WorkerBatch { worker: WorkerId, msgs: Vec<WorkerReply> },
+    WorkerBatch {
+        worker: WorkerId,
+        msgs: Vec<WorkerReply>,
+    },
     /// A worker connection ended.
     WorkerLeft { worker: WorkerId, reason: String },
     /// Heartbeat timer: ping workers, declare silent ones lost.

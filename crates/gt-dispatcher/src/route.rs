@@ -9,7 +9,9 @@ use smallvec::SmallVec;
 
 impl Core {
     pub(crate) fn client_batch(&mut self, sid: SessionId, batch: Vec<ClientMsg>) {
-        let Some(mut s) = self.sessions.remove(&sid) else { return };
+        let Some(mut s) = self.sessions.remove(&sid) else {
+            return;
+        };
         s.instructions += batch.len() as u64;
         for msg in batch {
             self.client_msg(&mut s, msg);
@@ -27,8 +29,12 @@ impl Core {
                 for id in &inputs {
                     match s.tensors.get(id) {
                         Some(Place::On(w)) => places.push(*w),
-                        Some(Place::Poisoned(e)) => return self.place(s, out, Place::Poisoned(e.clone())),
-                        None => return self.place(s, out, Place::Poisoned(unknown(*id, op.name()))),
+                        Some(Place::Poisoned(e)) => {
+                            return self.place(s, out, Place::Poisoned(e.clone()))
+                        }
+                        None => {
+                            return self.place(s, out, Place::Poisoned(unknown(*id, op.name())))
+                        }
                     }
                 }
                 let Some(target) = places.first().copied().or_else(|| self.home(s)) else {
@@ -48,7 +54,11 @@ impl Core {
                     }
                 }
                 let outbox = &mut self.workers[target.0 as usize].outbox;
-                outbox.push(WorkerMsg::Exec { out: Key::new(s.id, out.0), op, inputs: keys });
+                outbox.push(WorkerMsg::Exec {
+                    out: Key::new(s.id, out.0),
+                    op,
+                    inputs: keys,
+                });
                 outbox.extend(temps.into_iter().map(|key| WorkerMsg::Free { key }));
                 self.place(s, out, Place::On(target));
             }
@@ -62,12 +72,19 @@ impl Core {
                 let Some(target) = self.home(s) else {
                     return self.place(s, out, Place::Poisoned(no_workers()));
                 };
-                self.workers[target.0 as usize].outbox.push(WorkerMsg::Upload { out: Key::new(s.id, out.0), data });
+                self.workers[target.0 as usize]
+                    .outbox
+                    .push(WorkerMsg::Upload {
+                        out: Key::new(s.id, out.0),
+                        data,
+                    });
                 self.place(s, out, Place::On(target));
             }
             ClientMsg::Free { id } => {
                 if let Some(Place::On(w)) = s.tensors.remove(&id) {
-                    self.workers[w.0 as usize].outbox.push(WorkerMsg::Free { key: Key::new(s.id, id.0) });
+                    self.workers[w.0 as usize].outbox.push(WorkerMsg::Free {
+                        key: Key::new(s.id, id.0),
+                    });
                 }
             }
             ClientMsg::ToWorker { out, src, worker } => {
@@ -76,26 +93,40 @@ impl Core {
                 }
                 let from = match s.tensors.get(&src) {
                     Some(Place::On(w)) => *w,
-                    Some(Place::Poisoned(e)) => return self.place(s, out, Place::Poisoned(e.clone())),
+                    Some(Place::Poisoned(e)) => {
+                        return self.place(s, out, Place::Poisoned(e.clone()))
+                    }
                     None => return self.place(s, out, Place::Poisoned(unknown(src, "to_worker"))),
                 };
                 match self.workers.get(worker.0 as usize) {
                     Some(w) if w.alive => {}
                     Some(_) => {
-                        let e = Error::WorkerLost { worker: worker.0, reason: "it is no longer connected".into() };
+                        let e = Error::WorkerLost {
+                            worker: worker.0,
+                            reason: "it is no longer connected".into(),
+                        };
                         return self.place(s, out, Place::Poisoned(e));
                     }
                     None => {
                         let e = Error::invalid(
                             "to_worker",
-                            format!("there is no worker {} ({} workers joined)", worker.0, self.workers.len()),
+                            format!(
+                                "there is no worker {} ({} workers joined)",
+                                worker.0,
+                                self.workers.len()
+                            ),
                         );
                         return self.place(s, out, Place::Poisoned(e));
                     }
                 }
                 let (src_key, out_key) = (Key::new(s.id, src.0), Key::new(s.id, out.0));
                 if from == worker {
-                    self.workers[worker.0 as usize].outbox.push(WorkerMsg::Alias { out: out_key, src: src_key });
+                    self.workers[worker.0 as usize]
+                        .outbox
+                        .push(WorkerMsg::Alias {
+                            out: out_key,
+                            src: src_key,
+                        });
                 } else {
                     self.transfer(src_key, from, out_key, worker);
                 }
@@ -105,10 +136,19 @@ impl Core {
                 Some(Place::On(w)) => {
                     let w = *w;
                     let r = self.new_req(w, Pending::Read { session: s.id, req });
-                    self.workers[w.0 as usize].outbox.push(WorkerMsg::Read { req: r, key: Key::new(s.id, id.0) });
+                    self.workers[w.0 as usize].outbox.push(WorkerMsg::Read {
+                        req: r,
+                        key: Key::new(s.id, id.0),
+                    });
                 }
-                Some(Place::Poisoned(e)) => s.outbox.push(ClientReply::Data { req, result: Err(e.clone()) }),
-                None => s.outbox.push(ClientReply::Data { req, result: Err(unknown(id, "read")) }),
+                Some(Place::Poisoned(e)) => s.outbox.push(ClientReply::Data {
+                    req,
+                    result: Err(e.clone()),
+                }),
+                None => s.outbox.push(ClientReply::Data {
+                    req,
+                    result: Err(unknown(id, "read")),
+                }),
             },
             ClientMsg::Stats { req } => self.fan_out(s, req, true),
             ClientMsg::Sync { req } => self.fan_out(s, req, false),
@@ -117,31 +157,53 @@ impl Core {
 
     /// Sends a stats or barrier request to every worker and aggregates the answers.
     fn fan_out(&mut self, s: &mut Session, req: ReqId, stats: bool) {
-        let alive: Vec<WorkerId> =
-            (0..self.workers.len()).filter(|&i| self.workers[i].alive).map(|i| WorkerId(i as u32)).collect();
+        let alive: Vec<WorkerId> = (0..self.workers.len())
+            .filter(|&i| self.workers[i].alive)
+            .map(|i| WorkerId(i as u32))
+            .collect();
         let mut dead = Vec::new();
         if stats {
             for (i, w) in self.workers.iter().enumerate() {
                 if !w.alive {
-                    dead.push(gt_proto::WorkerStats { worker: i as u32, alive: false, ..Default::default() });
+                    dead.push(gt_proto::WorkerStats {
+                        worker: i as u32,
+                        alive: false,
+                        ..Default::default()
+                    });
                 }
             }
         }
         if alive.is_empty() {
             let reply = match stats {
-                true => ClientReply::Stats { req, result: Ok(dead) },
+                true => ClientReply::Stats {
+                    req,
+                    result: Ok(dead),
+                },
                 false => ClientReply::Synced {
                     req,
-                    result: if s.lost.is_empty() { Err(no_workers()) } else { Err(s.lost.remove(0)) },
+                    result: if s.lost.is_empty() {
+                        Err(no_workers())
+                    } else {
+                        Err(s.lost.remove(0))
+                    },
                 },
             };
             s.lost.clear();
             return s.outbox.push(reply);
         }
-        let agg = self.new_agg(Agg { session: s.id, req, remaining: alive.len(), stats: stats.then_some(dead) });
+        let agg = self.new_agg(Agg {
+            session: s.id,
+            req,
+            remaining: alive.len(),
+            stats: stats.then_some(dead),
+        });
         for w in alive {
             let r = self.new_req(w, Pending::Part { agg });
-            let msg = if stats { WorkerMsg::Stats { req: r } } else { WorkerMsg::Barrier { req: r } };
+            let msg = if stats {
+                WorkerMsg::Stats { req: r }
+            } else {
+                WorkerMsg::Barrier { req: r }
+            };
             self.workers[w.0 as usize].outbox.push(msg);
         }
     }
@@ -151,7 +213,9 @@ impl Core {
         let old = s.tensors.insert(out, place.clone());
         if let Some(Place::On(w)) = old {
             if place != Place::On(w) {
-                self.workers[w.0 as usize].outbox.push(WorkerMsg::Free { key: Key::new(s.id, out.0) });
+                self.workers[w.0 as usize].outbox.push(WorkerMsg::Free {
+                    key: Key::new(s.id, out.0),
+                });
             }
         }
     }
@@ -180,14 +244,21 @@ impl Core {
     fn transfer(&mut self, key: Key, from: WorkerId, out: Key, to: WorkerId) {
         let xfer = self.next_xfer;
         self.next_xfer += 1;
-        self.workers[from.0 as usize].outbox.push(WorkerMsg::Send { key, to, xfer });
-        self.workers[to.0 as usize].outbox.push(WorkerMsg::Recv { out, from, xfer });
+        self.workers[from.0 as usize]
+            .outbox
+            .push(WorkerMsg::Send { key, to, xfer });
+        self.workers[to.0 as usize]
+            .outbox
+            .push(WorkerMsg::Recv { out, from, xfer });
     }
 }
 
 fn check_id(id: TensorId) -> Result<(), Error> {
     if id.0 == 0 || id.0 > Key::MAX_LOCAL {
-        return Err(Error::Protocol(format!("tensor id {} is out of range", id.0)));
+        return Err(Error::Protocol(format!(
+            "tensor id {} is out of range",
+            id.0
+        )));
     }
     Ok(())
 }

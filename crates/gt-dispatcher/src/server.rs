@@ -4,10 +4,12 @@
 
 use crate::core::{Core, CoreConfig};
 use crate::event::Event;
+use crossbeam_channel::{Receiver, Sender};
 use gt_core::{Error, SessionId, WorkerId};
 use gt_proto::{ClientMsg, ClientReply, Role, WorkerMsg, WorkerReply};
-use gt_transport::{accept_handshake, send_welcome, spawn_reader, spawn_writer, Addr, Listener, Stream, Tx};
-use crossbeam_channel::{Receiver, Sender};
+use gt_transport::{
+    accept_handshake, deferred_writer, send_welcome, spawn_reader, Addr, Listener, Stream, Tx,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -109,42 +111,70 @@ impl Dispatcher {
 
     /// Joins an in-process client: replies go to `deliver`; returns its session, the live worker
     /// count and the `Tx` for its instructions. Dropping every clone of that `Tx` ends the session.
-    pub fn connect_client(&self, name: &str, deliver: Tx<ClientReply>) -> Result<(SessionId, u32, Tx<ClientMsg>), Error> {
+    pub fn connect_client(
+        &self,
+        name: &str,
+        deliver: Tx<ClientReply>,
+    ) -> Result<(SessionId, u32, Tx<ClientMsg>), Error> {
         let (acc_tx, acc_rx) = crossbeam_channel::bounded(1);
         self.events
-            .send(Event::ClientJoined { name: name.into(), tx: deliver, accepted: acc_tx })
+            .send(Event::ClientJoined {
+                name: name.into(),
+                tx: deliver,
+                accepted: acc_tx,
+            })
             .map_err(|_| Error::Connection("dispatcher stopped".into()))?;
         let (sid, workers) = acc_rx
             .recv()
             .map_err(|_| Error::Connection("dispatcher stopped".into()))?
             .map_err(Error::Connection)?;
-        let guard = LeaveGuard { events: self.events.clone(), session: sid };
+        let guard = LeaveGuard {
+            events: self.events.clone(),
+            session: sid,
+        };
         let events = self.events.clone();
         let tx = Tx::from_fn(move |msgs| {
             let _keep = &guard;
-            events.send(Event::ClientBatch { session: sid, msgs }).map_err(|_| gt_transport::Closed)
+            events
+                .send(Event::ClientBatch { session: sid, msgs })
+                .map_err(|_| gt_transport::Closed)
         });
         Ok((sid, workers, tx))
     }
 
     /// Joins an in-process worker whose instructions go to `tx`; returns its id and the `Tx` for
     /// its replies.
-    pub fn connect_worker(&self, peer_addr: &str, tx: Tx<WorkerMsg>) -> Result<(WorkerId, Tx<WorkerReply>), Error> {
+    pub fn connect_worker(
+        &self,
+        peer_addr: &str,
+        tx: Tx<WorkerMsg>,
+    ) -> Result<(WorkerId, Tx<WorkerReply>), Error> {
         let (acc_tx, acc_rx) = crossbeam_channel::bounded(1);
         self.events
-            .send(Event::WorkerJoined { peer_addr: peer_addr.into(), tx, accepted: acc_tx })
+            .send(Event::WorkerJoined {
+                peer_addr: peer_addr.into(),
+                tx,
+                accepted: acc_tx,
+            })
             .map_err(|_| Error::Connection("dispatcher stopped".into()))?;
-        let id = acc_rx.recv().map_err(|_| Error::Connection("dispatcher stopped".into()))?;
+        let id = acc_rx
+            .recv()
+            .map_err(|_| Error::Connection("dispatcher stopped".into()))?;
         let events = self.events.clone();
         let reply = Tx::from_fn(move |msgs| {
-            events.send(Event::WorkerBatch { worker: id, msgs }).map_err(|_| gt_transport::Closed)
+            events
+                .send(Event::WorkerBatch { worker: id, msgs })
+                .map_err(|_| gt_transport::Closed)
         });
         Ok((id, reply))
     }
 
     /// Tells the core that an in-process worker is gone.
     pub fn worker_left(&self, worker: WorkerId, reason: &str) {
-        let _ = self.events.send(Event::WorkerLeft { worker, reason: reason.into() });
+        let _ = self.events.send(Event::WorkerLeft {
+            worker,
+            reason: reason.into(),
+        });
     }
 
     /// Stops accepting, stops the core, and waits for it.
@@ -173,7 +203,10 @@ struct LeaveGuard {
 
 impl Drop for LeaveGuard {
     fn drop(&mut self) {
-        let _ = self.events.send(Event::ClientLeft { session: self.session, reason: None });
+        let _ = self.events.send(Event::ClientLeft {
+            session: self.session,
+            reason: None,
+        });
     }
 }
 
@@ -208,30 +241,51 @@ fn serve_connection(stream: Stream, events: Sender<Event>, cfg: DispatcherConfig
             return;
         }
     };
-    let Ok(write_half) = stream.try_clone() else { return };
+    let Ok(write_half) = stream.try_clone() else {
+        return;
+    };
     match hello.role {
         Role::Client => {
-            let name = if hello.info.is_empty() { peer.clone() } else { hello.info.clone() };
-            let tx = spawn_writer::<ClientReply>(write_half, format!("client-{name}"));
+            let name = if hello.info.is_empty() {
+                peer.clone()
+            } else {
+                hello.info.clone()
+            };
+            let (tx, writer) = deferred_writer::<ClientReply>();
             let (acc_tx, acc_rx) = crossbeam_channel::bounded(1);
-            let _ = events.send(Event::ClientJoined { name: name.clone(), tx, accepted: acc_tx });
+            let _ = events.send(Event::ClientJoined {
+                name: name.clone(),
+                tx,
+                accepted: acc_tx,
+            });
             match acc_rx.recv() {
                 Ok(Ok((sid, workers))) => {
                     if send_welcome(&stream, sid.0, workers).is_err() {
-                        let _ = events.send(Event::ClientLeft { session: sid, reason: Some("closed during handshake".into()) });
+                        let _ = events.send(Event::ClientLeft {
+                            session: sid,
+                            reason: Some("closed during handshake".into()),
+                        });
                         return;
                     }
+                    writer.start(write_half, format!("client-{sid}"));
                     let (ev_batch, ev_close) = (events.clone(), events);
                     spawn_reader::<ClientMsg, _, _>(
                         stream,
                         cfg.max_frame,
                         format!("client-{sid}"),
-                        move |msgs| ev_batch.send(Event::ClientBatch { session: sid, msgs }).is_ok(),
+                        move |msgs| {
+                            ev_batch
+                                .send(Event::ClientBatch { session: sid, msgs })
+                                .is_ok()
+                        },
                         move |err| {
                             if let Some(e) = &err {
                                 tracing::error!(target: "gt::dispatcher", "closing connection of client '{name}' ({sid}): {e}");
                             }
-                            let _ = ev_close.send(Event::ClientLeft { session: sid, reason: err.map(|e| e.to_string()) });
+                            let _ = ev_close.send(Event::ClientLeft {
+                                session: sid,
+                                reason: err.map(|e| e.to_string()),
+                            });
                         },
                     );
                 }
@@ -240,20 +294,34 @@ fn serve_connection(stream: Stream, events: Sender<Event>, cfg: DispatcherConfig
             }
         }
         Role::Worker => {
-            let tx = spawn_writer::<WorkerMsg>(write_half, format!("worker-{peer}"));
+            let (tx, writer) = deferred_writer::<WorkerMsg>();
             let (acc_tx, acc_rx) = crossbeam_channel::bounded(1);
-            let _ = events.send(Event::WorkerJoined { peer_addr: hello.info.clone(), tx, accepted: acc_tx });
-            let Ok(id) = acc_rx.recv() else { return reject(&stream, "dispatcher is shutting down") };
+            let _ = events.send(Event::WorkerJoined {
+                peer_addr: hello.info.clone(),
+                tx,
+                accepted: acc_tx,
+            });
+            let Ok(id) = acc_rx.recv() else {
+                return reject(&stream, "dispatcher is shutting down");
+            };
             if send_welcome(&stream, id.0, 0).is_err() {
-                let _ = events.send(Event::WorkerLeft { worker: id, reason: "closed during handshake".into() });
+                let _ = events.send(Event::WorkerLeft {
+                    worker: id,
+                    reason: "closed during handshake".into(),
+                });
                 return;
             }
+            writer.start(write_half, format!("{id}"));
             let (ev_batch, ev_close) = (events.clone(), events);
             spawn_reader::<WorkerReply, _, _>(
                 stream,
                 cfg.max_frame,
                 format!("{id}"),
-                move |msgs| ev_batch.send(Event::WorkerBatch { worker: id, msgs }).is_ok(),
+                move |msgs| {
+                    ev_batch
+                        .send(Event::WorkerBatch { worker: id, msgs })
+                        .is_ok()
+                },
                 move |err| {
                     let reason = match err {
                         Some(e) => format!("connection failed: {e}"),
@@ -263,16 +331,22 @@ fn serve_connection(stream: Stream, events: Sender<Event>, cfg: DispatcherConfig
                 },
             );
         }
-        Role::Monitor | Role::Peer => {
-            reject(&stream, &format!("the dispatcher does not accept {:?} connections", hello.role))
-        }
+        Role::Monitor | Role::Peer => reject(
+            &stream,
+            &format!(
+                "the dispatcher does not accept {:?} connections",
+                hello.role
+            ),
+        ),
     }
 }
 
 fn reject(stream: &Stream, reason: &str) {
     tracing::warn!(target: "gt::dispatcher", "refusing connection: {reason}");
     if let Ok(s) = stream.try_clone() {
-        let _ = gt_transport::FrameWriter::new(s).send(&[gt_proto::Welcome::Rejected { reason: reason.into() }]);
+        let _ = gt_transport::FrameWriter::new(s).send(&[gt_proto::Welcome::Rejected {
+            reason: reason.into(),
+        }]);
     }
     stream.shutdown();
 }

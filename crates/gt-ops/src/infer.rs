@@ -17,7 +17,10 @@ pub struct Meta {
 impl Meta {
     /// A meta from parts.
     pub fn new(shape: impl Into<Shape>, dtype: DType) -> Meta {
-        Meta { shape: shape.into(), dtype }
+        Meta {
+            shape: shape.into(),
+            dtype,
+        }
     }
 }
 
@@ -37,11 +40,19 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> Result<Meta> {
     let out = match op {
         Op::Full { shape, dtype, .. } | Op::Random { shape, dtype, .. } => {
             if matches!(op, Op::Random { .. }) && !dtype.is_float() {
-                return Err(Error::dtype(name, format!("needs a float dtype, got {dtype}")));
+                return Err(Error::dtype(
+                    name,
+                    format!("needs a float dtype, got {dtype}"),
+                ));
             }
             Meta::new(shape.clone(), *dtype)
         }
-        Op::Arange { start, step, len, dtype } => {
+        Op::Arange {
+            start,
+            step,
+            len,
+            dtype,
+        } => {
             if *step == 0.0 || !start.is_finite() || !step.is_finite() {
                 return Err(Error::invalid(name, "step must be finite and non-zero"));
             }
@@ -59,18 +70,28 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> Result<Meta> {
             let shape = Shape::broadcast(&a.shape, &b.shape).ok_or_else(|| {
                 Error::shape(
                     name,
-                    format!("shapes {} and {} cannot be broadcast together", a.shape, b.shape),
+                    format!(
+                        "shapes {} and {} cannot be broadcast together",
+                        a.shape, b.shape
+                    ),
                 )
             })?;
             Meta::new(shape, dtype)
         }
         Op::MatMul => matmul(inputs[0], inputs[1])?,
-        Op::Reduce { op: r, axes, keepdim } => {
+        Op::Reduce {
+            op: r,
+            axes,
+            keepdim,
+        } => {
             let x = inputs[0];
             float_only(name, x.dtype)?;
             check_axes(name, axes, x.shape.rank())?;
             if matches!(r, ReduceOp::Max) && x.shape.numel() == 0 {
-                return Err(Error::shape(name, format!("cannot take max of empty tensor {}", x.shape)));
+                return Err(Error::shape(
+                    name,
+                    format!("cannot take max of empty tensor {}", x.shape),
+                ));
             }
             let mut dims = Vec::with_capacity(x.shape.rank());
             for (i, &d) in x.shape.dims().iter().enumerate() {
@@ -88,7 +109,12 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> Result<Meta> {
             if shape.numel() != x.shape.numel() {
                 return Err(Error::shape(
                     name,
-                    format!("cannot reshape {} ({} elements) to {}", x.shape, x.shape.numel(), shape),
+                    format!(
+                        "cannot reshape {} ({} elements) to {}",
+                        x.shape,
+                        x.shape.numel(),
+                        shape
+                    ),
                 ));
             }
             Meta::new(shape.clone(), x.dtype)
@@ -98,21 +124,34 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> Result<Meta> {
             let rank = x.shape.rank();
             let mut seen = vec![false; rank];
             let valid = perm.len() == rank
-                && perm.iter().all(|&p| p < rank && !std::mem::replace(&mut seen[p], true));
+                && perm
+                    .iter()
+                    .all(|&p| p < rank && !std::mem::replace(&mut seen[p], true));
             if !valid {
                 return Err(Error::axis(
                     name,
-                    format!("{:?} is not a permutation of the axes of {}", perm.as_slice(), x.shape),
+                    format!(
+                        "{:?} is not a permutation of the axes of {}",
+                        perm.as_slice(),
+                        x.shape
+                    ),
                 ));
             }
-            Meta::new(perm.iter().map(|&p| x.shape.dims()[p]).collect::<Vec<_>>(), x.dtype)
+            Meta::new(
+                perm.iter().map(|&p| x.shape.dims()[p]).collect::<Vec<_>>(),
+                x.dtype,
+            )
         }
         Op::Slice { specs } => {
             let x = inputs[0];
             if specs.len() != x.shape.rank() {
                 return Err(Error::shape(
                     name,
-                    format!("{} slice specs for a tensor of shape {}", specs.len(), x.shape),
+                    format!(
+                        "{} slice specs for a tensor of shape {}",
+                        specs.len(),
+                        x.shape
+                    ),
                 ));
             }
             for (axis, (s, &d)) in specs.iter().zip(x.shape.dims()).enumerate() {
@@ -132,14 +171,20 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> Result<Meta> {
         Op::Expand { shape } => {
             let x = inputs[0];
             if Shape::broadcast(&x.shape, shape).as_ref() != Some(shape) {
-                return Err(Error::shape(name, format!("cannot expand {} to {}", x.shape, shape)));
+                return Err(Error::shape(
+                    name,
+                    format!("cannot expand {} to {}", x.shape, shape),
+                ));
             }
             Meta::new(shape.clone(), x.dtype)
         }
         Op::Cast { dtype } => Meta::new(inputs[0].shape.clone(), *dtype),
     };
     if out.shape.numel() > MAX_ELEMENTS {
-        return Err(Error::shape(name, format!("result {} is too large", out.shape)));
+        return Err(Error::shape(
+            name,
+            format!("result {} is too large", out.shape),
+        ));
     }
     Ok(out)
 }
@@ -148,17 +193,26 @@ fn float_only(name: &str, dtype: DType) -> Result<()> {
     if dtype.is_float() {
         Ok(())
     } else {
-        Err(Error::dtype(name, format!("expected a float tensor, got {dtype}")))
+        Err(Error::dtype(
+            name,
+            format!("expected a float tensor, got {dtype}"),
+        ))
     }
 }
 
 fn check_axes(name: &str, axes: &[usize], rank: usize) -> Result<()> {
     for (i, &a) in axes.iter().enumerate() {
         if a >= rank {
-            return Err(Error::axis(name, format!("axis {a} is out of range for rank {rank}")));
+            return Err(Error::axis(
+                name,
+                format!("axis {a} is out of range for rank {rank}"),
+            ));
         }
         if i > 0 && axes[i - 1] >= a {
-            return Err(Error::axis(name, format!("axes {axes:?} must be sorted and unique")));
+            return Err(Error::axis(
+                name,
+                format!("axes {axes:?} must be sorted and unique"),
+            ));
         }
     }
     Ok(())
@@ -169,17 +223,24 @@ fn check_axes(name: &str, axes: &[usize], rank: usize) -> Result<()> {
 fn matmul(a: &Meta, b: &Meta) -> Result<Meta> {
     let dtype = DType::promote(a.dtype, b.dtype);
     float_only("matmul", dtype)?;
-    let err = |why: &str| {
-        Error::shape("matmul", format!("lhs {}, rhs {}: {why}", a.shape, b.shape))
-    };
+    let err =
+        |why: &str| Error::shape("matmul", format!("lhs {}, rhs {}: {why}", a.shape, b.shape));
     let (ra, rb) = (a.shape.rank(), b.shape.rank());
     if ra == 0 || rb == 0 {
         return Err(err("both operands need at least one dimension"));
     }
     let ad = a.shape.dims();
     let bd = b.shape.dims();
-    let (m, k1) = if ra == 1 { (None, ad[0]) } else { (Some(ad[ra - 2]), ad[ra - 1]) };
-    let (k2, n) = if rb == 1 { (bd[0], None) } else { (bd[rb - 2], Some(bd[rb - 1])) };
+    let (m, k1) = if ra == 1 {
+        (None, ad[0])
+    } else {
+        (Some(ad[ra - 2]), ad[ra - 1])
+    };
+    let (k2, n) = if rb == 1 {
+        (bd[0], None)
+    } else {
+        (bd[rb - 2], Some(bd[rb - 1]))
+    };
     if k1 != k2 {
         return Err(err(&format!("contraction sizes differ ({k1} vs {k2})")));
     }
@@ -208,37 +269,87 @@ mod tests {
         let ok = |a: &[usize], b: &[usize]| infer(&Op::MatMul, &[&m(a), &m(b)]).map(|x| x.shape);
         assert_eq!(ok(&[2, 3], &[3, 4]).unwrap(), Shape::new([2, 4]));
         assert_eq!(ok(&[5, 2, 3], &[3, 4]).unwrap(), Shape::new([5, 2, 4]));
-        assert_eq!(ok(&[5, 1, 2, 3], &[7, 3, 4]).unwrap(), Shape::new([5, 7, 2, 4]));
+        assert_eq!(
+            ok(&[5, 1, 2, 3], &[7, 3, 4]).unwrap(),
+            Shape::new([5, 7, 2, 4])
+        );
         assert_eq!(ok(&[3], &[3, 4]).unwrap(), Shape::new([4]));
         assert_eq!(ok(&[2, 3], &[3]).unwrap(), Shape::new([2]));
         let e = ok(&[2, 3], &[4, 5]).unwrap_err().to_string();
-        assert!(e.contains("matmul") && e.contains("[2, 3]") && e.contains("[4, 5]"), "{e}");
+        assert!(
+            e.contains("matmul") && e.contains("[2, 3]") && e.contains("[4, 5]"),
+            "{e}"
+        );
     }
 
     #[test]
     fn binary_broadcast_error_names_op_and_shapes() {
         let e = infer(&Op::Binary(BinaryOp::Add), &[&m(&[2, 3]), &m(&[4])]).unwrap_err();
         let s = e.to_string();
-        assert!(s.contains("add") && s.contains("[2, 3]") && s.contains("[4]"), "{s}");
+        assert!(
+            s.contains("add") && s.contains("[2, 3]") && s.contains("[4]"),
+            "{s}"
+        );
     }
 
     #[test]
     fn reduce_and_views() {
-        let r = Op::Reduce { op: ReduceOp::Sum, axes: smallvec![0, 2], keepdim: false };
+        let r = Op::Reduce {
+            op: ReduceOp::Sum,
+            axes: smallvec![0, 2],
+            keepdim: false,
+        };
         assert_eq!(infer(&r, &[&m(&[2, 3, 4])]).unwrap().shape, Shape::new([3]));
-        let r = Op::Reduce { op: ReduceOp::Mean, axes: smallvec![1], keepdim: true };
-        assert_eq!(infer(&r, &[&m(&[2, 3, 4])]).unwrap().shape, Shape::new([2, 1, 4]));
-        let r = Op::Reduce { op: ReduceOp::Max, axes: smallvec![], keepdim: false };
+        let r = Op::Reduce {
+            op: ReduceOp::Mean,
+            axes: smallvec![1],
+            keepdim: true,
+        };
+        assert_eq!(
+            infer(&r, &[&m(&[2, 3, 4])]).unwrap().shape,
+            Shape::new([2, 1, 4])
+        );
+        let r = Op::Reduce {
+            op: ReduceOp::Max,
+            axes: smallvec![],
+            keepdim: false,
+        };
         assert_eq!(infer(&r, &[&m(&[2, 3])]).unwrap().shape, Shape::scalar());
-        let bad = Op::Reduce { op: ReduceOp::Sum, axes: smallvec![3], keepdim: false };
-        assert!(matches!(infer(&bad, &[&m(&[2, 3])]), Err(Error::Axis { .. })));
-        let p = Op::Permute { perm: smallvec![1, 0, 0] };
-        assert!(matches!(infer(&p, &[&m(&[2, 3, 4])]), Err(Error::Axis { .. })));
-        let s = Op::Slice { specs: smallvec![SliceSpec { start: 1, len: 2, step: 2 }] };
+        let bad = Op::Reduce {
+            op: ReduceOp::Sum,
+            axes: smallvec![3],
+            keepdim: false,
+        };
+        assert!(matches!(
+            infer(&bad, &[&m(&[2, 3])]),
+            Err(Error::Axis { .. })
+        ));
+        let p = Op::Permute {
+            perm: smallvec![1, 0, 0],
+        };
+        assert!(matches!(
+            infer(&p, &[&m(&[2, 3, 4])]),
+            Err(Error::Axis { .. })
+        ));
+        let s = Op::Slice {
+            specs: smallvec![SliceSpec {
+                start: 1,
+                len: 2,
+                step: 2
+            }],
+        };
         assert_eq!(infer(&s, &[&m(&[5])]).unwrap().shape, Shape::new([2]));
-        let s = Op::Slice { specs: smallvec![SliceSpec { start: 1, len: 3, step: 2 }] };
+        let s = Op::Slice {
+            specs: smallvec![SliceSpec {
+                start: 1,
+                len: 3,
+                step: 2
+            }],
+        };
         assert!(infer(&s, &[&m(&[5])]).is_err());
-        let e = Op::Expand { shape: Shape::new([4, 3]) };
+        let e = Op::Expand {
+            shape: Shape::new([4, 3]),
+        };
         assert!(infer(&e, &[&m(&[1, 3])]).is_ok());
         assert!(infer(&e, &[&m(&[2, 3])]).is_err());
     }
@@ -247,8 +358,14 @@ mod tests {
     fn dtype_rules() {
         let a = Meta::new([2], DType::F32);
         let b = Meta::new([2], DType::F64);
-        assert_eq!(infer(&Op::Binary(BinaryOp::Mul), &[&a, &b]).unwrap().dtype, DType::F64);
+        assert_eq!(
+            infer(&Op::Binary(BinaryOp::Mul), &[&a, &b]).unwrap().dtype,
+            DType::F64
+        );
         let i = Meta::new([2], DType::I64);
-        assert!(matches!(infer(&Op::Unary(UnaryOp::Exp), &[&i]), Err(Error::DType { .. })));
+        assert!(matches!(
+            infer(&Op::Unary(UnaryOp::Exp), &[&i]),
+            Err(Error::DType { .. })
+        ));
     }
 }

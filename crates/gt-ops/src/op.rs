@@ -74,22 +74,45 @@ pub struct SliceSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
     /// A tensor filled with one value (zeros, ones, full).
-    Full { shape: Shape, value: f64, dtype: DType },
+    Full {
+        shape: Shape,
+        value: f64,
+        dtype: DType,
+    },
     /// `start, start+step, …` with `len` elements (1-d).
-    Arange { start: f64, step: f64, len: usize, dtype: DType },
+    Arange {
+        start: f64,
+        step: f64,
+        len: usize,
+        dtype: DType,
+    },
     /// Counter-based random values: element `i` depends only on `(seed, stream, i)`.
-    Random { dist: Dist, shape: Shape, dtype: DType, seed: u64, stream: u64 },
+    Random {
+        dist: Dist,
+        shape: Shape,
+        dtype: DType,
+        seed: u64,
+        stream: u64,
+    },
     /// Elementwise function of one input.
     Unary(UnaryOp),
     /// Elementwise function of two broadcast inputs.
     Binary(BinaryOp),
     /// Elementwise function of one input and a constant; `scalar_left` means `scalar op x`.
-    BinaryScalar { op: BinaryOp, scalar: f64, scalar_left: bool },
+    BinaryScalar {
+        op: BinaryOp,
+        scalar: f64,
+        scalar_left: bool,
+    },
     /// Matrix product: 2-d, or batched with broadcast batch dims (1-d operands are promoted
     /// like NumPy's `matmul`).
     MatMul,
     /// Reduction over `axes` (sorted, unique; empty means all axes).
-    Reduce { op: ReduceOp, axes: SmallVec<[usize; 4]>, keepdim: bool },
+    Reduce {
+        op: ReduceOp,
+        axes: SmallVec<[usize; 4]>,
+        keepdim: bool,
+    },
     /// Same elements, new shape (fully resolved: no -1).
     Reshape { shape: Shape },
     /// Axis permutation (`out.dim(i) = in.dim(perm[i])`).
@@ -123,8 +146,13 @@ impl Op {
         match self {
             Op::Full { .. } => "full",
             Op::Arange { .. } => "arange",
-            Op::Random { dist: Dist::Uniform, .. } => "rand",
-            Op::Random { dist: Dist::Normal, .. } => "randn",
+            Op::Random {
+                dist: Dist::Uniform,
+                ..
+            } => "rand",
+            Op::Random {
+                dist: Dist::Normal, ..
+            } => "randn",
             Op::Unary(u) => u.name(),
             Op::Binary(b) | Op::BinaryScalar { op: b, .. } => b.name(),
             Op::MatMul => "matmul",
@@ -221,21 +249,53 @@ impl ReduceOp {
 impl std::fmt::Display for Op {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Op::Full { shape, value, dtype } => write!(f, "full({shape}, {value}, {dtype})"),
-            Op::Arange { start, step, len, dtype } => {
+            Op::Full {
+                shape,
+                value,
+                dtype,
+            } => write!(f, "full({shape}, {value}, {dtype})"),
+            Op::Arange {
+                start,
+                step,
+                len,
+                dtype,
+            } => {
                 write!(f, "arange(start={start}, step={step}, len={len}, {dtype})")
             }
-            Op::Random { shape, dtype, seed, stream, .. } => {
-                write!(f, "{}({shape}, {dtype}, seed={seed}, stream={stream})", self.name())
+            Op::Random {
+                shape,
+                dtype,
+                seed,
+                stream,
+                ..
+            } => {
+                write!(
+                    f,
+                    "{}({shape}, {dtype}, seed={seed}, stream={stream})",
+                    self.name()
+                )
             }
-            Op::BinaryScalar { op, scalar, scalar_left: true } => {
+            Op::BinaryScalar {
+                op,
+                scalar,
+                scalar_left: true,
+            } => {
                 write!(f, "{}(scalar={scalar}, x)", op.name())
             }
-            Op::BinaryScalar { op, scalar, scalar_left: false } => {
+            Op::BinaryScalar {
+                op,
+                scalar,
+                scalar_left: false,
+            } => {
                 write!(f, "{}(x, scalar={scalar})", op.name())
             }
             Op::Reduce { op, axes, keepdim } => {
-                write!(f, "{}(axes={:?}, keepdim={keepdim})", op.name(), axes.as_slice())
+                write!(
+                    f,
+                    "{}(axes={:?}, keepdim={keepdim})",
+                    op.name(),
+                    axes.as_slice()
+                )
             }
             Op::Reshape { shape } | Op::Expand { shape } => write!(f, "{}({shape})", self.name()),
             Op::Permute { perm } => write!(f, "permute({:?})", perm.as_slice()),
@@ -243,7 +303,13 @@ impl std::fmt::Display for Op {
                 write!(f, "slice(")?;
                 for (i, s) in specs.iter().enumerate() {
                     let sep = if i == 0 { "" } else { ", " };
-                    write!(f, "{sep}{}:{}:{}", s.start, s.start + s.len * s.step, s.step)?;
+                    write!(
+                        f,
+                        "{sep}{}:{}:{}",
+                        s.start,
+                        s.start + s.len * s.step,
+                        s.step
+                    )?;
                 }
                 write!(f, ")")
             }

@@ -30,7 +30,12 @@ pub fn philox4x32(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 
 fn block(seed: u64, stream: u64, index: u64) -> [u32; 4] {
     philox4x32(
-        [index as u32, (index >> 32) as u32, stream as u32, (stream >> 32) as u32],
+        [
+            index as u32,
+            (index >> 32) as u32,
+            stream as u32,
+            (stream >> 32) as u32,
+        ],
         [seed as u32, (seed >> 32) as u32],
     )
 }

@@ -20,7 +20,11 @@ impl RefTensor {
     /// A tensor from parts; `data.len()` must equal the shape's element count.
     pub fn new(shape: impl Into<Shape>, data: Vec<f64>) -> RefTensor {
         let shape = shape.into();
-        assert_eq!(shape.numel(), data.len(), "reference tensor data does not fit {shape}");
+        assert_eq!(
+            shape.numel(),
+            data.len(),
+            "reference tensor data does not fit {shape}"
+        );
         RefTensor { shape, data }
     }
 }
@@ -46,14 +50,20 @@ pub fn ravel(idx: &[usize], dims: &[usize]) -> usize {
 fn at_broadcast(t: &RefTensor, idx: &[usize]) -> f64 {
     let dims = t.shape.dims();
     let off = idx.len() - dims.len();
-    let own: Vec<usize> =
-        dims.iter().enumerate().map(|(i, &d)| if d == 1 { 0 } else { idx[off + i] }).collect();
+    let own: Vec<usize> = dims
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| if d == 1 { 0 } else { idx[off + i] })
+        .collect();
     t.data[ravel(&own, dims)]
 }
 
 /// Evaluates `op` on `inputs` (all treated as `dtype`-agnostic float64 values).
 pub fn eval(op: &Op, inputs: &[&RefTensor]) -> Result<RefTensor> {
-    let metas: Vec<Meta> = inputs.iter().map(|t| Meta::new(t.shape.clone(), DType::F64)).collect();
+    let metas: Vec<Meta> = inputs
+        .iter()
+        .map(|t| Meta::new(t.shape.clone(), DType::F64))
+        .collect();
     let meta_refs: Vec<&Meta> = metas.iter().collect();
     let out = infer(op, &meta_refs)?;
     let dims = out.shape.dims().to_vec();
@@ -64,23 +74,47 @@ pub fn eval(op: &Op, inputs: &[&RefTensor]) -> Result<RefTensor> {
     let data = match op {
         Op::Full { value, .. } => vec![*value; n],
         Op::Arange { start, step, .. } => (0..n).map(|i| start + step * i as f64).collect(),
-        Op::Random { dist, seed, stream, .. } => (0..n as u64)
+        Op::Random {
+            dist, seed, stream, ..
+        } => (0..n as u64)
             .map(|i| match dist {
                 Dist::Uniform => random::uniform(*seed, *stream, i),
                 Dist::Normal => random::normal(*seed, *stream, i),
             })
             .collect(),
-        Op::Unary(u) => inputs[0].data.iter().map(|&x| scalar::unary(*u, x)).collect(),
-        Op::Binary(b) => {
-            each(&|idx| scalar::binary(*b, at_broadcast(inputs[0], idx), at_broadcast(inputs[1], idx)))
-        }
-        Op::BinaryScalar { op: b, scalar: s, scalar_left } => inputs[0]
+        Op::Unary(u) => inputs[0]
             .data
             .iter()
-            .map(|&x| if *scalar_left { scalar::binary(*b, *s, x) } else { scalar::binary(*b, x, *s) })
+            .map(|&x| scalar::unary(*u, x))
+            .collect(),
+        Op::Binary(b) => each(&|idx| {
+            scalar::binary(
+                *b,
+                at_broadcast(inputs[0], idx),
+                at_broadcast(inputs[1], idx),
+            )
+        }),
+        Op::BinaryScalar {
+            op: b,
+            scalar: s,
+            scalar_left,
+        } => inputs[0]
+            .data
+            .iter()
+            .map(|&x| {
+                if *scalar_left {
+                    scalar::binary(*b, *s, x)
+                } else {
+                    scalar::binary(*b, x, *s)
+                }
+            })
             .collect(),
         Op::MatMul => matmul(inputs[0], inputs[1], &dims),
-        Op::Reduce { op: r, axes, keepdim } => {
+        Op::Reduce {
+            op: r,
+            axes,
+            keepdim,
+        } => {
             let x = inputs[0];
             let xd = x.shape.dims();
             let reduced = |i: usize| axes.is_empty() || axes.contains(&i);
@@ -102,7 +136,10 @@ pub fn eval(op: &Op, inputs: &[&RefTensor]) -> Result<RefTensor> {
                 .map(|vals| match r {
                     ReduceOp::Sum => vals.iter().sum(),
                     ReduceOp::Mean => vals.iter().sum::<f64>() / vals.len() as f64,
-                    ReduceOp::Max => vals.iter().copied().fold(f64::NEG_INFINITY, scalar::max_nan),
+                    ReduceOp::Max => vals
+                        .iter()
+                        .copied()
+                        .fold(f64::NEG_INFINITY, scalar::max_nan),
                 })
                 .collect()
         }
@@ -115,12 +152,19 @@ pub fn eval(op: &Op, inputs: &[&RefTensor]) -> Result<RefTensor> {
             inputs[0].data[ravel(&src, inputs[0].shape.dims())]
         }),
         Op::Slice { specs } => each(&|idx| {
-            let src: Vec<usize> = idx.iter().zip(specs).map(|(&i, s)| s.start + i * s.step).collect();
+            let src: Vec<usize> = idx
+                .iter()
+                .zip(specs)
+                .map(|(&i, s)| s.start + i * s.step)
+                .collect();
             inputs[0].data[ravel(&src, inputs[0].shape.dims())]
         }),
         Op::Expand { .. } => each(&|idx| at_broadcast(inputs[0], idx)),
     };
-    Ok(RefTensor { shape: out.shape, data })
+    Ok(RefTensor {
+        shape: out.shape,
+        data,
+    })
 }
 
 fn matmul(a: &RefTensor, b: &RefTensor, out_dims: &[usize]) -> Vec<f64> {
@@ -134,8 +178,11 @@ fn matmul(a: &RefTensor, b: &RefTensor, out_dims: &[usize]) -> Vec<f64> {
         bd.push(1);
     }
     let (m, k, n) = (ad[ad.len() - 2], ad[ad.len() - 1], bd[bd.len() - 1]);
-    let batch = Shape::broadcast(&Shape::new(&ad[..ad.len() - 2]), &Shape::new(&bd[..bd.len() - 2]))
-        .expect("checked by infer");
+    let batch = Shape::broadcast(
+        &Shape::new(&ad[..ad.len() - 2]),
+        &Shape::new(&bd[..bd.len() - 2]),
+    )
+    .expect("checked by infer");
     let a3 = RefTensor::new(ad.clone(), a.data.clone());
     let b3 = RefTensor::new(bd.clone(), b.data.clone());
     let mut out = Vec::with_capacity(out_dims.iter().product());
@@ -172,12 +219,33 @@ mod tests {
         assert_eq!(s.data, vec![11.0, 22.0, 13.0, 24.0]);
         let mm = eval(&Op::MatMul, &[&a, &a]).unwrap();
         assert_eq!(mm.data, vec![7.0, 10.0, 15.0, 22.0]);
-        let t = eval(&Op::Permute { perm: smallvec![1, 0] }, &[&a]).unwrap();
+        let t = eval(
+            &Op::Permute {
+                perm: smallvec![1, 0],
+            },
+            &[&a],
+        )
+        .unwrap();
         assert_eq!(t.data, vec![1.0, 3.0, 2.0, 4.0]);
-        let r = Op::Reduce { op: ReduceOp::Sum, axes: smallvec![0], keepdim: false };
+        let r = Op::Reduce {
+            op: ReduceOp::Sum,
+            axes: smallvec![0],
+            keepdim: false,
+        };
         assert_eq!(eval(&r, &[&a]).unwrap().data, vec![4.0, 6.0]);
         let sl = Op::Slice {
-            specs: smallvec![SliceSpec { start: 1, len: 1, step: 1 }, SliceSpec { start: 0, len: 2, step: 1 }],
+            specs: smallvec![
+                SliceSpec {
+                    start: 1,
+                    len: 1,
+                    step: 1
+                },
+                SliceSpec {
+                    start: 0,
+                    len: 2,
+                    step: 1
+                }
+            ],
         };
         assert_eq!(eval(&sl, &[&a]).unwrap().data, vec![3.0, 4.0]);
     }

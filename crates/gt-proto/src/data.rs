@@ -19,12 +19,20 @@ impl TensorData {
     /// Packs f32 values.
     pub fn from_f32(shape: impl Into<Shape>, values: &[f32]) -> TensorData {
         let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        TensorData { dtype: DType::F32, shape: shape.into(), bytes }
+        TensorData {
+            dtype: DType::F32,
+            shape: shape.into(),
+            bytes,
+        }
     }
     /// Packs f64 values.
     pub fn from_f64(shape: impl Into<Shape>, values: &[f64]) -> TensorData {
         let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        TensorData { dtype: DType::F64, shape: shape.into(), bytes }
+        TensorData {
+            dtype: DType::F64,
+            shape: shape.into(),
+            bytes,
+        }
     }
     /// Checks that the byte count matches dtype and shape.
     pub fn validate(&self) -> Result<()> {
@@ -43,16 +51,29 @@ impl TensorData {
     pub fn to_f64_vec(&self) -> Vec<f64> {
         let b = &self.bytes;
         match self.dtype {
-            DType::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
-            DType::F64 => b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
-            DType::I64 => b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+            DType::F32 => b
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            DType::F64 => b
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+            DType::I64 => b
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
             DType::Bool => b.iter().map(|&x| (x != 0) as u8 as f64).collect(),
         }
     }
     /// The values as f32 (any dtype; wider types are rounded).
     pub fn to_f32_vec(&self) -> Vec<f32> {
         match self.dtype {
-            DType::F32 => self.bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+            DType::F32 => self
+                .bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
             _ => self.to_f64_vec().into_iter().map(|x| x as f32).collect(),
         }
     }
@@ -67,7 +88,10 @@ mod tests {
         let d = TensorData::from_f32([2], &[1.5, -2.0]);
         assert_eq!(d.to_f32_vec(), vec![1.5, -2.0]);
         assert!(d.validate().is_ok());
-        let bad = TensorData { bytes: vec![0; 3], ..d };
+        let bad = TensorData {
+            bytes: vec![0; 3],
+            ..d
+        };
         assert!(bad.validate().is_err());
     }
 }

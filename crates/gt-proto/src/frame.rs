@@ -53,7 +53,10 @@ pub fn decode_batch<M: DeserializeOwned>(payload: &[u8]) -> Result<Vec<M>, Frame
     let (msgs, rest): (Vec<M>, &[u8]) =
         postcard::take_from_bytes(payload).map_err(|e| FrameError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
-        return Err(FrameError::Malformed(format!("{} trailing bytes", rest.len())));
+        return Err(FrameError::Malformed(format!(
+            "{} trailing bytes",
+            rest.len()
+        )));
     }
     Ok(msgs)
 }
@@ -66,14 +69,20 @@ mod tests {
 
     #[test]
     fn round_trip_and_limits() {
-        let msgs = vec![ClientMsg::Free { id: TensorId(3) }, ClientMsg::Sync { req: ReqId(9) }];
+        let msgs = vec![
+            ClientMsg::Free { id: TensorId(3) },
+            ClientMsg::Sync { req: ReqId(9) },
+        ];
         let mut buf = Vec::new();
         encode_batch(&msgs, &mut buf);
         let len = frame_len(buf[..4].try_into().unwrap(), 1024).unwrap();
         assert_eq!(len, buf.len() - 4);
         let back: Vec<ClientMsg> = decode_batch(&buf[4..]).unwrap();
         assert_eq!(back, msgs);
-        assert!(matches!(frame_len(buf[..4].try_into().unwrap(), 2), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            frame_len(buf[..4].try_into().unwrap(), 2),
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     #[test]

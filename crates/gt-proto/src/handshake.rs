@@ -41,7 +41,13 @@ pub struct Hello {
 impl Hello {
     /// A hello for `role` with this build's magic and version.
     pub fn new(role: Role, token: Option<String>, info: impl Into<String>) -> Hello {
-        Hello { magic: MAGIC, version: PROTOCOL_VERSION, role, token, info: info.into() }
+        Hello {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+            role,
+            token,
+            info: info.into(),
+        }
     }
 
     /// Checks magic, version and token against the server's expectations.

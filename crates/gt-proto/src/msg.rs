@@ -17,13 +17,21 @@ use smallvec::SmallVec;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {
     /// Compute `out = op(inputs)`.
-    Exec { out: TensorId, op: Op, inputs: SmallVec<[TensorId; 2]> },
+    Exec {
+        out: TensorId,
+        op: Op,
+        inputs: SmallVec<[TensorId; 2]>,
+    },
     /// Create `out` from the given bytes.
     Upload { out: TensorId, data: TensorData },
     /// The client dropped its last handle to `id`.
     Free { id: TensorId },
     /// `out` is a copy of `src` living on `worker` (like `.to(device)`).
-    ToWorker { out: TensorId, src: TensorId, worker: WorkerId },
+    ToWorker {
+        out: TensorId,
+        src: TensorId,
+        worker: WorkerId,
+    },
     /// Send back the contents of `id` (a sync point).
     Read { req: ReqId, id: TensorId },
     /// Send back every worker's statistics (a sync point).
@@ -36,18 +44,31 @@ pub enum ClientMsg {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ClientReply {
     /// The contents asked for by `Read`, or why they cannot be had.
-    Data { req: ReqId, result: Result<TensorData, Error> },
+    Data {
+        req: ReqId,
+        result: Result<TensorData, Error>,
+    },
     /// The statistics asked for by `Stats`.
-    Stats { req: ReqId, result: Result<Vec<WorkerStats>, Error> },
+    Stats {
+        req: ReqId,
+        result: Result<Vec<WorkerStats>, Error>,
+    },
     /// `Sync` finished: `Err` names a worker lost while holding this client's tensors.
-    Synced { req: ReqId, result: Result<(), Error> },
+    Synced {
+        req: ReqId,
+        result: Result<(), Error>,
+    },
 }
 
 /// Dispatcher → worker. Every tensor is named by a session-tagged [`Key`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum WorkerMsg {
     /// Compute `out = op(inputs)`.
-    Exec { out: Key, op: Op, inputs: SmallVec<[Key; 2]> },
+    Exec {
+        out: Key,
+        op: Op,
+        inputs: SmallVec<[Key; 2]>,
+    },
     /// Store the given bytes as `out`.
     Upload { out: Key, data: TensorData },
     /// Drop `key`.
@@ -80,7 +101,10 @@ pub enum WorkerMsg {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum WorkerReply {
     /// Answer to `Read`.
-    Data { req: ReqId, result: Result<TensorData, Error> },
+    Data {
+        req: ReqId,
+        result: Result<TensorData, Error>,
+    },
     /// Answer to `Stats`.
     Stats { req: ReqId, stats: WorkerStats },
     /// Answer to `Barrier`.
@@ -93,5 +117,9 @@ pub enum WorkerReply {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum PeerMsg {
     /// The contents for transfer `xfer`, or the error that poisons its destination.
-    Tensor { xfer: u64, from: WorkerId, result: Result<TensorData, Error> },
+    Tensor {
+        xfer: u64,
+        from: WorkerId,
+        result: Result<TensorData, Error>,
+    },
 }

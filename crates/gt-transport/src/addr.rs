@@ -21,7 +21,9 @@ impl std::str::FromStr for Addr {
         let s = s.trim();
         if let Some(path) = s.strip_prefix("unix:") {
             if path.is_empty() {
-                return Err(gt_core::Error::Config("empty Unix socket path in 'unix:'".into()));
+                return Err(gt_core::Error::Config(
+                    "empty Unix socket path in 'unix:'".into(),
+                ));
             }
             return Ok(Addr::Unix(PathBuf::from(path)));
         }
@@ -70,7 +72,10 @@ impl Stream {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(e) => {
-                    return Err(io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}")))
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot connect to {addr}: {e}"),
+                    ))
                 }
             }
         }
@@ -117,14 +122,20 @@ impl Stream {
     /// The remote end, for logs.
     pub fn peer_name(&self) -> String {
         match self {
-            Stream::Tcp(s) => s.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "tcp:?".into()),
+            Stream::Tcp(s) => s
+                .peer_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|_| "tcp:?".into()),
             Stream::Unix(_) => "unix-peer".into(),
         }
     }
 }
 
 fn retryable(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound)
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound
+    )
 }
 
 impl Read for Stream {
@@ -178,9 +189,11 @@ impl Listener {
                     }
                     std::fs::remove_file(p)?;
                 }
-                UnixListener::bind(p).map(|l| Listener::Unix(l, p.clone())).map_err(|e| {
-                    io::Error::new(e.kind(), format!("cannot listen on {}: {e}", p.display()))
-                })
+                UnixListener::bind(p)
+                    .map(|l| Listener::Unix(l, p.clone()))
+                    .map_err(|e| {
+                        io::Error::new(e.kind(), format!("cannot listen on {}: {e}", p.display()))
+                    })
             }
         }
     }
@@ -188,7 +201,9 @@ impl Listener {
     /// The bound address (with the real port when bound to port 0).
     pub fn local_addr(&self) -> Addr {
         match self {
-            Listener::Tcp(l) => Addr::Tcp(l.local_addr().map(|a| a.to_string()).unwrap_or_default()),
+            Listener::Tcp(l) => {
+                Addr::Tcp(l.local_addr().map(|a| a.to_string()).unwrap_or_default())
+            }
             Listener::Unix(_, p) => Addr::Unix(p.clone()),
         }
     }
@@ -228,8 +243,14 @@ mod tests {
 
     #[test]
     fn parses_addresses() {
-        assert_eq!("127.0.0.1:9000".parse::<Addr>().unwrap(), Addr::Tcp("127.0.0.1:9000".into()));
-        assert_eq!("unix:/tmp/x.sock".parse::<Addr>().unwrap(), Addr::Unix("/tmp/x.sock".into()));
+        assert_eq!(
+            "127.0.0.1:9000".parse::<Addr>().unwrap(),
+            Addr::Tcp("127.0.0.1:9000".into())
+        );
+        assert_eq!(
+            "unix:/tmp/x.sock".parse::<Addr>().unwrap(),
+            Addr::Unix("/tmp/x.sock".into())
+        );
         assert!("localhost".parse::<Addr>().is_err());
         assert!("unix:".parse::<Addr>().is_err());
         assert!("host:notaport".parse::<Addr>().is_err());

@@ -18,7 +18,11 @@ pub struct FrameReader {
 impl FrameReader {
     /// A reader over `stream` accepting frames up to `max` bytes.
     pub fn new(stream: Stream, max: usize) -> FrameReader {
-        FrameReader { inner: BufReader::with_capacity(1 << 16, stream), max, buf: Vec::new() }
+        FrameReader {
+            inner: BufReader::with_capacity(1 << 16, stream),
+            max,
+            buf: Vec::new(),
+        }
     }
 
     /// The next batch; `Ok(None)` when the peer closed cleanly between frames.
@@ -32,10 +36,14 @@ impl FrameReader {
         let len = frame_len(prefix, self.max).map_err(|e| Error::Protocol(e.to_string()))?;
         self.buf.clear();
         self.buf.resize(len, 0);
-        self.inner.read_exact(&mut self.buf).map_err(|e| match e.kind() {
-            ErrorKind::UnexpectedEof => Error::Protocol(format!("connection closed inside a frame of {len} bytes")),
-            _ => e.into(),
-        })?;
+        self.inner
+            .read_exact(&mut self.buf)
+            .map_err(|e| match e.kind() {
+                ErrorKind::UnexpectedEof => {
+                    Error::Protocol(format!("connection closed inside a frame of {len} bytes"))
+                }
+                _ => e.into(),
+            })?;
         let msgs = decode_batch(&self.buf).map_err(|e| Error::Protocol(e.to_string()))?;
         if self.buf.capacity() > 1 << 20 {
             self.buf = Vec::new(); // don't pin a big upload's buffer forever
@@ -58,7 +66,10 @@ pub struct FrameWriter {
 impl FrameWriter {
     /// A writer over `stream`.
     pub fn new(stream: Stream) -> FrameWriter {
-        FrameWriter { stream, buf: Vec::new() }
+        FrameWriter {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     /// Queues one frame (not yet written).
@@ -90,22 +101,48 @@ impl FrameWriter {
     }
 }
 
+/// Reads exactly one frame, unbuffered, so nothing after it is consumed (the handshake is
+/// followed by the connection's regular traffic, read by another reader).
+fn read_exact_frame<M: DeserializeOwned>(
+    stream: &Stream,
+    max: usize,
+) -> Result<Option<Vec<M>>, Error> {
+    let mut s = stream.try_clone()?;
+    let mut prefix = [0u8; 4];
+    match s.read_exact(&mut prefix) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let len = frame_len(prefix, max).map_err(|e| Error::Protocol(e.to_string()))?;
+    let mut buf = vec![0u8; len];
+    s.read_exact(&mut buf)?;
+    decode_batch(&buf)
+        .map(Some)
+        .map_err(|e| Error::Protocol(e.to_string()))
+}
+
 /// The connecting side: sends `hello`, waits for the answer. Returns the accepted id and the
 /// worker count, or the server's reason for refusing.
 pub fn connect_handshake(stream: &Stream, hello: &Hello, max: usize) -> Result<(u32, u32), Error> {
     let mut w = FrameWriter::new(stream.try_clone()?);
     w.send(std::slice::from_ref(hello))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut r = FrameReader::new(stream.try_clone()?, max);
-    let answer = r.recv::<Welcome>();
+    let answer = read_exact_frame::<Welcome>(stream, max);
     stream.set_read_timeout(None)?;
     match answer? {
         Some(v) if v.len() == 1 => match v.into_iter().next().unwrap() {
             Welcome::Accepted { id, workers } => Ok((id, workers)),
-            Welcome::Rejected { reason } => Err(Error::Connection(format!("refused by server: {reason}"))),
+            Welcome::Rejected { reason } => {
+                Err(Error::Connection(format!("refused by server: {reason}")))
+            }
         },
-        Some(_) => Err(Error::Protocol("handshake answer is not one Welcome".into())),
-        None => Err(Error::Connection("server closed the connection during the handshake".into())),
+        Some(_) => Err(Error::Protocol(
+            "handshake answer is not one Welcome".into(),
+        )),
+        None => Err(Error::Connection(
+            "server closed the connection during the handshake".into(),
+        )),
     }
 }
 
@@ -118,12 +155,13 @@ pub fn accept_handshake(
 ) -> Result<Hello, Error> {
     stream.set_read_timeout(Some(timeout))?;
     // Handshakes are tiny; a small limit stops garbage from asking for a huge buffer.
-    let mut r = FrameReader::new(stream.try_clone()?, 64 * 1024);
-    let got = r.recv::<Hello>();
+    let got = read_exact_frame::<Hello>(stream, 64 * 1024);
     stream.set_read_timeout(None)?;
     let reject = |reason: String| {
         if let Ok(s) = stream.try_clone() {
-            let _ = FrameWriter::new(s).send(&[Welcome::Rejected { reason: reason.clone() }]);
+            let _ = FrameWriter::new(s).send(&[Welcome::Rejected {
+                reason: reason.clone(),
+            }]);
         }
         Error::Protocol(reason)
     };
@@ -166,16 +204,32 @@ mod tests {
             results
         });
         let s = Stream::connect(&addr, Duration::from_secs(2)).unwrap();
-        let ok = connect_handshake(&s, &Hello::new(Role::Client, Some("secret".into()), "t"), 1 << 20);
+        let ok = connect_handshake(
+            &s,
+            &Hello::new(Role::Client, Some("secret".into()), "t"),
+            1 << 20,
+        );
         assert_eq!(ok.unwrap(), (7, 2));
         let s = Stream::connect(&addr, Duration::from_secs(2)).unwrap();
-        let bad = connect_handshake(&s, &Hello::new(Role::Client, Some("nope".into()), "t"), 1 << 20);
+        let bad = connect_handshake(
+            &s,
+            &Hello::new(Role::Client, Some("nope".into()), "t"),
+            1 << 20,
+        );
         assert!(bad.unwrap_err().to_string().contains("wrong token"));
         let mut s = Stream::connect(&addr, Duration::from_secs(2)).unwrap();
         s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
         let results = server.join().unwrap();
         assert!(results[0].is_ok());
         assert!(results[1].is_err());
-        assert!(results[2].as_ref().unwrap_err().to_string().contains("frame"), "{:?}", results[2]);
+        assert!(
+            results[2]
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("frame"),
+            "{:?}",
+            results[2]
+        );
     }
 }

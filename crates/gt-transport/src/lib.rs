@@ -22,4 +22,4 @@ pub mod link;
 
 pub use addr::{Addr, Listener, Stream};
 pub use framed::{accept_handshake, connect_handshake, send_welcome, FrameReader, FrameWriter};
-pub use link::{spawn_reader, spawn_writer, Closed, Tx};
+pub use link::{deferred_writer, spawn_reader, spawn_writer, Closed, PendingWriter, Tx};

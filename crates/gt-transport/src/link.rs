@@ -43,25 +43,43 @@ impl<M: Send + 'static> Tx<M> {
 /// written; everything queued at once goes out in one write. The thread ends (and shuts the
 /// stream down) when every `Tx` clone is dropped or a write fails.
 pub fn spawn_writer<M: Serialize + Send + 'static>(stream: Stream, name: String) -> Tx<M> {
+    let (tx, pending) = deferred_writer();
+    pending.start(stream, name);
+    tx
+}
+
+/// A `Tx` whose writer thread starts later (after the handshake answer has been written, so
+/// nothing the core sends can overtake it). Batches sent before `start` wait in the queue.
+pub fn deferred_writer<M: Serialize + Send + 'static>() -> (Tx<M>, PendingWriter<M>) {
     let (tx, rx) = crossbeam_channel::unbounded::<Vec<M>>();
-    std::thread::Builder::new()
-        .name(format!("gt-write-{name}"))
-        .spawn(move || {
-            let mut w = FrameWriter::new(stream);
-            while let Ok(batch) = rx.recv() {
-                w.push(&batch);
-                while let Ok(more) = rx.try_recv() {
-                    w.push(&more);
+    (Tx::from_channel(tx), PendingWriter(rx))
+}
+
+/// The queue of a [`deferred_writer`], waiting for its stream.
+pub struct PendingWriter<M>(crossbeam_channel::Receiver<Vec<M>>);
+
+impl<M: Serialize + Send + 'static> PendingWriter<M> {
+    /// Starts writing the queue to `stream`.
+    pub fn start(self, stream: Stream, name: String) {
+        let rx = self.0;
+        std::thread::Builder::new()
+            .name(format!("gt-write-{name}"))
+            .spawn(move || {
+                let mut w = FrameWriter::new(stream);
+                while let Ok(batch) = rx.recv() {
+                    w.push(&batch);
+                    while let Ok(more) = rx.try_recv() {
+                        w.push(&more);
+                    }
+                    if let Err(e) = w.flush() {
+                        tracing::debug!(target: "gt::transport", "write to {name} failed: {e}");
+                        break;
+                    }
                 }
-                if let Err(e) = w.flush() {
-                    tracing::debug!(target: "gt::transport", "write to {name} failed: {e}");
-                    break;
-                }
-            }
-            w.shutdown();
-        })
-        .expect("spawning a thread");
-    Tx::from_channel(tx)
+                w.shutdown();
+            })
+            .expect("spawning a thread");
+    }
 }
 
 /// Starts a reader thread for `stream`: each decoded batch goes to `on_batch` (which returns

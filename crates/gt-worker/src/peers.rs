@@ -81,7 +81,11 @@ pub enum PeerNet {
     /// Same process: deliver straight into the peer's mailbox.
     InProc(Arc<InProcPeers>),
     /// Over sockets: one framed connection per peer, opened on first use.
-    Socket { token: Option<String>, max_frame: usize, conns: FxHashMap<WorkerId, Tx<PeerMsg>> },
+    Socket {
+        token: Option<String>,
+        max_frame: usize,
+        conns: FxHashMap<WorkerId, Tx<PeerMsg>>,
+    },
 }
 
 /// [`Peers`] over a [`PeerNet`] and this worker's own mailbox.
@@ -96,7 +100,13 @@ pub struct PeerLinks {
 impl PeerLinks {
     /// Links using `net`, receiving into `mailbox`.
     pub fn new(net: PeerNet, mailbox: Arc<Mailbox>, timeout: Duration) -> PeerLinks {
-        PeerLinks { net, mailbox, addrs: FxHashMap::default(), me: None, timeout }
+        PeerLinks {
+            net,
+            mailbox,
+            addrs: FxHashMap::default(),
+            me: None,
+            timeout,
+        }
     }
 }
 
@@ -114,19 +124,29 @@ impl Peers for PeerLinks {
             .clone();
         match &mut self.net {
             PeerNet::InProc(reg) => {
-                let mb = reg.get(&addr).ok_or_else(|| Error::Connection(format!("no in-process peer at {addr}")))?;
+                let mb = reg
+                    .get(&addr)
+                    .ok_or_else(|| Error::Connection(format!("no in-process peer at {addr}")))?;
                 mb.put(msg);
                 Ok(())
             }
-            PeerNet::Socket { token, max_frame, conns } => {
-                if !conns.contains_key(&to) {
-                    let a: Addr = addr.parse()?;
-                    let stream = Stream::connect(&a, Duration::from_secs(5))?;
-                    let me = self.me.map(|w| w.0).unwrap_or(u32::MAX);
-                    connect_handshake(&stream, &Hello::new(Role::Peer, token.clone(), format!("worker {me}")), *max_frame)?;
-                    conns.insert(to, spawn_writer(stream, format!("peer-{}", to.0)));
-                }
-                let r = conns[&to].send(vec![msg]);
+            PeerNet::Socket {
+                token,
+                max_frame,
+                conns,
+            } => {
+                let tx = match conns.entry(to) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        let a: Addr = addr.parse()?;
+                        let stream = Stream::connect(&a, Duration::from_secs(5))?;
+                        let me = self.me.map(|w| w.0).unwrap_or(u32::MAX);
+                        let hello = Hello::new(Role::Peer, token.clone(), format!("worker {me}"));
+                        connect_handshake(&stream, &hello, *max_frame)?;
+                        v.insert(spawn_writer(stream, format!("peer-{}", to.0)))
+                    }
+                };
+                let r = tx.send(vec![msg]);
                 r.map_err(|_| {
                     conns.remove(&to);
                     Error::Connection(format!("connection to worker {} closed", to.0))

@@ -6,10 +6,13 @@
 use crate::cpu::CpuEngine;
 use crate::peers::{Mailbox, PeerLinks, PeerNet};
 use crate::state::WorkerState;
+use crossbeam_channel::{Receiver, Sender};
 use gt_core::{Error, Result, WorkerId};
 use gt_proto::{Hello, PeerMsg, Role, WorkerMsg, WorkerReply};
-use gt_transport::{accept_handshake, connect_handshake, send_welcome, spawn_reader, spawn_writer, Addr, Listener, Stream, Tx};
-use crossbeam_channel::{Receiver, Sender};
+use gt_transport::{
+    accept_handshake, connect_handshake, send_welcome, spawn_reader, spawn_writer, Addr, Listener,
+    Stream, Tx,
+};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -62,7 +65,9 @@ pub struct Inbound {
 impl Inbound {
     /// Accepts one batch from the dispatcher.
     pub fn push(&self, msgs: Vec<WorkerMsg>) -> bool {
-        let urgent = msgs.iter().any(|m| matches!(m, WorkerMsg::Ping | WorkerMsg::PeerLost { .. }));
+        let urgent = msgs
+            .iter()
+            .any(|m| matches!(m, WorkerMsg::Ping | WorkerMsg::PeerLost { .. }));
         if !urgent {
             return self.exec.send(msgs).is_ok();
         }
@@ -83,7 +88,13 @@ impl Inbound {
 
     /// As a [`Tx`] for in-process dispatchers.
     pub fn into_tx(self) -> Tx<WorkerMsg> {
-        Tx::from_fn(move |msgs| if self.push(msgs) { Ok(()) } else { Err(gt_transport::Closed) })
+        Tx::from_fn(move |msgs| {
+            if self.push(msgs) {
+                Ok(())
+            } else {
+                Err(gt_transport::Closed)
+            }
+        })
     }
 }
 
@@ -97,7 +108,11 @@ impl Worker {
     /// A worker with an empty queue and mailbox.
     pub fn new() -> Worker {
         let (exec, rx) = crossbeam_channel::unbounded();
-        let inbound = Inbound { exec, mailbox: Arc::new(Mailbox::default()), replies: Arc::new(OnceLock::new()) };
+        let inbound = Inbound {
+            exec,
+            mailbox: Arc::new(Mailbox::default()),
+            replies: Arc::new(OnceLock::new()),
+        };
         Worker { rx, inbound }
     }
 
@@ -112,7 +127,14 @@ impl Worker {
     }
 
     /// Starts the executor thread.
-    pub fn start(self, id: WorkerId, replies: Tx<WorkerReply>, engine: CpuEngine, net: PeerNet, transfer_timeout: Duration) -> JoinHandle<()> {
+    pub fn start(
+        self,
+        id: WorkerId,
+        replies: Tx<WorkerReply>,
+        engine: CpuEngine,
+        net: PeerNet,
+        transfer_timeout: Duration,
+    ) -> JoinHandle<()> {
         let _ = self.inbound.replies.set(replies.clone());
         let links = PeerLinks::new(net, self.inbound.mailbox.clone(), transfer_timeout);
         let rx = self.rx;
@@ -124,7 +146,13 @@ impl Worker {
     }
 }
 
-fn execute_loop(id: WorkerId, engine: CpuEngine, rx: Receiver<Vec<WorkerMsg>>, replies: Tx<WorkerReply>, mut links: PeerLinks) {
+fn execute_loop(
+    id: WorkerId,
+    engine: CpuEngine,
+    rx: Receiver<Vec<WorkerMsg>>,
+    replies: Tx<WorkerReply>,
+    mut links: PeerLinks,
+) {
     let mut state = WorkerState::new(id, engine);
     let mut out = Vec::new();
     while let Ok(batch) = rx.recv() {
@@ -142,7 +170,10 @@ fn execute_loop(id: WorkerId, engine: CpuEngine, rx: Receiver<Vec<WorkerMsg>>, r
 pub fn run(dispatcher: &Addr, cfg: &WorkerConfig) -> Result<()> {
     let worker = Worker::new();
     let peer_listener = Listener::bind(&cfg.peer_listen)?;
-    let advertise = cfg.advertise.clone().unwrap_or_else(|| peer_listener.local_addr().to_string());
+    let advertise = cfg
+        .advertise
+        .clone()
+        .unwrap_or_else(|| peer_listener.local_addr().to_string());
     spawn_peer_acceptor(peer_listener, worker.mailbox(), cfg.clone());
 
     let stream = Stream::connect(dispatcher, Duration::from_secs(10))?;
@@ -163,7 +194,11 @@ pub fn run(dispatcher: &Addr, cfg: &WorkerConfig) -> Result<()> {
         },
     );
     let engine = CpuEngine::new(cfg.threads);
-    let net = PeerNet::Socket { token: cfg.token.clone(), max_frame: cfg.max_frame, conns: Default::default() };
+    let net = PeerNet::Socket {
+        token: cfg.token.clone(),
+        max_frame: cfg.max_frame,
+        conns: Default::default(),
+    };
     let exec = worker.start(id, replies, engine, net, cfg.transfer_timeout);
     let ended = done_rx.recv().unwrap_or(None);
     let _ = exec.join();

@@ -37,13 +37,24 @@ pub struct WorkerState<E: Engine> {
 impl<E: Engine> WorkerState<E> {
     /// A worker with no tensors.
     pub fn new(id: WorkerId, engine: E) -> Self {
-        WorkerState { id, engine, tensors: FxHashMap::default(), ops_executed: 0, by_name: FxHashMap::default(), errors: 0 }
+        WorkerState {
+            id,
+            engine,
+            tensors: FxHashMap::default(),
+            ops_executed: 0,
+            by_name: FxHashMap::default(),
+            errors: 0,
+        }
     }
 
     /// Handles one instruction, pushing any reply to `out`.
     pub fn handle(&mut self, msg: WorkerMsg, peers: &mut dyn Peers, out: &mut Vec<WorkerReply>) {
         match msg {
-            WorkerMsg::Exec { out: key, op, inputs } => {
+            WorkerMsg::Exec {
+                out: key,
+                op,
+                inputs,
+            } => {
                 let mut ins = smallvec::SmallVec::<[&E::Tensor; 2]>::new();
                 let mut failed = None;
                 for k in &inputs {
@@ -54,7 +65,8 @@ impl<E: Engine> WorkerState<E> {
                             break;
                         }
                         None => {
-                            failed = Some(Error::UnknownTensor(format!("{k} on worker {}", self.id.0)));
+                            failed =
+                                Some(Error::UnknownTensor(format!("{k} on worker {}", self.id.0)));
                             break;
                         }
                     }
@@ -91,25 +103,45 @@ impl<E: Engine> WorkerState<E> {
                 let slot = match self.tensors.get(&src) {
                     Some(Slot::Ready(t)) => Slot::Ready(t.clone()),
                     Some(Slot::Poisoned(e)) => Slot::Poisoned(e.clone()),
-                    None => Slot::Poisoned(Error::UnknownTensor(format!("{src} on worker {}", self.id.0))),
+                    None => Slot::Poisoned(Error::UnknownTensor(format!(
+                        "{src} on worker {}",
+                        self.id.0
+                    ))),
                 };
                 self.tensors.insert(key, slot);
             }
             WorkerMsg::Poison { key, error } => {
                 self.tensors.insert(key, Slot::Poisoned(error));
             }
-            WorkerMsg::Read { req, key } => out.push(WorkerReply::Data { req, result: self.read(key) }),
-            WorkerMsg::Stats { req } => out.push(WorkerReply::Stats { req, stats: self.stats() }),
+            WorkerMsg::Read { req, key } => out.push(WorkerReply::Data {
+                req,
+                result: self.read(key),
+            }),
+            WorkerMsg::Stats { req } => out.push(WorkerReply::Stats {
+                req,
+                stats: self.stats(),
+            }),
             WorkerMsg::Barrier { req } => out.push(WorkerReply::BarrierDone { req }),
             WorkerMsg::Send { key, to, xfer } => {
                 let result = self.read(key);
                 self.ops_executed += 1;
                 *self.by_name.entry("send").or_insert(0) += 1;
-                if let Err(e) = peers.send(to, PeerMsg::Tensor { xfer, from: self.id, result }) {
+                if let Err(e) = peers.send(
+                    to,
+                    PeerMsg::Tensor {
+                        xfer,
+                        from: self.id,
+                        result,
+                    },
+                ) {
                     tracing::warn!(target: "gt::worker", "transfer {xfer} to worker {} failed: {e}", to.0);
                 }
             }
-            WorkerMsg::Recv { out: key, from, xfer } => {
+            WorkerMsg::Recv {
+                out: key,
+                from,
+                xfer,
+            } => {
                 let slot = match peers.recv(from, xfer).and_then(|d| {
                     d.validate()?;
                     self.engine.upload(&d)
@@ -131,7 +163,10 @@ impl<E: Engine> WorkerState<E> {
         match self.tensors.get(&key) {
             Some(Slot::Ready(t)) => Ok(self.engine.download(t)),
             Some(Slot::Poisoned(e)) => Err(e.clone()),
-            None => Err(Error::UnknownTensor(format!("{key} on worker {}", self.id.0))),
+            None => Err(Error::UnknownTensor(format!(
+                "{key} on worker {}",
+                self.id.0
+            ))),
         }
     }
 
@@ -143,7 +178,11 @@ impl<E: Engine> WorkerState<E> {
 
     /// The current statistics.
     pub fn stats(&self) -> WorkerStats {
-        let mut ops_by_name: Vec<(String, u64)> = self.by_name.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let mut ops_by_name: Vec<(String, u64)> = self
+            .by_name
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
         ops_by_name.sort();
         let pool = self.engine.pool_stats();
         let mut live = 0u64;
@@ -174,6 +213,10 @@ fn exec_error(worker: WorkerId, op: &str, e: Error) -> Error {
     match e {
         // Already a user-facing error with the op named; keep it as is.
         Error::Shape { .. } | Error::Axis { .. } | Error::DType { .. } | Error::Invalid { .. } => e,
-        other => Error::Exec { worker: worker.0, op: op.into(), msg: other.to_string() },
+        other => Error::Exec {
+            worker: worker.0,
+            op: op.into(),
+            msg: other.to_string(),
+        },
     }
 }

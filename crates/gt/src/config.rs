@@ -42,10 +42,10 @@ fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-fn parse<T: std::str::FromStr>(name: &str, min: T) -> Result<Option<T>>
-where
-    T: PartialOrd + std::fmt::Display,
-{
+fn parse<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+    name: &str,
+    min: T,
+) -> Result<Option<T>> {
     match var(name) {
         None => Ok(None),
         Some(v) => match v.trim().parse::<T>() {
@@ -75,7 +75,9 @@ impl Config {
     /// Compute threads for each of `workers` workers sharing this machine.
     pub fn threads_per_worker(&self, workers: usize) -> usize {
         self.worker_threads.unwrap_or_else(|| {
-            let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let cores = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1);
             (cores / workers.max(1)).max(1)
         })
     }

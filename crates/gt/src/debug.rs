@@ -11,14 +11,27 @@ pub fn worker_stats() -> Result<Vec<WorkerStats>> {
 
 /// A human-readable table of [`worker_stats`].
 pub fn format_worker_stats(stats: &[WorkerStats]) -> String {
-    let mut s = String::from("worker  alive  ops_executed  live_tensors  bytes_in_use  pool_hits  pool_misses  errors\n");
+    let mut s = String::from(
+        "worker  alive  ops_executed  live_tensors  bytes_in_use  pool_hits  pool_misses  errors\n",
+    );
     for w in stats {
         s.push_str(&format!(
             "{:>6}  {:>5}  {:>12}  {:>12}  {:>12}  {:>9}  {:>11}  {:>6}\n",
-            w.worker, w.alive, w.ops_executed, w.live_tensors, w.bytes_in_use, w.pool_hits, w.pool_misses, w.errors
+            w.worker,
+            w.alive,
+            w.ops_executed,
+            w.live_tensors,
+            w.bytes_in_use,
+            w.pool_hits,
+            w.pool_misses,
+            w.errors
         ));
         if !w.ops_by_name.is_empty() {
-            let ops: Vec<String> = w.ops_by_name.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let ops: Vec<String> = w
+                .ops_by_name
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             s.push_str(&format!("        ops: {}\n", ops.join(" ")));
         }
     }

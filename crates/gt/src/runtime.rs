@@ -7,10 +7,10 @@ use gt_client::connect::ConnectOptions;
 use gt_client::{ReplyRouter, Session};
 use gt_core::Result;
 use gt_dispatcher::{Dispatcher, DispatcherConfig};
+use gt_transport::Tx;
 use gt_worker::cpu::CpuEngine;
 use gt_worker::peers::{InProcPeers, PeerNet};
 use gt_worker::server::Worker;
-use gt_transport::Tx;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -32,7 +32,10 @@ impl Embedded {
     /// Starts a dispatcher and `workers` workers with `threads` compute threads each.
     pub fn start(workers: usize, threads: usize, config: &Config) -> Result<Embedded> {
         let dcfg = DispatcherConfig {
-            core: gt_dispatcher::CoreConfig { heartbeat_timeout: config.heartbeat_timeout, ..Default::default() },
+            core: gt_dispatcher::CoreConfig {
+                heartbeat_timeout: config.heartbeat_timeout,
+                ..Default::default()
+            },
             token: config.token.clone(),
             max_frame: config.max_frame,
             ..Default::default()
@@ -44,10 +47,19 @@ impl Embedded {
             let addr = format!("inproc:{i}");
             peers.register(&addr, w.mailbox());
             let (id, replies) = dispatcher.connect_worker(&addr, w.inbound().into_tx())?;
-            w.start(id, replies, CpuEngine::new(threads), PeerNet::InProc(peers.clone()), Duration::from_secs(60));
+            w.start(
+                id,
+                replies,
+                CpuEngine::new(threads),
+                PeerNet::InProc(peers.clone()),
+                Duration::from_secs(60),
+            );
         }
         tracing::debug!(target: "gt::runtime", "embedded runtime with {workers} workers x {threads} threads");
-        Ok(Embedded { dispatcher, config: config.clone() })
+        Ok(Embedded {
+            dispatcher,
+            config: config.clone(),
+        })
     }
 
     /// A new client session on this runtime.
@@ -59,7 +71,13 @@ impl Embedded {
             Ok(())
         });
         let (_, workers, tx) = self.dispatcher.connect_client(name, deliver)?;
-        Ok(Session::new(tx, router, workers, self.config.client_batch, name.into()))
+        Ok(Session::new(
+            tx,
+            router,
+            workers,
+            self.config.client_batch,
+            name.into(),
+        ))
     }
 
     /// Starts listening on `addr` too, so other processes can join this runtime.

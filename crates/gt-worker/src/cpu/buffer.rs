@@ -116,7 +116,10 @@ impl Pool {
     /// A pool that keeps at most `cap_bytes` bytes of free buffers cached.
     pub fn new(cap_bytes: usize) -> Pool {
         Pool {
-            shared: Arc::new(PoolShared { cap_bytes, state: Mutex::new(PoolState::default()) }),
+            shared: Arc::new(PoolShared {
+                cap_bytes,
+                state: Mutex::new(PoolState::default()),
+            }),
         }
     }
 
@@ -126,7 +129,10 @@ impl Pool {
     pub fn alloc(&self, bytes: usize) -> Buffer {
         let words = bytes.div_ceil(8);
         if words == 0 {
-            return Buffer { words: Vec::new(), pool: None };
+            return Buffer {
+                words: Vec::new(),
+                pool: None,
+            };
         }
         let (index, class) = size_class(words);
         let mut st = self.shared.lock();
@@ -135,14 +141,20 @@ impl Pool {
             st.cached_bytes -= class * 8;
             st.in_use_bytes += class * 8;
             drop(st);
-            return Buffer { words: w, pool: Some(self.shared.clone()) };
+            return Buffer {
+                words: w,
+                pool: Some(self.shared.clone()),
+            };
         }
         st.misses += 1;
         st.in_use_bytes += class * 8;
         drop(st);
         // `vec![0; n]` maps to the allocator's zeroed allocation, which for large sizes is fresh
         // zero pages from the OS (no fill pass) and keeps this code free of uninitialized memory.
-        Buffer { words: vec![0u64; class], pool: Some(self.shared.clone()) }
+        Buffer {
+            words: vec![0u64; class],
+            pool: Some(self.shared.clone()),
+        }
     }
 
     /// Hit/miss counters, the bytes cached for reuse and the bytes handed out and not returned.

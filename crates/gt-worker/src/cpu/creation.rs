@@ -14,7 +14,12 @@ const RANDOM_COST: usize = 32;
 
 /// Fills a new tensor of `out` by computing element `i` as `gen(i)` in f64 and converting it to
 /// the dtype (bool: nonzero is true; i64: truncation toward zero).
-fn generate(eng: &CpuEngine, out: &Meta, cost: usize, gen: impl Fn(usize) -> f64 + Sync + Send) -> CpuTensor {
+fn generate(
+    eng: &CpuEngine,
+    out: &Meta,
+    cost: usize,
+    gen: impl Fn(usize) -> f64 + Sync + Send,
+) -> CpuTensor {
     let n = out.shape.numel();
     let work = n.saturating_mul(cost);
     macro_rules! fill {
@@ -65,7 +70,11 @@ pub(crate) fn random(
         return Err(not_float("random", out.dtype));
     }
     Ok(match dist {
-        Dist::Uniform => generate(eng, out, RANDOM_COST, |i| random::uniform(seed, stream, i as u64)),
-        Dist::Normal => generate(eng, out, RANDOM_COST, |i| random::normal(seed, stream, i as u64)),
+        Dist::Uniform => generate(eng, out, RANDOM_COST, |i| {
+            random::uniform(seed, stream, i as u64)
+        }),
+        Dist::Normal => generate(eng, out, RANDOM_COST, |i| {
+            random::normal(seed, stream, i as u64)
+        }),
     })
 }

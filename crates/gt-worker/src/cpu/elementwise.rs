@@ -14,13 +14,18 @@ use gt_core::{DType, Result, Shape};
 use gt_ops::scalar::{binary as bin, unary as un};
 use gt_ops::{BinaryOp, Meta, UnaryOp};
 
+/// Side of the square tiles in which transposed inputs are walked.
+const TILE: usize = 32;
+
 /// Writes `f(x)` for every element of the strided `src` (seen through `l`) into `out`, in
-/// row-major order. `out.len()` must equal the layout's element count.
+/// row-major order. `out.len()` must equal the layout's element count; `cost` weighs one
+/// element's work for the decision to go parallel.
 pub(crate) fn map1<S, D>(
     eng: &CpuEngine,
     src: &[S],
     l: &Layout,
     out: &mut [D],
+    cost: usize,
     f: impl Fn(S) -> D + Sync + Send,
 ) where
     S: Copy + Sync,
@@ -30,9 +35,10 @@ pub(crate) fn map1<S, D>(
     if n == 0 {
         return;
     }
+    let work = n.saturating_mul(cost);
     if l.is_contiguous() {
         let src = &src[l.offset..l.offset + n];
-        eng.for_chunks(out, n, |start, o| {
+        eng.for_chunks(out, work, |start, o| {
             let end = start + o.len();
             for (d, &s) in o.iter_mut().zip(&src[start..end]) {
                 *d = f(s);
@@ -41,8 +47,18 @@ pub(crate) fn map1<S, D>(
         return;
     }
     let (dims, st) = coalesce(l.shape.dims(), [&l.strides]);
-    let inner = st[0][dims.len() - 1];
-    eng.for_chunks(out, n, |start, o| {
+    let rank = dims.len();
+    let inner = st[0][rank - 1];
+    if rank >= 2 && st[0][rank - 2] == 1 && inner > 1 {
+        // A transpose: unit stride on the rows. Walk square tiles so each cache line read is
+        // used for a whole tile column instead of one element.
+        let cols = dims[rank - 1];
+        eng.for_chunks_aligned(out, work, cols * TILE, |start, o| {
+            map1_tiled(src, &dims, &st[0], l.offset, start, o, &f)
+        });
+        return;
+    }
+    eng.for_chunks(out, work, |start, o| {
         for_each_run(&dims, &st, [l.offset], start, o.len(), |pos, [off], run| {
             let o = &mut o[pos..pos + run];
             match inner {
@@ -61,6 +77,47 @@ pub(crate) fn map1<S, D>(
             }
         })
     });
+}
+
+/// The rows `start / cols ..` of a space whose last two dims are `[rows, cols]` with strides
+/// `[1, sc]` (a transpose), walked in `TILE`-square tiles. `start` and `out.len()` are
+/// multiples of `cols`.
+fn map1_tiled<S: Copy, D>(
+    src: &[S],
+    dims: &[usize],
+    st: &[isize],
+    offset: usize,
+    start: usize,
+    out: &mut [D],
+    f: &impl Fn(S) -> D,
+) {
+    let rank = dims.len();
+    let (nrows, cols) = (dims[rank - 2], dims[rank - 1]);
+    let sc = st[rank - 1];
+    let first = start / cols;
+    let rows = out.len() / cols;
+    let mut g = 0;
+    while g < rows {
+        let (plane, r0) = ((first + g) / nrows, (first + g) % nrows);
+        let nr = TILE.min(nrows - r0).min(rows - g);
+        let mut base = offset as isize + r0 as isize;
+        let mut rem = plane;
+        for i in (0..rank - 2).rev() {
+            base += (rem % dims[i]) as isize * st[i];
+            rem /= dims[i];
+        }
+        for c0 in (0..cols).step_by(TILE) {
+            let nc = TILE.min(cols - c0);
+            for r in 0..nr {
+                let o = &mut out[(g + r) * cols + c0..][..nc];
+                let s0 = base + r as isize + c0 as isize * sc;
+                for (j, d) in o.iter_mut().enumerate() {
+                    *d = f(src[(s0 + j as isize * sc) as usize]);
+                }
+            }
+        }
+        g += nr;
+    }
 }
 
 /// Writes `f(a, b)` for every element of `shape` (the broadcast of both layouts) into `out`.
@@ -96,43 +153,60 @@ pub(crate) fn map2<T: Copy + Sync + Send>(
     let last = dims.len() - 1;
     let (ia, ib) = (st[0][last], st[1][last]);
     eng.for_chunks(out, n, |start, o| {
-        for_each_run(&dims, &st, [la.offset, lb.offset], start, o.len(), |pos, [oa, ob], run| {
-            let o = &mut o[pos..pos + run];
-            match (ia, ib) {
-                (1, 1) => {
-                    let (xs, ys) = (&a[oa..oa + run], &b[ob..ob + run]);
-                    for ((d, &x), &y) in o.iter_mut().zip(xs).zip(ys) {
-                        *d = f(x, y);
+        for_each_run(
+            &dims,
+            &st,
+            [la.offset, lb.offset],
+            start,
+            o.len(),
+            |pos, [oa, ob], run| {
+                let o = &mut o[pos..pos + run];
+                match (ia, ib) {
+                    (1, 1) => {
+                        let (xs, ys) = (&a[oa..oa + run], &b[ob..ob + run]);
+                        for ((d, &x), &y) in o.iter_mut().zip(xs).zip(ys) {
+                            *d = f(x, y);
+                        }
+                    }
+                    (1, 0) => {
+                        let y = b[ob];
+                        for (d, &x) in o.iter_mut().zip(&a[oa..oa + run]) {
+                            *d = f(x, y);
+                        }
+                    }
+                    (0, 1) => {
+                        let x = a[oa];
+                        for (d, &y) in o.iter_mut().zip(&b[ob..ob + run]) {
+                            *d = f(x, y);
+                        }
+                    }
+                    (sa, sb) => {
+                        let (sa, sb) = (sa as usize, sb as usize);
+                        for (i, d) in o.iter_mut().enumerate() {
+                            *d = f(a[oa + i * sa], b[ob + i * sb]);
+                        }
                     }
                 }
-                (1, 0) => {
-                    let y = b[ob];
-                    for (d, &x) in o.iter_mut().zip(&a[oa..oa + run]) {
-                        *d = f(x, y);
-                    }
-                }
-                (0, 1) => {
-                    let x = a[oa];
-                    for (d, &y) in o.iter_mut().zip(&b[ob..ob + run]) {
-                        *d = f(x, y);
-                    }
-                }
-                (sa, sb) => {
-                    let (sa, sb) = (sa as usize, sb as usize);
-                    for (i, d) in o.iter_mut().enumerate() {
-                        *d = f(a[oa + i * sa], b[ob + i * sb]);
-                    }
-                }
-            }
-        })
+            },
+        )
     });
 }
 
 /// A new tensor of `x`'s shape and dtype holding `f` of each element.
-fn apply1<T: Elem>(eng: &CpuEngine, x: &CpuTensor, f: impl Fn(T) -> T + Sync + Send) -> CpuTensor {
+fn apply1<T: Elem>(
+    eng: &CpuEngine,
+    x: &CpuTensor,
+    cost: usize,
+    f: impl Fn(T) -> T + Sync + Send,
+) -> CpuTensor {
     let l = x.layout();
-    eng.new_tensor::<T>(&l.shape, x.dtype(), |o| map1(eng, x.data::<T>(), l, o, f))
+    eng.new_tensor::<T>(&l.shape, x.dtype(), |o| {
+        map1(eng, x.data::<T>(), l, o, cost, f)
+    })
 }
+
+/// Relative per-element cost of unary ops that call into libm (vs. one add).
+const TRANSCENDENTAL: usize = 16;
 
 /// `op(x)` elementwise.
 pub(crate) fn unary(eng: &CpuEngine, op: UnaryOp, x: &CpuTensor) -> Result<CpuTensor> {
@@ -145,13 +219,13 @@ pub(crate) fn unary(eng: &CpuEngine, op: UnaryOp, x: &CpuTensor) -> Result<CpuTe
 
 fn unary_t<T: Elem>(eng: &CpuEngine, op: UnaryOp, x: &CpuTensor) -> CpuTensor {
     match op {
-        UnaryOp::Neg => apply1(eng, x, |v: T| un(UnaryOp::Neg, v)),
-        UnaryOp::Exp => apply1(eng, x, |v: T| un(UnaryOp::Exp, v)),
-        UnaryOp::Log => apply1(eng, x, |v: T| un(UnaryOp::Log, v)),
-        UnaryOp::Sqrt => apply1(eng, x, |v: T| un(UnaryOp::Sqrt, v)),
-        UnaryOp::Relu => apply1(eng, x, |v: T| un(UnaryOp::Relu, v)),
-        UnaryOp::Sigmoid => apply1(eng, x, |v: T| un(UnaryOp::Sigmoid, v)),
-        UnaryOp::Tanh => apply1(eng, x, |v: T| un(UnaryOp::Tanh, v)),
+        UnaryOp::Neg => apply1(eng, x, 1, |v: T| un(UnaryOp::Neg, v)),
+        UnaryOp::Exp => apply1(eng, x, TRANSCENDENTAL, |v: T| un(UnaryOp::Exp, v)),
+        UnaryOp::Log => apply1(eng, x, TRANSCENDENTAL, |v: T| un(UnaryOp::Log, v)),
+        UnaryOp::Sqrt => apply1(eng, x, 1, |v: T| un(UnaryOp::Sqrt, v)),
+        UnaryOp::Relu => apply1(eng, x, 1, |v: T| un(UnaryOp::Relu, v)),
+        UnaryOp::Sigmoid => apply1(eng, x, TRANSCENDENTAL, |v: T| un(UnaryOp::Sigmoid, v)),
+        UnaryOp::Tanh => apply1(eng, x, TRANSCENDENTAL, |v: T| un(UnaryOp::Tanh, v)),
     }
 }
 
@@ -222,17 +296,23 @@ pub(crate) fn binary_scalar(
     }
 }
 
-fn scalar_t<T: Elem>(eng: &CpuEngine, op: BinaryOp, s: f64, left: bool, x: &CpuTensor) -> CpuTensor {
+fn scalar_t<T: Elem>(
+    eng: &CpuEngine,
+    op: BinaryOp,
+    s: f64,
+    left: bool,
+    x: &CpuTensor,
+) -> CpuTensor {
     let s = T::from_f64(s);
     match (op, left) {
-        (BinaryOp::Add, false) => apply1(eng, x, move |v: T| bin(BinaryOp::Add, v, s)),
-        (BinaryOp::Add, true) => apply1(eng, x, move |v: T| bin(BinaryOp::Add, s, v)),
-        (BinaryOp::Sub, false) => apply1(eng, x, move |v: T| bin(BinaryOp::Sub, v, s)),
-        (BinaryOp::Sub, true) => apply1(eng, x, move |v: T| bin(BinaryOp::Sub, s, v)),
-        (BinaryOp::Mul, false) => apply1(eng, x, move |v: T| bin(BinaryOp::Mul, v, s)),
-        (BinaryOp::Mul, true) => apply1(eng, x, move |v: T| bin(BinaryOp::Mul, s, v)),
-        (BinaryOp::Div, false) => apply1(eng, x, move |v: T| bin(BinaryOp::Div, v, s)),
-        (BinaryOp::Div, true) => apply1(eng, x, move |v: T| bin(BinaryOp::Div, s, v)),
+        (BinaryOp::Add, false) => apply1(eng, x, 1, move |v: T| bin(BinaryOp::Add, v, s)),
+        (BinaryOp::Add, true) => apply1(eng, x, 1, move |v: T| bin(BinaryOp::Add, s, v)),
+        (BinaryOp::Sub, false) => apply1(eng, x, 1, move |v: T| bin(BinaryOp::Sub, v, s)),
+        (BinaryOp::Sub, true) => apply1(eng, x, 1, move |v: T| bin(BinaryOp::Sub, s, v)),
+        (BinaryOp::Mul, false) => apply1(eng, x, 1, move |v: T| bin(BinaryOp::Mul, v, s)),
+        (BinaryOp::Mul, true) => apply1(eng, x, 1, move |v: T| bin(BinaryOp::Mul, s, v)),
+        (BinaryOp::Div, false) => apply1(eng, x, 1, move |v: T| bin(BinaryOp::Div, v, s)),
+        (BinaryOp::Div, true) => apply1(eng, x, 1, move |v: T| bin(BinaryOp::Div, s, v)),
     }
 }
 
@@ -333,10 +413,10 @@ pub(crate) fn cast(eng: &CpuEngine, x: &CpuTensor, to: DType) -> CpuTensor {
 fn cast_from<S: CastSrc>(eng: &CpuEngine, x: &CpuTensor, to: DType) -> CpuTensor {
     let (src, l) = (x.data::<S>(), x.layout());
     match to {
-        DType::F32 => eng.new_tensor::<f32>(&l.shape, to, |o| map1(eng, src, l, o, S::to_f32)),
-        DType::F64 => eng.new_tensor::<f64>(&l.shape, to, |o| map1(eng, src, l, o, S::to_f64)),
-        DType::I64 => eng.new_tensor::<i64>(&l.shape, to, |o| map1(eng, src, l, o, S::to_i64)),
-        DType::Bool => eng.new_tensor::<u8>(&l.shape, to, |o| map1(eng, src, l, o, S::to_bool)),
+        DType::F32 => eng.new_tensor::<f32>(&l.shape, to, |o| map1(eng, src, l, o, 1, S::to_f32)),
+        DType::F64 => eng.new_tensor::<f64>(&l.shape, to, |o| map1(eng, src, l, o, 1, S::to_f64)),
+        DType::I64 => eng.new_tensor::<i64>(&l.shape, to, |o| map1(eng, src, l, o, 1, S::to_i64)),
+        DType::Bool => eng.new_tensor::<u8>(&l.shape, to, |o| map1(eng, src, l, o, 1, S::to_bool)),
     }
 }
 
@@ -344,7 +424,9 @@ fn cast_from<S: CastSrc>(eng: &CpuEngine, x: &CpuTensor, to: DType) -> CpuTensor
 pub(crate) fn copy(eng: &CpuEngine, x: &CpuTensor) -> CpuTensor {
     fn go<T: Pod + Sync + Send>(eng: &CpuEngine, x: &CpuTensor) -> CpuTensor {
         let l = x.layout();
-        eng.new_tensor::<T>(&l.shape, x.dtype(), |o| map1(eng, x.data::<T>(), l, o, |v| v))
+        eng.new_tensor::<T>(&l.shape, x.dtype(), |o| {
+            map1(eng, x.data::<T>(), l, o, 1, |v| v)
+        })
     }
     match x.dtype() {
         DType::Bool => go::<u8>(eng, x),

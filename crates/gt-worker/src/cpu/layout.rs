@@ -36,7 +36,11 @@ impl Layout {
     /// Row-major layout of `shape` starting at element `offset`.
     pub fn contiguous_at(shape: Shape, offset: usize) -> Layout {
         let strides = contiguous_strides(shape.dims());
-        Layout { shape, strides, offset }
+        Layout {
+            shape,
+            strides,
+            offset,
+        }
     }
 
     /// Number of elements.
@@ -101,7 +105,11 @@ impl Layout {
             offset += s.start as isize * st;
             strides.push(st * s.step as isize);
         }
-        Layout { shape, strides, offset: offset as usize }
+        Layout {
+            shape,
+            strides,
+            offset: offset as usize,
+        }
     }
 
     /// Strides that read this layout broadcast to `out` (NumPy rules, already checked): new
@@ -119,29 +127,50 @@ impl Layout {
 
     /// This layout broadcast to `out` without copying.
     pub fn expand(&self, out: &Shape) -> Layout {
-        Layout { shape: copy_shape(out), strides: self.broadcast_strides(out), offset: self.offset }
+        Layout {
+            shape: copy_shape(out),
+            strides: self.broadcast_strides(out),
+            offset: self.offset,
+        }
     }
 }
 
-/// A copy of `s` (a plain memcpy for inline shapes, unlike the element-wise `clone`).
+/// A small vector holding `src`. For up to six elements it copies a fixed-size array (no call
+/// to `memcpy` with a variable length, which dominates at these sizes).
+#[inline]
+pub fn small6<T: Copy + Default>(src: &[T]) -> SmallVec<[T; 6]> {
+    if src.len() > 6 {
+        return SmallVec::from_slice(src);
+    }
+    let mut buf = [T::default(); 6];
+    for (i, b) in buf.iter_mut().enumerate() {
+        if let Some(&v) = src.get(i) {
+            *b = v;
+        }
+    }
+    SmallVec::from_buf_and_len(buf, src.len())
+}
+
+/// A copy of `s` (cheaper than `Shape::clone`, which copies element by element).
 #[inline]
 pub fn copy_shape(s: &Shape) -> Shape {
-    Shape(SmallVec::from_slice(s.dims()))
+    Shape(small6(s.dims()))
 }
 
 /// Row-major strides of `dims`, in elements.
 #[inline]
 pub fn contiguous_strides(dims: &[usize]) -> Strides {
-    let mut buf = [0isize; 6];
-    if dims.len() > buf.len() {
+    let n = dims.len();
+    if n > 6 {
         return Shape::new(dims).contiguous_strides();
     }
+    let mut buf = [0isize; 6];
     let mut acc = 1isize;
-    for (s, &d) in buf[..dims.len()].iter_mut().zip(dims).rev() {
-        *s = acc;
-        acc *= d as isize;
+    for i in (0..n).rev() {
+        buf[i] = acc;
+        acc *= dims[i] as isize;
     }
-    Strides::from_slice(&buf[..dims.len()])
+    Strides::from_buf_and_len(buf, n)
 }
 
 /// Merges adjacent dimensions that are contiguous with each other in every operand and drops
@@ -202,7 +231,8 @@ pub fn for_each_run<const N: usize>(
     }
     let rank = dims.len();
     if rank == 1 {
-        let offs = std::array::from_fn(|k| (base[k] as isize + start as isize * strides[k][0]) as usize);
+        let offs =
+            std::array::from_fn(|k| (base[k] as isize + start as isize * strides[k][0]) as usize);
         f(0, offs, len);
         return;
     }

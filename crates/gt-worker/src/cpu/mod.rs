@@ -37,10 +37,12 @@ use smallvec::SmallVec;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Work (elements touched) below which kernels stay on the calling thread.
-const PAR_MIN_WORK: usize = 1 << 16;
+/// Work (elements touched, weighted by per-element cost) below which kernels stay on the
+/// calling thread. Waking the pool costs tens of microseconds on small machines, and a plain
+/// f32 add only gains from two threads at about a million elements.
+const PAR_MIN_WORK: usize = 1 << 19;
 /// Least work per parallel task.
-const PAR_GRAIN: usize = 1 << 13;
+const PAR_GRAIN: usize = 1 << 15;
 
 /// A tensor on the CPU engine: shared storage plus a strided view of it. Cloning is cheap.
 #[derive(Clone, Debug)]
@@ -54,18 +56,29 @@ impl CpuTensor {
     /// A contiguous tensor of `shape` owning `buf` (which must hold `shape.numel()` elements).
     pub(crate) fn from_buffer(buf: Buffer, shape: Shape, dtype: DType) -> CpuTensor {
         debug_assert!(buf.len_bytes() >= shape.numel() * dtype.size());
-        CpuTensor { storage: Arc::new(buf), layout: Layout::contiguous(shape), dtype }
+        CpuTensor {
+            storage: Arc::new(buf),
+            layout: Layout::contiguous(shape),
+            dtype,
+        }
     }
 
     /// The same storage seen through `layout`.
     pub(crate) fn view(&self, layout: Layout) -> CpuTensor {
         debug_assert!(layout.end() * self.dtype.size() <= self.storage.len_bytes());
-        CpuTensor { storage: self.storage.clone(), layout, dtype: self.dtype }
+        CpuTensor {
+            storage: self.storage.clone(),
+            layout,
+            dtype: self.dtype,
+        }
     }
 
     /// Shape and dtype.
     pub fn meta(&self) -> Meta {
-        Meta { shape: layout::copy_shape(&self.layout.shape), dtype: self.dtype }
+        Meta {
+            shape: layout::copy_shape(&self.layout.shape),
+            dtype: self.dtype,
+        }
     }
 
     /// The shape.
@@ -155,7 +168,11 @@ impl CpuEngine {
         } else {
             None
         };
-        CpuEngine { pool: Pool::new(cap_bytes), threads, rayon }
+        CpuEngine {
+            pool: Pool::new(cap_bytes),
+            threads,
+            rayon,
+        }
     }
 
     /// Number of compute threads.
@@ -203,14 +220,32 @@ impl CpuEngine {
         work: usize,
         f: impl Fn(usize, &mut [D]) + Sync + Send,
     ) {
+        self.for_chunks_aligned(out, work, 1, f)
+    }
+
+    /// Like [`CpuEngine::for_chunks`], with every chunk but the last a multiple of `align`
+    /// elements long.
+    pub(crate) fn for_chunks_aligned<D: Send>(
+        &self,
+        out: &mut [D],
+        work: usize,
+        align: usize,
+        f: impl Fn(usize, &mut [D]) + Sync + Send,
+    ) {
         let n = out.len();
+        let align = align.max(1);
         match &self.rayon {
-            Some(pool) if work >= PAR_MIN_WORK && n > 1 => {
+            Some(pool) if work >= PAR_MIN_WORK && n > align => {
                 let by_threads = n.div_ceil(self.threads * 4);
                 let by_grain = ((n as u128 * PAR_GRAIN as u128).div_ceil(work as u128)) as usize;
-                let chunk = by_threads.max(by_grain).max(1);
+                let chunk = by_threads.max(by_grain).max(1).next_multiple_of(align);
+                if chunk >= n {
+                    return f(0, out);
+                }
                 pool.install(|| {
-                    out.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i * chunk, c))
+                    out.par_chunks_mut(chunk)
+                        .enumerate()
+                        .for_each(|(i, c)| f(i * chunk, c))
                 });
             }
             _ => f(0, out),
@@ -229,7 +264,8 @@ impl CpuEngine {
     fn reshape(&self, x: &CpuTensor, shape: &Shape) -> CpuTensor {
         let c = self.contiguous(x);
         let offset = c.layout.offset;
-        c.view(Layout::contiguous_at(shape.clone(), if shape.numel() == 0 { 0 } else { offset }))
+        let offset = if shape.numel() == 0 { 0 } else { offset };
+        c.view(Layout::contiguous_at(layout::copy_shape(shape), offset))
     }
 }
 
@@ -251,16 +287,18 @@ impl Engine for CpuEngine {
         match op {
             Op::Full { value, .. } => Ok(creation::full(this, &out, *value)),
             Op::Arange { start, step, .. } => Ok(creation::arange(this, &out, *start, *step)),
-            Op::Random { dist, seed, stream, .. } => {
-                creation::random(this, &out, *dist, *seed, *stream)
-            }
+            Op::Random {
+                dist, seed, stream, ..
+            } => creation::random(this, &out, *dist, *seed, *stream),
             Op::Unary(u) => elementwise::unary(this, *u, inputs[0]),
             Op::Binary(b) => elementwise::binary(this, *b, inputs[0], inputs[1], &out),
-            Op::BinaryScalar { op: b, scalar, scalar_left } => {
-                elementwise::binary_scalar(this, *b, *scalar, *scalar_left, inputs[0])
-            }
+            Op::BinaryScalar {
+                op: b,
+                scalar,
+                scalar_left,
+            } => elementwise::binary_scalar(this, *b, *scalar, *scalar_left, inputs[0]),
             Op::MatMul => matmul::matmul(this, inputs[0], inputs[1], &out),
-            Op::Reduce { op: r, axes, keepdim: _ } => reduce::reduce(this, *r, axes, inputs[0], &out),
+            Op::Reduce { op: r, axes, .. } => reduce::reduce(this, *r, axes, inputs[0], &out),
             Op::Reshape { shape } => Ok(this.reshape(inputs[0], shape)),
             Op::Permute { perm } => Ok(inputs[0].view(inputs[0].layout.permute(perm))),
             Op::Slice { specs } => Ok(inputs[0].view(inputs[0].layout.slice(specs))),
@@ -300,7 +338,11 @@ impl Engine for CpuEngine {
             from_le_in_place(&mut bytes, size);
             bytes
         };
-        TensorData { dtype: t.dtype, shape: t.layout.shape.clone(), bytes }
+        TensorData {
+            dtype: t.dtype,
+            shape: t.layout.shape.clone(),
+            bytes,
+        }
     }
 
     fn storage_bytes(&self, t: &CpuTensor) -> usize {
@@ -329,8 +371,15 @@ pub fn bench_kernels(iters: usize) -> (f64, f64) {
     let iters = iters.max(1);
     let mut eng = CpuEngine::new(1);
     let rand = |eng: &mut CpuEngine, shape: [usize; 2], stream: u64| {
-        let op = Op::Random { dist: Dist::Normal, shape: shape.into(), dtype: DType::F32, seed: 1, stream };
-        eng.execute(&op, &[]).expect("random creation of a valid shape")
+        let op = Op::Random {
+            dist: Dist::Normal,
+            shape: shape.into(),
+            dtype: DType::F32,
+            seed: 1,
+            stream,
+        };
+        eng.execute(&op, &[])
+            .expect("random creation of a valid shape")
     };
     let add = Op::Binary(BinaryOp::Add);
     let b = rand(&mut eng, [16, 16], 1);

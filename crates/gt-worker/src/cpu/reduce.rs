@@ -16,6 +16,9 @@ use gt_ops::{Meta, ReduceOp};
 
 /// Shortest innermost kept run for which the accumulator-row traversal pays off.
 const MIN_ACC_RUN: usize = 8;
+/// Least kept elements per parallel task of the accumulator-row traversal: every task streams
+/// over all reduced positions, so narrow tasks would read each cache line many times.
+const MIN_ACC_CHUNK: usize = 4096;
 
 /// The iteration plan of one reduction.
 struct Plan {
@@ -37,7 +40,10 @@ impl Plan {
     }
     /// Whether to traverse with accumulator rows (kept axes innermost in memory).
     fn use_acc_rows(&self) -> bool {
-        let (k, r) = (self.kept_inner_stride().abs(), self.red_inner_stride().abs());
+        let (k, r) = (
+            self.kept_inner_stride().abs(),
+            self.red_inner_stride().abs(),
+        );
         self.out_n > 1 && self.red_n > 1 && k < r && self.kd[self.kd.len() - 1] >= MIN_ACC_RUN
     }
 }
@@ -65,7 +71,8 @@ fn reduce_t<T: Elem>(
     out: &Meta,
 ) -> CpuTensor {
     let l = x.layout();
-    let (mut kd, mut ks, mut rd, mut rs) = (Dims::new(), Strides::new(), Dims::new(), Strides::new());
+    let (mut kd, mut ks, mut rd, mut rs) =
+        (Dims::new(), Strides::new(), Dims::new(), Strides::new());
     for (i, (&d, &s)) in l.shape.dims().iter().zip(&l.strides).enumerate() {
         if axes.is_empty() || axes.contains(&i) {
             rd.push(d);
@@ -78,7 +85,15 @@ fn reduce_t<T: Elem>(
     let (out_n, red_n) = (kd.iter().product::<usize>(), rd.iter().product::<usize>());
     let (kd, ks) = coalesce(&kd, [&ks]);
     let (rd, rs) = coalesce(&rd, [&rs]);
-    let p = Plan { kd, ks, rd, rs, offset: l.offset, out_n, red_n };
+    let p = Plan {
+        kd,
+        ks,
+        rd,
+        rs,
+        offset: l.offset,
+        out_n,
+        red_n,
+    };
     let data = x.data::<T>();
     eng.new_tensor::<T>(&out.shape, out.dtype, |o| {
         if o.is_empty() {
@@ -146,24 +161,31 @@ fn fold_each<T: Elem, A: Copy + Sync>(
 ) {
     let (kl, rl) = (p.kept_inner_stride(), p.red_inner_stride());
     eng.for_chunks(out, work, |start, o| {
-        for_each_run(&p.kd, &p.ks, [p.offset], start, o.len(), |pos, [off], run| {
-            for (i, d) in o[pos..pos + run].iter_mut().enumerate() {
-                let base = (off as isize + i as isize * kl) as usize;
-                let mut acc = init;
-                for_each_run(&p.rd, &p.rs, [base], 0, p.red_n, |_, [ro], rrun| {
-                    if rl == 1 {
-                        for &v in &data[ro..ro + rrun] {
-                            acc = comb(acc, v);
+        for_each_run(
+            &p.kd,
+            &p.ks,
+            [p.offset],
+            start,
+            o.len(),
+            |pos, [off], run| {
+                for (i, d) in o[pos..pos + run].iter_mut().enumerate() {
+                    let base = (off as isize + i as isize * kl) as usize;
+                    let mut acc = init;
+                    for_each_run(&p.rd, &p.rs, [base], 0, p.red_n, |_, [ro], rrun| {
+                        if rl == 1 {
+                            for &v in &data[ro..ro + rrun] {
+                                acc = comb(acc, v);
+                            }
+                        } else {
+                            for j in 0..rrun {
+                                acc = comb(acc, data[(ro as isize + j as isize * rl) as usize]);
+                            }
                         }
-                    } else {
-                        for j in 0..rrun {
-                            acc = comb(acc, data[(ro as isize + j as isize * rl) as usize]);
-                        }
-                    }
-                });
-                *d = fin(acc);
-            }
-        })
+                    });
+                    *d = fin(acc);
+                }
+            },
+        )
     });
 }
 
@@ -179,7 +201,7 @@ fn fold_rows<T: Elem, A: Copy + Send + Sync>(
     comb: &(impl Fn(A, T) -> A + Sync),
 ) {
     let (kl, rl) = (p.kept_inner_stride(), p.red_inner_stride());
-    eng.for_chunks(acc, work, |start, a| {
+    eng.for_chunks_aligned(acc, work, MIN_ACC_CHUNK, |start, a| {
         a.fill(init);
         for_each_run(&p.rd, &p.rs, [p.offset], 0, p.red_n, |_, [ro], rrun| {
             for j in 0..rrun {
