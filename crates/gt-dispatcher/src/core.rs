@@ -209,12 +209,22 @@ impl Core {
 
     /// Sends everything queued for clients and workers.
     pub fn flush(&mut self) {
-        for w in &mut self.workers {
-            if !w.outbox.is_empty() {
-                let batch = std::mem::take(&mut w.outbox);
-                if w.alive {
-                    let _ = w.tx.send(batch);
+        loop {
+            let mut broken = None;
+            for (i, w) in self.workers.iter_mut().enumerate() {
+                if !w.outbox.is_empty() {
+                    let batch = std::mem::take(&mut w.outbox);
+                    if w.alive && w.tx.send(batch).is_err() {
+                        broken = Some(WorkerId(i as u32));
+                        break;
+                    }
                 }
+            }
+            // A link that refuses a batch is a dead worker; losing it queues more messages
+            // (errors for clients, notices for other workers), so go round again.
+            match broken {
+                Some(w) => self.lose_worker(w, "its link closed".into()),
+                None => break,
             }
         }
         for s in self.sessions.values_mut() {

@@ -73,7 +73,7 @@ impl<E: Engine> WorkerState<E> {
                 }
                 let slot = match failed {
                     Some(e) => Slot::Poisoned(e),
-                    None => match self.engine.execute(&op, &ins) {
+                    None => match execute_guarded(&mut self.engine, self.id, &op, &ins) {
                         Ok(t) => Slot::Ready(t),
                         Err(e) => {
                             self.errors += 1;
@@ -209,14 +209,169 @@ impl<E: Engine> WorkerState<E> {
     }
 }
 
+/// Runs a kernel so that a panic inside it (a bug) poisons this one result instead of killing
+/// the worker and everything it holds.
+fn execute_guarded<E: Engine>(
+    engine: &mut E,
+    worker: WorkerId,
+    op: &gt_ops::Op,
+    ins: &[&E::Tensor],
+) -> Result<E::Tensor> {
+    let run = std::panic::AssertUnwindSafe(|| engine.execute(op, ins));
+    std::panic::catch_unwind(run).unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(Error::Exec {
+            worker: worker.0,
+            op: op.name().into(),
+            msg: format!("kernel panicked: {msg}"),
+        })
+    })
+}
+
 fn exec_error(worker: WorkerId, op: &str, e: Error) -> Error {
     match e {
         // Already a user-facing error with the op named; keep it as is.
-        Error::Shape { .. } | Error::Axis { .. } | Error::DType { .. } | Error::Invalid { .. } => e,
+        Error::Shape { .. }
+        | Error::Axis { .. }
+        | Error::DType { .. }
+        | Error::Invalid { .. }
+        | Error::Exec { .. } => e,
         other => Error::Exec {
             worker: worker.0,
             op: op.into(),
             msg: other.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::PoolStats;
+    use gt_core::{DType, ReqId};
+    use gt_ops::{Op, UnaryOp};
+
+    /// A scalar engine whose `exp` kernel panics, to test the guard.
+    struct Scalars;
+    impl Engine for Scalars {
+        type Tensor = f64;
+        fn execute(&mut self, op: &Op, inputs: &[&f64]) -> Result<f64> {
+            match op {
+                Op::Full { value, .. } => Ok(*value),
+                Op::Unary(UnaryOp::Neg) => Ok(-inputs[0]),
+                Op::Unary(UnaryOp::Exp) => panic!("boom"),
+                other => Err(Error::invalid(other.name(), "not in this test engine")),
+            }
+        }
+        fn upload(&mut self, d: &TensorData) -> Result<f64> {
+            Ok(d.to_f64_vec()[0])
+        }
+        fn download(&mut self, t: &f64) -> TensorData {
+            TensorData::from_f64([1], &[*t])
+        }
+        fn storage_bytes(&self, _: &f64) -> usize {
+            8
+        }
+        fn pool_stats(&self) -> PoolStats {
+            PoolStats::default()
+        }
+    }
+
+    struct NoPeers;
+    impl Peers for NoPeers {
+        fn set_peers(&mut self, _: WorkerId, _: Vec<(WorkerId, String)>) {}
+        fn send(&mut self, _: WorkerId, _: PeerMsg) -> Result<()> {
+            Ok(())
+        }
+        fn recv(&mut self, from: WorkerId, _: u64) -> Result<TensorData> {
+            Err(Error::WorkerLost {
+                worker: from.0,
+                reason: "test".into(),
+            })
+        }
+        fn lost(&mut self, _: WorkerId, _: Error) {}
+    }
+
+    fn key(n: u64) -> Key {
+        Key::new(SessionId(1), n)
+    }
+
+    fn read(w: &mut WorkerState<Scalars>, k: Key) -> Result<TensorData> {
+        let mut out = Vec::new();
+        w.handle(
+            WorkerMsg::Read {
+                req: ReqId(1),
+                key: k,
+            },
+            &mut NoPeers,
+            &mut out,
+        );
+        match out.pop() {
+            Some(WorkerReply::Data { result, .. }) => result,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn exec(w: &mut WorkerState<Scalars>, out: u64, op: Op, ins: &[u64]) {
+        let inputs = ins.iter().map(|&i| key(i)).collect();
+        w.handle(
+            WorkerMsg::Exec {
+                out: key(out),
+                op,
+                inputs,
+            },
+            &mut NoPeers,
+            &mut Vec::new(),
+        );
+    }
+
+    #[test]
+    fn failures_poison_dependents_and_a_panicking_kernel_spares_the_worker() {
+        let mut w = WorkerState::new(WorkerId(3), Scalars);
+        exec(
+            &mut w,
+            1,
+            Op::Full {
+                shape: [1].into(),
+                value: 2.0,
+                dtype: DType::F64,
+            },
+            &[],
+        );
+        exec(&mut w, 2, Op::Unary(UnaryOp::Exp), &[1]);
+        exec(&mut w, 3, Op::Unary(UnaryOp::Neg), &[2]);
+        let e = read(&mut w, key(3)).unwrap_err().to_string();
+        assert!(
+            e.contains("worker 3") && e.contains("exp") && e.contains("boom"),
+            "{e}"
+        );
+        exec(&mut w, 4, Op::Unary(UnaryOp::Neg), &[99]);
+        assert!(matches!(read(&mut w, key(4)), Err(Error::UnknownTensor(_))));
+        exec(&mut w, 5, Op::Unary(UnaryOp::Neg), &[1]);
+        assert_eq!(read(&mut w, key(5)).unwrap().to_f64_vec(), vec![-2.0]);
+        let mut out = Vec::new();
+        let lost = WorkerMsg::Recv {
+            out: key(6),
+            from: WorkerId(0),
+            xfer: 1,
+        };
+        w.handle(lost, &mut NoPeers, &mut out);
+        assert!(matches!(
+            read(&mut w, key(6)),
+            Err(Error::WorkerLost { worker: 0, .. })
+        ));
+        w.handle(
+            WorkerMsg::FreeSession {
+                session: SessionId(1),
+            },
+            &mut NoPeers,
+            &mut out,
+        );
+        assert_eq!(w.stats().live_tensors, 0);
+        assert_eq!(w.stats().errors, 1);
     }
 }
