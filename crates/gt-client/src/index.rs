@@ -79,77 +79,87 @@ fn clamp_bound(b: isize, d: usize) -> usize {
     (if b < 0 { b + d } else { b }).clamp(0, d) as usize
 }
 
+/// One slice spec per axis of `shape` and the result's dims for indexing with `idx` (integers
+/// keep a length-1 spec but drop the axis from the dims; new axes add a 1 to the dims only).
+/// `op` names the caller in errors.
+pub(crate) fn resolve(
+    op: &str,
+    shape: &Shape,
+    idx: &[Idx],
+) -> Result<(SmallVec<[SliceSpec; 6]>, Vec<usize>)> {
+    let consumed = idx.iter().filter(|i| !matches!(i, Idx::NewAxis)).count();
+    if consumed > shape.rank() {
+        return Err(Error::shape(
+            op,
+            format!("{consumed} indices for a tensor of shape {shape}"),
+        ));
+    }
+    let dims = shape.dims();
+    let mut specs: SmallVec<[SliceSpec; 6]> = SmallVec::new();
+    let mut out_dims: Vec<usize> = Vec::new();
+    let mut axis = 0;
+    for i in idx {
+        match *i {
+            Idx::NewAxis => out_dims.push(1),
+            Idx::At(p) => {
+                let d = dims[axis];
+                let pos = if p < 0 { p + d as isize } else { p };
+                if pos < 0 || pos >= d as isize {
+                    return Err(Error::shape(
+                        op,
+                        format!("index {p} is out of bounds for axis {axis} of shape {shape}"),
+                    ));
+                }
+                specs.push(SliceSpec {
+                    start: pos as usize,
+                    len: 1,
+                    step: 1,
+                });
+                axis += 1;
+            }
+            Idx::Range { start, end, step } => {
+                if step == 0 {
+                    return Err(Error::invalid(op, "slice step must be at least 1"));
+                }
+                let d = dims[axis];
+                let s = start.map_or(0, |b| clamp_bound(b, d));
+                let e = end.map_or(d, |b| clamp_bound(b, d));
+                let len = if e > s { (e - s).div_ceil(step) } else { 0 };
+                specs.push(SliceSpec {
+                    start: s.min(d),
+                    len,
+                    step,
+                });
+                out_dims.push(len);
+                axis += 1;
+            }
+            Idx::All => {
+                let d = dims[axis];
+                specs.push(SliceSpec {
+                    start: 0,
+                    len: d,
+                    step: 1,
+                });
+                out_dims.push(d);
+                axis += 1;
+            }
+        }
+    }
+    for &d in &dims[axis..] {
+        specs.push(SliceSpec {
+            start: 0,
+            len: d,
+            step: 1,
+        });
+        out_dims.push(d);
+    }
+    Ok((specs, out_dims))
+}
+
 impl Tensor {
     /// Indexes with `idx` (missing trailing axes are taken whole).
     pub fn try_index(&self, idx: &[Idx]) -> Result<Tensor> {
-        let consumed = idx.iter().filter(|i| !matches!(i, Idx::NewAxis)).count();
-        if consumed > self.rank() {
-            return Err(Error::shape(
-                "index",
-                format!("{consumed} indices for a tensor of shape {}", self.shape()),
-            ));
-        }
-        let mut specs: SmallVec<[SliceSpec; 6]> = SmallVec::new();
-        let mut out_dims: Vec<usize> = Vec::new();
-        let mut axis = 0;
-        for i in idx {
-            match *i {
-                Idx::NewAxis => out_dims.push(1),
-                Idx::At(p) => {
-                    let d = self.dims()[axis];
-                    let pos = if p < 0 { p + d as isize } else { p };
-                    if pos < 0 || pos >= d as isize {
-                        return Err(Error::shape(
-                            "index",
-                            format!(
-                                "index {p} is out of bounds for axis {axis} of shape {}",
-                                self.shape()
-                            ),
-                        ));
-                    }
-                    specs.push(SliceSpec {
-                        start: pos as usize,
-                        len: 1,
-                        step: 1,
-                    });
-                    axis += 1;
-                }
-                Idx::Range { start, end, step } => {
-                    if step == 0 {
-                        return Err(Error::invalid("index", "slice step must be at least 1"));
-                    }
-                    let d = self.dims()[axis];
-                    let s = start.map_or(0, |b| clamp_bound(b, d));
-                    let e = end.map_or(d, |b| clamp_bound(b, d));
-                    let len = if e > s { (e - s).div_ceil(step) } else { 0 };
-                    specs.push(SliceSpec {
-                        start: s.min(d),
-                        len,
-                        step,
-                    });
-                    out_dims.push(len);
-                    axis += 1;
-                }
-                Idx::All => {
-                    let d = self.dims()[axis];
-                    specs.push(SliceSpec {
-                        start: 0,
-                        len: d,
-                        step: 1,
-                    });
-                    out_dims.push(d);
-                    axis += 1;
-                }
-            }
-        }
-        for &d in &self.dims()[axis..] {
-            specs.push(SliceSpec {
-                start: 0,
-                len: d,
-                step: 1,
-            });
-            out_dims.push(d);
-        }
+        let (specs, out_dims) = resolve("index", self.shape(), idx)?;
         let whole = specs
             .iter()
             .zip(self.dims())

@@ -7,6 +7,7 @@
 //! last handle of a tensor appends `Free`.
 //!
 //! # Layout
+//! - [`autograd`]: the recorded graph, `backward`, `no_grad`, the tape.
 //! - [`session`]: the outgoing batch, request/reply matching, connection failure.
 //! - [`connect`]: joining a dispatcher over TCP or a Unix socket.
 //! - [`tensor`]: the handle, metadata, reads and moves.
@@ -15,14 +16,18 @@
 //! - [`index`]: slicing and indexing arguments.
 //! - [`display`]: torch-like printing.
 
+pub mod autograd;
 pub mod connect;
 pub mod display;
 pub mod index;
 pub mod operators;
 pub mod ops;
+pub mod ops_ext;
+pub mod ops_nnf;
 pub mod session;
 pub mod tensor;
 
+pub use autograd::{no_grad, NoGradGuard, TapeEntry};
 pub use connect::connect;
 pub use index::Idx;
 pub use session::{ReplyRouter, Session};

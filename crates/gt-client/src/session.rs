@@ -61,6 +61,7 @@ struct Inner {
     random_stream: AtomicU64,
     workers: u32,
     name: String,
+    tape: crate::autograd::TapeStore,
 }
 
 /// A connection to a dispatcher. Cheap to clone; tensors keep their session alive.
@@ -91,6 +92,7 @@ impl Session {
             random_stream: AtomicU64::new(0),
             workers,
             name,
+            tape: Default::default(),
         }))
     }
 
@@ -102,6 +104,10 @@ impl Session {
     /// The name this session gave the dispatcher.
     pub fn name(&self) -> &str {
         &self.0.name
+    }
+
+    pub(crate) fn tape(&self) -> &crate::autograd::TapeStore {
+        &self.0.tape
     }
 
     /// Whether two handles are the same session.

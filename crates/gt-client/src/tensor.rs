@@ -1,17 +1,44 @@
 //! The [`Tensor`] handle: an id in its session plus the shape and dtype the client inferred.
 //! Cloning is an `Arc` bump; dropping the last clone sends `Free` in the stream.
 
+use crate::autograd::{self, Node};
 use crate::session::Session;
 use gt_core::{DType, Error, Result, Shape, TensorId, WorkerId};
 use gt_ops::{infer, Meta, Op};
 use gt_proto::{ClientMsg, ClientReply, TensorData};
 use smallvec::SmallVec;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub(crate) struct Inner {
     pub(crate) id: TensorId,
     pub(crate) meta: Meta,
     pub(crate) session: Session,
+    /// Whether gradients are tracked for this tensor.
+    pub(crate) requires_grad: AtomicBool,
+    /// How this tensor was computed, when that is to be differentiated.
+    pub(crate) node: Option<Arc<Node>>,
+    /// Accumulated gradient (leaves).
+    pub(crate) grad: Mutex<Option<Tensor>>,
+}
+
+impl Inner {
+    pub(crate) fn new(
+        id: TensorId,
+        meta: Meta,
+        session: Session,
+        node: Option<Arc<Node>>,
+    ) -> Inner {
+        let requires_grad = AtomicBool::new(node.is_some());
+        Inner {
+            id,
+            meta,
+            session,
+            requires_grad,
+            node,
+            grad: Mutex::new(None),
+        }
+    }
 }
 
 impl Drop for Inner {
@@ -54,8 +81,34 @@ impl Tensor {
         &self.0.session
     }
 
-    /// Records `op(inputs)` in `session`'s stream after checking it; no round trip.
+    /// Whether gradients are tracked for this tensor.
+    pub fn requires_grad(&self) -> bool {
+        self.0.requires_grad.load(Ordering::Relaxed)
+    }
+
+    /// Records `op(inputs)` in `session`'s stream after checking it; no round trip. The op joins
+    /// the autograd graph when gradients are enabled and an input requires them.
     pub(crate) fn apply(session: &Session, op: Op, inputs: &[&Tensor]) -> Result<Tensor> {
+        let track = autograd::grad_enabled()
+            && inputs
+                .iter()
+                .enumerate()
+                .any(|(i, t)| t.requires_grad() && gt_ops::grad::differentiable(&op, i));
+        let node = track.then(|| (op.clone(), inputs.iter().map(|t| (*t).clone()).collect()));
+        Tensor::apply_with(session, op, inputs, node)
+    }
+
+    /// Records `op(inputs)` without autograd (gradient math itself, optimizer updates).
+    pub(crate) fn apply_untracked(session: &Session, op: Op, inputs: &[&Tensor]) -> Result<Tensor> {
+        Tensor::apply_with(session, op, inputs, None)
+    }
+
+    fn apply_with(
+        session: &Session,
+        op: Op,
+        inputs: &[&Tensor],
+        node: Option<(Op, SmallVec<[Tensor; 3]>)>,
+    ) -> Result<Tensor> {
         let mut metas: SmallVec<[&Meta; 2]> = SmallVec::new();
         let mut ids: SmallVec<[TensorId; 2]> = SmallVec::new();
         for t in inputs {
@@ -75,11 +128,13 @@ impl Tensor {
             op,
             inputs: ids,
         });
-        Ok(Tensor(Arc::new(Inner {
+        let node = node.map(|(op, inputs)| autograd::record(session, op, inputs, id, &meta));
+        Ok(Tensor(Arc::new(Inner::new(
             id,
             meta,
-            session: session.clone(),
-        })))
+            session.clone(),
+            node,
+        ))))
     }
 
     /// `op(self, others…)` in this tensor's session.
@@ -96,11 +151,12 @@ impl Tensor {
         let id = session.new_id();
         let meta = Meta::new(data.shape.clone(), data.dtype);
         session.push(ClientMsg::Upload { out: id, data });
-        Ok(Tensor(Arc::new(Inner {
+        Ok(Tensor(Arc::new(Inner::new(
             id,
             meta,
-            session: session.clone(),
-        })))
+            session.clone(),
+            None,
+        ))))
     }
 
     /// A copy of this tensor living on worker `k` (like PyTorch's `.to(device)`); later ops on it
@@ -113,11 +169,12 @@ impl Tensor {
             src: self.0.id,
             worker: WorkerId(k),
         });
-        Tensor(Arc::new(Inner {
+        Tensor(Arc::new(Inner::new(
             id,
-            meta: self.0.meta.clone(),
-            session: s.clone(),
-        }))
+            self.0.meta.clone(),
+            s.clone(),
+            None,
+        )))
     }
 
     /// The contents (a sync point). Errors carry the cause of a failed computation.

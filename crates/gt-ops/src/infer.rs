@@ -31,11 +31,15 @@ pub const MAX_ELEMENTS: usize = 1 << 40;
 /// Output meta of `op` applied to `inputs`, or the error a user should see.
 pub fn infer(op: &Op, inputs: &[&Meta]) -> Result<Meta> {
     let name = op.name();
-    if inputs.len() != op.arity() {
-        return Err(Error::invalid(
-            name,
-            format!("expected {} inputs, got {}", op.arity(), inputs.len()),
-        ));
+    match op.arity() {
+        Some(n) if inputs.len() != n => {
+            return Err(Error::invalid(
+                name,
+                format!("expected {n} inputs, got {}", inputs.len()),
+            ))
+        }
+        None if inputs.is_empty() => return Err(Error::invalid(name, "needs at least one input")),
+        _ => {}
     }
     let out = match op {
         Op::Full { shape, dtype, .. } | Op::Random { shape, dtype, .. } => {
@@ -87,7 +91,7 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> Result<Meta> {
             let x = inputs[0];
             float_only(name, x.dtype)?;
             check_axes(name, axes, x.shape.rank())?;
-            if matches!(r, ReduceOp::Max) && x.shape.numel() == 0 {
+            if matches!(r, ReduceOp::Max | ReduceOp::Min) && x.shape.numel() == 0 {
                 return Err(Error::shape(
                     name,
                     format!("cannot take max of empty tensor {}", x.shape),
@@ -179,6 +183,162 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> Result<Meta> {
             Meta::new(shape.clone(), x.dtype)
         }
         Op::Cast { dtype } => Meta::new(inputs[0].shape.clone(), *dtype),
+        Op::Compare(_) => {
+            let (a, b) = (inputs[0], inputs[1]);
+            Meta::new(broadcast2(name, &a.shape, &b.shape)?, DType::Bool)
+        }
+        Op::CompareScalar { .. } => Meta::new(inputs[0].shape.clone(), DType::Bool),
+        Op::Where => {
+            let (c, a, b) = (inputs[0], inputs[1], inputs[2]);
+            if c.dtype != DType::Bool {
+                return Err(Error::dtype(
+                    name,
+                    format!("condition must be bool, got {}", c.dtype),
+                ));
+            }
+            let ab = broadcast2(name, &a.shape, &b.shape)?;
+            Meta::new(
+                broadcast2(name, &c.shape, &ab)?,
+                DType::promote(a.dtype, b.dtype),
+            )
+        }
+        Op::ArgReduce { axis, keepdim, .. } => {
+            let x = inputs[0];
+            check_axes(name, &[*axis], x.shape.rank())?;
+            if x.shape.dims()[*axis] == 0 {
+                return Err(Error::shape(
+                    name,
+                    format!("axis {axis} of {} is empty", x.shape),
+                ));
+            }
+            let mut dims = x.shape.dims().to_vec();
+            if *keepdim {
+                dims[*axis] = 1;
+            } else {
+                dims.remove(*axis);
+            }
+            Meta::new(dims, DType::I64)
+        }
+        Op::Cat { axis } => {
+            let first = inputs[0];
+            check_axes(name, &[*axis], first.shape.rank())?;
+            let mut dims = first.shape.dims().to_vec();
+            dims[*axis] = 0;
+            for (i, t) in inputs.iter().enumerate() {
+                let same_rest = t.shape.rank() == first.shape.rank()
+                    && (0..dims.len())
+                        .all(|d| d == *axis || t.shape.dims()[d] == first.shape.dims()[d]);
+                if !same_rest {
+                    return Err(Error::shape(
+                        name,
+                        format!("input {i} has shape {}, but input 0 has {} (only axis {axis} may differ)", t.shape, first.shape),
+                    ));
+                }
+                if t.dtype != first.dtype {
+                    return Err(Error::dtype(
+                        name,
+                        format!("input {i} is {}, input 0 is {}", t.dtype, first.dtype),
+                    ));
+                }
+                dims[*axis] += t.shape.dims()[*axis];
+            }
+            Meta::new(dims, first.dtype)
+        }
+        Op::IndexSelect { axis } => {
+            let (x, idx) = (inputs[0], inputs[1]);
+            check_axes(name, &[*axis], x.shape.rank())?;
+            index_dtype(name, idx)?;
+            if idx.shape.rank() != 1 {
+                return Err(Error::shape(
+                    name,
+                    format!("index must be 1-d, got shape {}", idx.shape),
+                ));
+            }
+            let mut dims = x.shape.dims().to_vec();
+            dims[*axis] = idx.shape.dims()[0];
+            Meta::new(dims, x.dtype)
+        }
+        Op::Gather { axis } => {
+            let (x, idx) = (inputs[0], inputs[1]);
+            check_axes(name, &[*axis], x.shape.rank())?;
+            index_dtype(name, idx)?;
+            let fits = idx.shape.rank() == x.shape.rank()
+                && (0..x.shape.rank())
+                    .all(|d| d == *axis || idx.shape.dims()[d] <= x.shape.dims()[d]);
+            if !fits {
+                return Err(Error::shape(
+                    name,
+                    format!(
+                        "index shape {} does not fit input {} along axes other than {axis}",
+                        idx.shape, x.shape
+                    ),
+                ));
+            }
+            Meta::new(idx.shape.clone(), x.dtype)
+        }
+        Op::IndexAdd { axis } | Op::ScatterAdd { axis } => {
+            let (base, idx, src) = (inputs[0], inputs[1], inputs[2]);
+            check_axes(name, &[*axis], base.shape.rank())?;
+            index_dtype(name, idx)?;
+            if src.dtype != base.dtype {
+                return Err(Error::dtype(
+                    name,
+                    format!("source is {}, base is {}", src.dtype, base.dtype),
+                ));
+            }
+            let ok = match op {
+                Op::IndexAdd { .. } => {
+                    let mut want = base.shape.dims().to_vec();
+                    want[*axis] = idx.shape.dims().first().copied().unwrap_or(0);
+                    idx.shape.rank() == 1 && src.shape.dims() == want.as_slice()
+                }
+                _ => {
+                    src.shape == idx.shape
+                        && idx.shape.rank() == base.shape.rank()
+                        && (0..base.shape.rank())
+                            .all(|d| d == *axis || idx.shape.dims()[d] <= base.shape.dims()[d])
+                }
+            };
+            if !ok {
+                return Err(Error::shape(
+                    name,
+                    format!(
+                        "base {}, index {}, source {} do not fit along axis {axis}",
+                        base.shape, idx.shape, src.shape
+                    ),
+                ));
+            }
+            base.clone()
+        }
+        Op::SliceAssign { specs } => {
+            let (x, value) = (inputs[0], inputs[1]);
+            let sliced = infer(
+                &Op::Slice {
+                    specs: specs.clone(),
+                },
+                &[x],
+            )
+            .map_err(|e| match e {
+                Error::Shape { msg, .. } => Error::shape(name, msg),
+                other => other,
+            })?;
+            if value.shape != sliced.shape {
+                return Err(Error::shape(
+                    name,
+                    format!(
+                        "value of shape {} does not fill a slice of shape {}",
+                        value.shape, sliced.shape
+                    ),
+                ));
+            }
+            if value.dtype != x.dtype {
+                return Err(Error::dtype(
+                    name,
+                    format!("value is {}, tensor is {}", value.dtype, x.dtype),
+                ));
+            }
+            x.clone()
+        }
     };
     if out.shape.numel() > MAX_ELEMENTS {
         return Err(Error::shape(
@@ -187,6 +347,26 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> Result<Meta> {
         ));
     }
     Ok(out)
+}
+
+fn broadcast2(name: &str, a: &Shape, b: &Shape) -> Result<Shape> {
+    Shape::broadcast(a, b).ok_or_else(|| {
+        Error::shape(
+            name,
+            format!("shapes {a} and {b} cannot be broadcast together"),
+        )
+    })
+}
+
+fn index_dtype(name: &str, idx: &Meta) -> Result<()> {
+    if idx.dtype == DType::I64 {
+        Ok(())
+    } else {
+        Err(Error::dtype(
+            name,
+            format!("index must be int64, got {}", idx.dtype),
+        ))
+    }
 }
 
 fn float_only(name: &str, dtype: DType) -> Result<()> {

@@ -23,6 +23,12 @@ pub enum UnaryOp {
     Sigmoid,
     /// hyperbolic tangent
     Tanh,
+    /// `|x|`
+    Abs,
+    /// `-1`, `0` or `1` (NaN stays NaN)
+    Sign,
+    /// the error function (for exact GELU)
+    Erf,
 }
 
 /// Elementwise functions of two tensors (NumPy broadcasting).
@@ -36,6 +42,38 @@ pub enum BinaryOp {
     Mul,
     /// `a / b`
     Div,
+    /// `a ^ b`
+    Pow,
+    /// larger of the two (NaN propagates)
+    Maximum,
+    /// smaller of the two (NaN propagates)
+    Minimum,
+}
+
+/// Elementwise comparisons; the result is `bool`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CompareOp {
+    /// `a == b`
+    Eq,
+    /// `a != b`
+    Ne,
+    /// `a < b`
+    Lt,
+    /// `a <= b`
+    Le,
+    /// `a > b`
+    Gt,
+    /// `a >= b`
+    Ge,
+}
+
+/// Index-of-extreme reductions over one axis; the result is `int64`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ArgOp {
+    /// Index of the largest element (first one on ties).
+    ArgMax,
+    /// Index of the smallest element (first one on ties).
+    ArgMin,
 }
 
 /// Reductions over a set of axes.
@@ -47,6 +85,8 @@ pub enum ReduceOp {
     Mean,
     /// Largest element (NaN propagates).
     Max,
+    /// Smallest element (NaN propagates).
+    Min,
 }
 
 /// Distributions of random creation ops.
@@ -123,6 +163,30 @@ pub enum Op {
     Expand { shape: Shape },
     /// Element type conversion.
     Cast { dtype: DType },
+    /// Elementwise comparison of two broadcast inputs (any dtypes) → bool.
+    Compare(CompareOp),
+    /// Elementwise comparison with a constant → bool.
+    CompareScalar { op: CompareOp, scalar: f64 },
+    /// `cond ? a : b` elementwise, all three broadcast (`cond` is bool).
+    Where,
+    /// Index of the extreme along `axis` → int64.
+    ArgReduce {
+        op: ArgOp,
+        axis: usize,
+        keepdim: bool,
+    },
+    /// Concatenation of any number of inputs along `axis`.
+    Cat { axis: usize },
+    /// `x` indexed along `axis` by a 1-d int64 tensor (embedding lookups).
+    IndexSelect { axis: usize },
+    /// `out[..i..] = x[..index[..i..]..]` along `axis` (PyTorch's `gather`).
+    Gather { axis: usize },
+    /// `base` plus `src` rows added at the 1-d int64 `index` along `axis` (index_select's VJP).
+    IndexAdd { axis: usize },
+    /// `base` plus `src` scattered-added at `index` along `axis` (gather's VJP).
+    ScatterAdd { axis: usize },
+    /// `x` with the slice `specs` replaced by `value` (which has the slice's shape).
+    SliceAssign { specs: SmallVec<[SliceSpec; 6]> },
 }
 
 /// The coarse family of an op: what a kernel, a fusion pass or a sharding rule cares about first.
@@ -138,6 +202,8 @@ pub enum OpKind {
     Reduce,
     /// Re-indexing without arithmetic.
     View,
+    /// Data-dependent indexing, concatenation and scatter.
+    Index,
 }
 
 impl Op {
@@ -162,41 +228,72 @@ impl Op {
             Op::Slice { .. } => "slice",
             Op::Expand { .. } => "expand",
             Op::Cast { .. } => "cast",
+            Op::Compare(c) | Op::CompareScalar { op: c, .. } => c.name(),
+            Op::Where => "where",
+            Op::ArgReduce { op, .. } => op.name(),
+            Op::Cat { .. } => "cat",
+            Op::IndexSelect { .. } => "index_select",
+            Op::Gather { .. } => "gather",
+            Op::IndexAdd { .. } => "index_add",
+            Op::ScatterAdd { .. } => "scatter_add",
+            Op::SliceAssign { .. } => "slice_assign",
         }
     }
 
-    /// How many tensor inputs the op takes.
-    pub fn arity(&self) -> usize {
-        match self.kind() {
-            OpKind::Creation => 0,
-            OpKind::MatMul => 2,
-            OpKind::Elementwise => match self {
-                Op::Binary(_) => 2,
-                _ => 1,
-            },
-            OpKind::Reduce | OpKind::View => 1,
-        }
+    /// How many tensor inputs the op takes (`None`: any number ≥ 1).
+    pub fn arity(&self) -> Option<usize> {
+        Some(match self {
+            Op::Full { .. } | Op::Arange { .. } | Op::Random { .. } => 0,
+            Op::Unary(_)
+            | Op::BinaryScalar { .. }
+            | Op::Cast { .. }
+            | Op::CompareScalar { .. }
+            | Op::Reduce { .. }
+            | Op::ArgReduce { .. }
+            | Op::Reshape { .. }
+            | Op::Permute { .. }
+            | Op::Slice { .. }
+            | Op::Expand { .. } => 1,
+            Op::Binary(_)
+            | Op::Compare(_)
+            | Op::MatMul
+            | Op::IndexSelect { .. }
+            | Op::Gather { .. }
+            | Op::SliceAssign { .. } => 2,
+            Op::Where | Op::IndexAdd { .. } | Op::ScatterAdd { .. } => 3,
+            Op::Cat { .. } => return None,
+        })
     }
 
     /// The op's family.
     pub fn kind(&self) -> OpKind {
         match self {
             Op::Full { .. } | Op::Arange { .. } | Op::Random { .. } => OpKind::Creation,
-            Op::Unary(_) | Op::Binary(_) | Op::BinaryScalar { .. } | Op::Cast { .. } => {
-                OpKind::Elementwise
-            }
+            Op::Unary(_)
+            | Op::Binary(_)
+            | Op::BinaryScalar { .. }
+            | Op::Cast { .. }
+            | Op::Compare(_)
+            | Op::CompareScalar { .. }
+            | Op::Where => OpKind::Elementwise,
             Op::MatMul => OpKind::MatMul,
-            Op::Reduce { .. } => OpKind::Reduce,
+            Op::Reduce { .. } | Op::ArgReduce { .. } => OpKind::Reduce,
             Op::Reshape { .. } | Op::Permute { .. } | Op::Slice { .. } | Op::Expand { .. } => {
                 OpKind::View
             }
+            Op::Cat { .. }
+            | Op::IndexSelect { .. }
+            | Op::Gather { .. }
+            | Op::IndexAdd { .. }
+            | Op::ScatterAdd { .. }
+            | Op::SliceAssign { .. } => OpKind::Index,
         }
     }
 }
 
 impl UnaryOp {
     /// Every unary op, for table-driven tests.
-    pub const ALL: [UnaryOp; 7] = [
+    pub const ALL: [UnaryOp; 10] = [
         UnaryOp::Neg,
         UnaryOp::Exp,
         UnaryOp::Log,
@@ -204,6 +301,9 @@ impl UnaryOp {
         UnaryOp::Relu,
         UnaryOp::Sigmoid,
         UnaryOp::Tanh,
+        UnaryOp::Abs,
+        UnaryOp::Sign,
+        UnaryOp::Erf,
     ];
     /// The op's name.
     pub fn name(self) -> &'static str {
@@ -215,13 +315,24 @@ impl UnaryOp {
             UnaryOp::Relu => "relu",
             UnaryOp::Sigmoid => "sigmoid",
             UnaryOp::Tanh => "tanh",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Sign => "sign",
+            UnaryOp::Erf => "erf",
         }
     }
 }
 
 impl BinaryOp {
     /// Every binary op, for table-driven tests.
-    pub const ALL: [BinaryOp; 4] = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div];
+    pub const ALL: [BinaryOp; 7] = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Pow,
+        BinaryOp::Maximum,
+        BinaryOp::Minimum,
+    ];
     /// The op's name.
     pub fn name(self) -> &'static str {
         match self {
@@ -229,19 +340,56 @@ impl BinaryOp {
             BinaryOp::Sub => "sub",
             BinaryOp::Mul => "mul",
             BinaryOp::Div => "div",
+            BinaryOp::Pow => "pow",
+            BinaryOp::Maximum => "maximum",
+            BinaryOp::Minimum => "minimum",
+        }
+    }
+}
+
+impl CompareOp {
+    /// Every comparison, for table-driven tests.
+    pub const ALL: [CompareOp; 6] = [
+        CompareOp::Eq,
+        CompareOp::Ne,
+        CompareOp::Lt,
+        CompareOp::Le,
+        CompareOp::Gt,
+        CompareOp::Ge,
+    ];
+    /// The op's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CompareOp::Eq => "eq",
+            CompareOp::Ne => "ne",
+            CompareOp::Lt => "lt",
+            CompareOp::Le => "le",
+            CompareOp::Gt => "gt",
+            CompareOp::Ge => "ge",
+        }
+    }
+}
+
+impl ArgOp {
+    /// The op's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ArgOp::ArgMax => "argmax",
+            ArgOp::ArgMin => "argmin",
         }
     }
 }
 
 impl ReduceOp {
     /// Every reduction, for table-driven tests.
-    pub const ALL: [ReduceOp; 3] = [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max];
+    pub const ALL: [ReduceOp; 4] = [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min];
     /// The op's name.
     pub fn name(self) -> &'static str {
         match self {
             ReduceOp::Sum => "sum",
             ReduceOp::Mean => "mean",
             ReduceOp::Max => "max",
+            ReduceOp::Min => "min",
         }
     }
 }
@@ -314,7 +462,19 @@ impl std::fmt::Display for Op {
                 write!(f, ")")
             }
             Op::Cast { dtype } => write!(f, "cast({dtype})"),
-            Op::Unary(_) | Op::Binary(_) | Op::MatMul => f.write_str(self.name()),
+            Op::CompareScalar { op, scalar } => write!(f, "{}(x, scalar={scalar})", op.name()),
+            Op::ArgReduce { op, axis, keepdim } => {
+                write!(f, "{}(axis={axis}, keepdim={keepdim})", op.name())
+            }
+            Op::Cat { axis }
+            | Op::IndexSelect { axis }
+            | Op::Gather { axis }
+            | Op::IndexAdd { axis }
+            | Op::ScatterAdd { axis } => write!(f, "{}(axis={axis})", self.name()),
+            Op::SliceAssign { specs } => write!(f, "slice_assign({} axes)", specs.len()),
+            Op::Unary(_) | Op::Binary(_) | Op::MatMul | Op::Compare(_) | Op::Where => {
+                f.write_str(self.name())
+            }
         }
     }
 }

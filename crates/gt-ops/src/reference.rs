@@ -3,7 +3,7 @@
 //! the fast kernels except the per-element semantics of [`crate::scalar`].
 
 use crate::infer::{infer, Meta};
-use crate::op::{Dist, Op, ReduceOp};
+use crate::op::{ArgOp, Dist, Op, ReduceOp};
 use crate::{random, scalar};
 use gt_core::{DType, Result, Shape};
 
@@ -60,9 +60,12 @@ fn at_broadcast(t: &RefTensor, idx: &[usize]) -> f64 {
 
 /// Evaluates `op` on `inputs` (all treated as `dtype`-agnostic float64 values).
 pub fn eval(op: &Op, inputs: &[&RefTensor]) -> Result<RefTensor> {
+    // The reference computes in float64 whatever the dtypes; conditions and indices are given
+    // the dtypes inference expects of them.
     let metas: Vec<Meta> = inputs
         .iter()
-        .map(|t| Meta::new(t.shape.clone(), DType::F64))
+        .enumerate()
+        .map(|(i, t)| Meta::new(t.shape.clone(), reference_dtype(op, i)))
         .collect();
     let meta_refs: Vec<&Meta> = metas.iter().collect();
     let out = infer(op, &meta_refs)?;
@@ -140,6 +143,7 @@ pub fn eval(op: &Op, inputs: &[&RefTensor]) -> Result<RefTensor> {
                         .iter()
                         .copied()
                         .fold(f64::NEG_INFINITY, scalar::max_nan),
+                    ReduceOp::Min => vals.iter().copied().fold(f64::INFINITY, scalar::min_nan),
                 })
                 .collect()
         }
@@ -160,11 +164,146 @@ pub fn eval(op: &Op, inputs: &[&RefTensor]) -> Result<RefTensor> {
             inputs[0].data[ravel(&src, inputs[0].shape.dims())]
         }),
         Op::Expand { .. } => each(&|idx| at_broadcast(inputs[0], idx)),
+        Op::Compare(c) => each(&|idx| {
+            scalar::compare(
+                *c,
+                at_broadcast(inputs[0], idx),
+                at_broadcast(inputs[1], idx),
+            ) as u8 as f64
+        }),
+        Op::CompareScalar { op: c, scalar: v } => inputs[0]
+            .data
+            .iter()
+            .map(|&x| scalar::compare(*c, x, *v) as u8 as f64)
+            .collect(),
+        Op::Where => each(&|idx| {
+            if at_broadcast(inputs[0], idx) != 0.0 {
+                at_broadcast(inputs[1], idx)
+            } else {
+                at_broadcast(inputs[2], idx)
+            }
+        }),
+        Op::ArgReduce { op: a, axis, .. } => {
+            let x = inputs[0];
+            let xd = x.shape.dims();
+            let mut outer = xd.to_vec();
+            outer[*axis] = 1;
+            (0..n)
+                .map(|i| {
+                    let mut idx = unravel(i, &outer);
+                    let mut best = (0usize, f64::NAN);
+                    for j in 0..xd[*axis] {
+                        idx[*axis] = j;
+                        let v = x.data[ravel(&idx, xd)];
+                        let better = match a {
+                            ArgOp::ArgMax => v > best.1 || (v.is_nan() && !best.1.is_nan()),
+                            ArgOp::ArgMin => v < best.1 || (v.is_nan() && !best.1.is_nan()),
+                        };
+                        if j == 0 || (better && !best.1.is_nan()) {
+                            best = (j, v);
+                        }
+                    }
+                    best.0 as f64
+                })
+                .collect()
+        }
+        Op::Cat { axis } => each(&|idx| {
+            let mut k = idx[*axis];
+            for t in inputs {
+                let d = t.shape.dims()[*axis];
+                if k < d {
+                    let mut src = idx.to_vec();
+                    src[*axis] = k;
+                    return t.data[ravel(&src, t.shape.dims())];
+                }
+                k -= d;
+            }
+            unreachable!("checked by infer")
+        }),
+        Op::IndexSelect { axis } => {
+            let (x, ix) = (inputs[0], inputs[1]);
+            let rows = checked_indices(op.name(), &ix.data, x.shape.dims()[*axis])?;
+            each(&|idx| {
+                let mut src = idx.to_vec();
+                src[*axis] = rows[idx[*axis]];
+                x.data[ravel(&src, x.shape.dims())]
+            })
+        }
+        Op::Gather { axis } => {
+            let (x, ix) = (inputs[0], inputs[1]);
+            let pos = checked_indices(op.name(), &ix.data, x.shape.dims()[*axis])?;
+            each(&|idx| {
+                let mut src = idx.to_vec();
+                src[*axis] = pos[ravel(idx, ix.shape.dims())];
+                x.data[ravel(&src, x.shape.dims())]
+            })
+        }
+        Op::IndexAdd { axis } | Op::ScatterAdd { axis } => {
+            let (base, ix, src) = (inputs[0], inputs[1], inputs[2]);
+            let pos = checked_indices(op.name(), &ix.data, base.shape.dims()[*axis])?;
+            let mut out = base.data.clone();
+            for (flat, &v) in src.data.iter().enumerate() {
+                let mut idx = unravel(flat, src.shape.dims());
+                idx[*axis] = match op {
+                    Op::IndexAdd { .. } => pos[idx[*axis]],
+                    _ => pos[flat],
+                };
+                out[ravel(&idx, base.shape.dims())] += v;
+            }
+            out
+        }
+        Op::SliceAssign { specs } => {
+            let (x, value) = (inputs[0], inputs[1]);
+            let mut out = x.data.clone();
+            for (flat, &v) in value.data.iter().enumerate() {
+                let idx = unravel(flat, value.shape.dims());
+                let dst: Vec<usize> = idx
+                    .iter()
+                    .zip(specs)
+                    .map(|(&i, s)| s.start + i * s.step)
+                    .collect();
+                out[ravel(&dst, x.shape.dims())] = v;
+            }
+            out
+        }
     };
     Ok(RefTensor {
         shape: out.shape,
         data,
     })
+}
+
+fn reference_dtype(op: &Op, input: usize) -> DType {
+    match (op, input) {
+        (Op::Where, 0) => DType::Bool,
+        (
+            Op::IndexSelect { .. }
+            | Op::Gather { .. }
+            | Op::IndexAdd { .. }
+            | Op::ScatterAdd { .. },
+            1,
+        ) => DType::I64,
+        _ => DType::F64,
+    }
+}
+
+/// Index values as positions, or the error naming the first one out of range.
+fn checked_indices(op: &str, values: &[f64], size: usize) -> Result<Vec<usize>> {
+    values
+        .iter()
+        .map(|&v| {
+            let i = v as i64;
+            let i = if i < 0 { i + size as i64 } else { i };
+            if i < 0 || i >= size as i64 {
+                Err(gt_core::Error::invalid(
+                    op,
+                    format!("index {v} is out of range for size {size}"),
+                ))
+            } else {
+                Ok(i as usize)
+            }
+        })
+        .collect()
 }
 
 fn matmul(a: &RefTensor, b: &RefTensor, out_dims: &[usize]) -> Vec<f64> {

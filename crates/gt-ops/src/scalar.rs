@@ -3,7 +3,7 @@
 //! outside its loop and calls these `#[inline(always)]` functions with a constant op inside it, so
 //! the `match` folds away.
 
-use crate::op::{BinaryOp, UnaryOp};
+use crate::op::{BinaryOp, CompareOp, UnaryOp};
 
 /// The float operations the elementwise ops need.
 pub trait Float:
@@ -39,10 +39,16 @@ pub trait Float:
     fn tanh(self) -> Self;
     /// NaN test
     fn is_nan(self) -> bool;
+    /// `self ^ e`
+    fn powf(self, e: Self) -> Self;
+    /// `|x|`
+    fn abs(self) -> Self;
+    /// the error function
+    fn erf(self) -> Self;
 }
 
 macro_rules! impl_float {
-    ($t:ty) => {
+    ($t:ty, $erf:path) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -75,11 +81,23 @@ macro_rules! impl_float {
             fn is_nan(self) -> bool {
                 <$t>::is_nan(self)
             }
+            #[inline(always)]
+            fn powf(self, e: Self) -> Self {
+                <$t>::powf(self, e)
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            #[inline(always)]
+            fn erf(self) -> Self {
+                $erf(self)
+            }
         }
     };
 }
-impl_float!(f32);
-impl_float!(f64);
+impl_float!(f32, libm::erff);
+impl_float!(f64, libm::erf);
 
 /// `op(x)` for one element.
 #[inline(always)]
@@ -99,6 +117,17 @@ pub fn unary<T: Float>(op: UnaryOp, x: T) -> T {
         }
         UnaryOp::Sigmoid => T::ONE / (T::ONE + (-x).exp()),
         UnaryOp::Tanh => x.tanh(),
+        UnaryOp::Abs => x.abs(),
+        UnaryOp::Sign => {
+            if x > T::ZERO {
+                T::ONE
+            } else if x < T::ZERO {
+                -T::ONE
+            } else {
+                x // 0, -0 and NaN stay themselves
+            }
+        }
+        UnaryOp::Erf => x.erf(),
     }
 }
 
@@ -110,6 +139,32 @@ pub fn binary<T: Float>(op: BinaryOp, a: T, b: T) -> T {
         BinaryOp::Sub => a - b,
         BinaryOp::Mul => a * b,
         BinaryOp::Div => a / b,
+        BinaryOp::Pow => a.powf(b),
+        BinaryOp::Maximum => max_nan(a, b),
+        BinaryOp::Minimum => min_nan(a, b),
+    }
+}
+
+/// `a op b` for one comparison (on values widened to f64; NaN compares false except `ne`).
+#[inline(always)]
+pub fn compare<T: PartialOrd>(op: CompareOp, a: T, b: T) -> bool {
+    match op {
+        CompareOp::Eq => a == b,
+        CompareOp::Ne => a != b,
+        CompareOp::Lt => a < b,
+        CompareOp::Le => a <= b,
+        CompareOp::Gt => a > b,
+        CompareOp::Ge => a >= b,
+    }
+}
+
+/// `min(a, b)` where NaN wins.
+#[inline(always)]
+pub fn min_nan<T: Float>(a: T, b: T) -> T {
+    if a.is_nan() || a < b {
+        a
+    } else {
+        b
     }
 }
 

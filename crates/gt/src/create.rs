@@ -85,3 +85,42 @@ pub fn rand_dtype(shape: impl Into<Shape>, dtype: DType) -> Tensor {
 pub fn randn_dtype(shape: impl Into<Shape>, dtype: DType) -> Tensor {
     ok(session().try_randn(shape, dtype))
 }
+
+pub use gt_client::ops_ext::{cat, stack, try_cat, try_stack, try_where_, where_};
+pub use gt_client::ops_nnf::{embedding, try_embedding};
+
+/// An int64 tensor holding `values` in `shape` (ids, indices).
+#[track_caller]
+pub fn tensor_i64(values: &[i64], shape: impl Into<Shape>) -> Tensor {
+    ok(session().try_tensor_i64(values, shape))
+}
+/// An int64 tensor holding `values` in `shape`.
+pub fn try_tensor_i64(values: &[i64], shape: impl Into<Shape>) -> Result<Tensor> {
+    try_session()?.try_tensor_i64(values, shape)
+}
+/// A bool tensor holding `values` in `shape` (masks).
+#[track_caller]
+pub fn tensor_bool(values: &[bool], shape: impl Into<Shape>) -> Tensor {
+    ok(session().try_tensor_bool(values, shape))
+}
+/// A bool tensor holding `values` in `shape`.
+pub fn try_tensor_bool(values: &[bool], shape: impl Into<Shape>) -> Result<Tensor> {
+    try_session()?.try_tensor_bool(values, shape)
+}
+/// Zeros with the shape, dtype and session of `like`.
+#[track_caller]
+pub fn zeros_like(like: &Tensor) -> Tensor {
+    full_like(like, 0.0)
+}
+/// Ones with the shape, dtype and session of `like`.
+#[track_caller]
+pub fn ones_like(like: &Tensor) -> Tensor {
+    full_like(like, 1.0)
+}
+/// Filled with `value`, with the shape, dtype and session of `like`.
+#[track_caller]
+pub fn full_like(like: &Tensor, value: f64) -> Tensor {
+    ok(like
+        .session()
+        .try_full(like.shape().clone(), value, like.dtype()))
+}

@@ -1,4 +1,4 @@
-//! Looking inside the runtime: per-worker statistics (a sync point).
+//! Looking inside the runtime: per-worker statistics (a sync point) and the autograd tape.
 
 use crate::runtime::try_session;
 use gt_core::Result;
@@ -42,5 +42,16 @@ pub fn format_worker_stats(stats: &[WorkerStats]) -> String {
 pub fn print_worker_stats() -> Result<()> {
     let stats = worker_stats()?;
     print!("{}", format_worker_stats(&stats));
+    Ok(())
+}
+
+/// The ops currently recorded for autograd in the default session (op names, ids, shapes).
+pub fn tape() -> Result<Vec<gt_client::TapeEntry>> {
+    Ok(gt_client::autograd::tape(&try_session()?))
+}
+
+/// Prints [`tape`] to stdout.
+pub fn print_tape() -> Result<()> {
+    print!("{}", gt_client::autograd::format_tape(&tape()?));
     Ok(())
 }

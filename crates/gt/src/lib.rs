@@ -11,19 +11,26 @@
 //! ```
 //!
 //! # Layout
+//! - [`checkpoint`]: safetensors save/load with PyTorch's parameter names.
 //! - [`config`]: every environment variable, read once.
 //! - [`runtime`]: the default session: connect, or auto-start the embedded runtime.
 //! - [`create`]: module-level creation functions (`gt::randn`, `gt::zeros`, …).
-//! - [`debug`]: worker statistics.
+//! - [`debug`]: worker statistics and the autograd tape.
+//! - [`nn`]: modules, parameters, layers, losses (lives here rather than in `gt-client` because
+//!   constructors use the default session).
+//! - [`optim`]: SGD, Adam, AdamW and learning-rate schedules.
 
+pub mod checkpoint;
 pub mod config;
 pub mod create;
 pub mod debug;
+pub mod nn;
+pub mod optim;
 pub mod runtime;
 
 pub use create::*;
-pub use gt_client::{Idx, Session, Tensor};
+pub use gt_client::{no_grad, Idx, NoGradGuard, Session, Tensor};
 pub use gt_core::{DType, Error, Result, Shape};
 pub use gt_ops::{BinaryOp, ReduceOp, UnaryOp};
 pub use gt_proto::{TensorData, WorkerStats};
-pub use runtime::{connect, manual_seed, session, sync, try_session};
+pub use runtime::{connect, manual_seed, no_grad_eval, session, sync, try_session};

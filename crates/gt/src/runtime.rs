@@ -151,3 +151,9 @@ pub fn sync() -> Result<()> {
 pub fn manual_seed(seed: u64) {
     session().manual_seed(seed)
 }
+
+/// Runs `f` with gradient recording off and returns its result.
+pub fn no_grad_eval<T>(f: impl FnOnce() -> T) -> T {
+    let _g = gt_client::no_grad();
+    f()
+}

@@ -58,7 +58,7 @@ fn every_elementwise_and_reduction_op_matches_the_reference() {
             close(&values(&got), &want.data, tol, op.name());
         }
         for op in BinaryOp::ALL {
-            let (a, ra) = input(&s, &[4, 1, 3], dtype, false);
+            let (a, ra) = input(&s, &[4, 1, 3], dtype, matches!(op, BinaryOp::Pow));
             let (b, rb) = input(&s, &[5, 1], dtype, true);
             let got = a.op_binary(op, &b);
             assert_eq!(got.dims(), &[4, 5, 3]);
@@ -88,6 +88,7 @@ fn every_elementwise_and_reduction_op_matches_the_reference() {
                     ReduceOp::Sum => x.sum_dims(&axes, keep),
                     ReduceOp::Mean => x.mean_dims(&axes, keep),
                     ReduceOp::Max => x.max_dims(&axes, keep),
+                    ReduceOp::Min => x.min_dims(&axes, keep),
                 };
                 let mut norm: Vec<usize> = axes.iter().map(|&a| a.rem_euclid(3) as usize).collect();
                 norm.sort();
@@ -122,6 +123,9 @@ impl Apply for Tensor {
             UnaryOp::Relu => self.relu(),
             UnaryOp::Sigmoid => self.sigmoid(),
             UnaryOp::Tanh => self.tanh(),
+            UnaryOp::Abs => self.abs(),
+            UnaryOp::Sign => self.sign(),
+            UnaryOp::Erf => self.erf(),
         }
     }
     fn op_binary(&self, op: BinaryOp, other: &Tensor) -> Tensor {
@@ -130,6 +134,9 @@ impl Apply for Tensor {
             BinaryOp::Sub => self - other,
             BinaryOp::Mul => self * other,
             BinaryOp::Div => self / other,
+            BinaryOp::Pow => self.pow(other),
+            BinaryOp::Maximum => self.maximum(other),
+            BinaryOp::Minimum => self.minimum(other),
         }
     }
 }

@@ -120,26 +120,29 @@ fn map1_tiled<S: Copy, D>(
     }
 }
 
-/// Writes `f(a, b)` for every element of `shape` (the broadcast of both layouts) into `out`.
+/// Writes `f(a, b)` for every element of `shape` (the broadcast of both layouts) into `out`;
+/// `cost` weighs one element's work for the decision to go parallel.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn map2<T: Copy + Sync + Send>(
+pub(crate) fn map2<T: Copy + Sync, D: Copy + Send>(
     eng: &CpuEngine,
     a: &[T],
     la: &Layout,
     b: &[T],
     lb: &Layout,
     shape: &Shape,
-    out: &mut [T],
-    f: impl Fn(T, T) -> T + Sync + Send,
+    out: &mut [D],
+    cost: usize,
+    f: impl Fn(T, T) -> D + Sync + Send,
 ) {
     let n = out.len();
     if n == 0 {
         return;
     }
+    let work = n.saturating_mul(cost);
     if la.shape == *shape && lb.shape == *shape && la.is_contiguous() && lb.is_contiguous() {
         let a = &a[la.offset..la.offset + n];
         let b = &b[lb.offset..lb.offset + n];
-        eng.for_chunks(out, n, |start, o| {
+        eng.for_chunks(out, work, |start, o| {
             let end = start + o.len();
             for ((d, &x), &y) in o.iter_mut().zip(&a[start..end]).zip(&b[start..end]) {
                 *d = f(x, y);
@@ -152,7 +155,7 @@ pub(crate) fn map2<T: Copy + Sync + Send>(
     let (dims, st) = coalesce(shape.dims(), [&sa, &sb]);
     let last = dims.len() - 1;
     let (ia, ib) = (st[0][last], st[1][last]);
-    eng.for_chunks(out, n, |start, o| {
+    eng.for_chunks(out, work, |start, o| {
         for_each_run(
             &dims,
             &st,
@@ -206,7 +209,7 @@ fn apply1<T: Elem>(
 }
 
 /// Relative per-element cost of unary ops that call into libm (vs. one add).
-const TRANSCENDENTAL: usize = 16;
+pub(crate) const TRANSCENDENTAL: usize = 16;
 
 /// `op(x)` elementwise.
 pub(crate) fn unary(eng: &CpuEngine, op: UnaryOp, x: &CpuTensor) -> Result<CpuTensor> {
@@ -226,6 +229,9 @@ fn unary_t<T: Elem>(eng: &CpuEngine, op: UnaryOp, x: &CpuTensor) -> CpuTensor {
         UnaryOp::Relu => apply1(eng, x, 1, |v: T| un(UnaryOp::Relu, v)),
         UnaryOp::Sigmoid => apply1(eng, x, TRANSCENDENTAL, |v: T| un(UnaryOp::Sigmoid, v)),
         UnaryOp::Tanh => apply1(eng, x, TRANSCENDENTAL, |v: T| un(UnaryOp::Tanh, v)),
+        UnaryOp::Abs => apply1(eng, x, 1, |v: T| un(UnaryOp::Abs, v)),
+        UnaryOp::Sign => apply1(eng, x, 1, |v: T| un(UnaryOp::Sign, v)),
+        UnaryOp::Erf => apply1(eng, x, TRANSCENDENTAL, |v: T| un(UnaryOp::Erf, v)),
     }
 }
 
@@ -267,17 +273,22 @@ fn binary_t<T: Elem>(
     let (da, la, db, lb) = (a.data::<T>(), a.layout(), b.data::<T>(), b.layout());
     // Each arm passes its own closure type, so every instantiation of `map2` sees a constant op.
     macro_rules! go {
-        ($op:expr) => {
+        ($op:expr, $cost:expr) => {
             eng.new_tensor::<T>(shape, a.dtype(), |o| {
-                map2(eng, da, la, db, lb, shape, o, |x: T, y: T| bin($op, x, y))
+                map2(eng, da, la, db, lb, shape, o, $cost, |x: T, y: T| {
+                    bin($op, x, y)
+                })
             })
         };
     }
     match op {
-        BinaryOp::Add => go!(BinaryOp::Add),
-        BinaryOp::Sub => go!(BinaryOp::Sub),
-        BinaryOp::Mul => go!(BinaryOp::Mul),
-        BinaryOp::Div => go!(BinaryOp::Div),
+        BinaryOp::Add => go!(BinaryOp::Add, 1),
+        BinaryOp::Sub => go!(BinaryOp::Sub, 1),
+        BinaryOp::Mul => go!(BinaryOp::Mul, 1),
+        BinaryOp::Div => go!(BinaryOp::Div, 1),
+        BinaryOp::Pow => go!(BinaryOp::Pow, TRANSCENDENTAL),
+        BinaryOp::Maximum => go!(BinaryOp::Maximum, 1),
+        BinaryOp::Minimum => go!(BinaryOp::Minimum, 1),
     }
 }
 
@@ -313,12 +324,22 @@ fn scalar_t<T: Elem>(
         (BinaryOp::Mul, true) => apply1(eng, x, 1, move |v: T| bin(BinaryOp::Mul, s, v)),
         (BinaryOp::Div, false) => apply1(eng, x, 1, move |v: T| bin(BinaryOp::Div, v, s)),
         (BinaryOp::Div, true) => apply1(eng, x, 1, move |v: T| bin(BinaryOp::Div, s, v)),
+        (BinaryOp::Pow, false) => {
+            apply1(eng, x, TRANSCENDENTAL, move |v: T| bin(BinaryOp::Pow, v, s))
+        }
+        (BinaryOp::Pow, true) => {
+            apply1(eng, x, TRANSCENDENTAL, move |v: T| bin(BinaryOp::Pow, s, v))
+        }
+        (BinaryOp::Maximum, false) => apply1(eng, x, 1, move |v: T| bin(BinaryOp::Maximum, v, s)),
+        (BinaryOp::Maximum, true) => apply1(eng, x, 1, move |v: T| bin(BinaryOp::Maximum, s, v)),
+        (BinaryOp::Minimum, false) => apply1(eng, x, 1, move |v: T| bin(BinaryOp::Minimum, v, s)),
+        (BinaryOp::Minimum, true) => apply1(eng, x, 1, move |v: T| bin(BinaryOp::Minimum, s, v)),
     }
 }
 
 /// Element types a cast reads, with their conversions to every dtype's storage type
 /// (bool is stored as one byte, 0 or 1).
-trait CastSrc: Pod + Sync + Send {
+pub(crate) trait CastSrc: Pod + Sync + Send {
     fn to_f32(self) -> f32;
     fn to_f64(self) -> f64;
     fn to_i64(self) -> i64;

@@ -11,13 +11,17 @@
 //! - [`buffer`]: [`Buffer`] storage and the size-bucketed [`Pool`].
 //! - [`layout`]: [`Layout`], dimension coalescing and run-wise iteration.
 //! - `elementwise`: unary, binary (broadcast), scalar, cast and copy kernels.
+//! - `compare`: comparisons (bool results) and `where`.
 //! - `matmul`: batched, broadcast matmul on `gemm`.
-//! - `reduce`: sum, mean and max over axis sets.
+//! - `reduce`: sum, mean, max and min over axis sets; argmax and argmin over one axis.
+//! - `index`: cat, index_select, gather, index_add, scatter_add and slice_assign.
 //! - `creation`: full, arange and counter-based random.
 
 pub mod buffer;
+mod compare;
 mod creation;
 mod elementwise;
+mod index;
 pub mod layout;
 mod matmul;
 mod reduce;
@@ -304,6 +308,28 @@ impl Engine for CpuEngine {
             Op::Slice { specs } => Ok(inputs[0].view(inputs[0].layout.slice(specs))),
             Op::Expand { shape } => Ok(inputs[0].view(inputs[0].layout.expand(shape))),
             Op::Cast { dtype } => Ok(elementwise::cast(this, inputs[0], *dtype)),
+            Op::Compare(c) => Ok(compare::compare(this, *c, inputs[0], inputs[1], &out)),
+            Op::CompareScalar { op: c, scalar } => {
+                Ok(compare::compare_scalar(this, *c, *scalar, inputs[0]))
+            }
+            Op::Where => Ok(compare::where_(this, inputs[0], inputs[1], inputs[2], &out)),
+            Op::ArgReduce { op: a, axis, .. } => {
+                Ok(reduce::arg_reduce(this, *a, *axis, inputs[0], &out))
+            }
+            Op::Cat { axis } => Ok(index::cat(this, *axis, inputs, &out)),
+            Op::IndexSelect { axis } => {
+                index::index_select(this, *axis, inputs[0], inputs[1], &out)
+            }
+            Op::Gather { axis } => index::gather(this, *axis, inputs[0], inputs[1], &out),
+            Op::IndexAdd { axis } => {
+                index::index_add(this, *axis, inputs[0], inputs[1], inputs[2], &out)
+            }
+            Op::ScatterAdd { axis } => {
+                index::scatter_add(this, *axis, inputs[0], inputs[1], inputs[2], &out)
+            }
+            Op::SliceAssign { specs } => {
+                Ok(index::slice_assign(this, specs, inputs[0], inputs[1], &out))
+            }
         }
     }
 

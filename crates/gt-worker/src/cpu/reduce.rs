@@ -1,4 +1,5 @@
-//! Reductions (sum, mean, max) over any sorted set of axes, with or without `keepdim`.
+//! Reductions (sum, mean, max, min) over any sorted set of axes, with or without `keepdim`, and
+//! argmax/argmin over one axis.
 //!
 //! The input's axes are split into kept and reduced groups (each coalesced). Every output
 //! element folds its reduced elements in row-major order of the reduced axes, one at a time —
@@ -8,11 +9,11 @@
 //! - kept axes innermost: an accumulator row per output chunk is updated for each reduced
 //!   position, streaming through memory in order.
 
-use super::layout::{coalesce, for_each_run, Dims, Strides};
+use super::layout::{coalesce, for_each_run, Dims, Layout, Strides};
 use super::{not_float, CpuEngine, CpuTensor, Elem};
 use gt_core::{DType, Result};
-use gt_ops::scalar::max_nan;
-use gt_ops::{Meta, ReduceOp};
+use gt_ops::scalar::{max_nan, min_nan};
+use gt_ops::{ArgOp, Meta, ReduceOp};
 
 /// Shortest innermost kept run for which the accumulator-row traversal pays off.
 const MIN_ACC_RUN: usize = 8;
@@ -63,6 +64,35 @@ pub(crate) fn reduce(
     }
 }
 
+impl Plan {
+    /// The plan reducing the axes of `l` for which `reduced` holds.
+    fn new(l: &Layout, reduced: impl Fn(usize) -> bool) -> Plan {
+        let (mut kd, mut ks, mut rd, mut rs) =
+            (Dims::new(), Strides::new(), Dims::new(), Strides::new());
+        for (i, (&d, &s)) in l.shape.dims().iter().zip(&l.strides).enumerate() {
+            if reduced(i) {
+                rd.push(d);
+                rs.push(s);
+            } else {
+                kd.push(d);
+                ks.push(s);
+            }
+        }
+        let (out_n, red_n) = (kd.iter().product::<usize>(), rd.iter().product::<usize>());
+        let (kd, ks) = coalesce(&kd, [&ks]);
+        let (rd, rs) = coalesce(&rd, [&rs]);
+        Plan {
+            kd,
+            ks,
+            rd,
+            rs,
+            offset: l.offset,
+            out_n,
+            red_n,
+        }
+    }
+}
+
 fn reduce_t<T: Elem>(
     eng: &CpuEngine,
     op: ReduceOp,
@@ -70,30 +100,8 @@ fn reduce_t<T: Elem>(
     x: &CpuTensor,
     out: &Meta,
 ) -> CpuTensor {
-    let l = x.layout();
-    let (mut kd, mut ks, mut rd, mut rs) =
-        (Dims::new(), Strides::new(), Dims::new(), Strides::new());
-    for (i, (&d, &s)) in l.shape.dims().iter().zip(&l.strides).enumerate() {
-        if axes.is_empty() || axes.contains(&i) {
-            rd.push(d);
-            rs.push(s);
-        } else {
-            kd.push(d);
-            ks.push(s);
-        }
-    }
-    let (out_n, red_n) = (kd.iter().product::<usize>(), rd.iter().product::<usize>());
-    let (kd, ks) = coalesce(&kd, [&ks]);
-    let (rd, rs) = coalesce(&rd, [&rs]);
-    let p = Plan {
-        kd,
-        ks,
-        rd,
-        rs,
-        offset: l.offset,
-        out_n,
-        red_n,
-    };
+    let p = Plan::new(x.layout(), |i| axes.is_empty() || axes.contains(&i));
+    let (out_n, red_n) = (p.out_n, p.red_n);
     let data = x.data::<T>();
     eng.new_tensor::<T>(&out.shape, out.dtype, |o| {
         if o.is_empty() {
@@ -102,7 +110,7 @@ fn reduce_t<T: Elem>(
         if red_n == 0 {
             o.fill(match op {
                 ReduceOp::Sum => T::ZERO,
-                ReduceOp::Mean | ReduceOp::Max => T::from_f64(f64::NAN),
+                ReduceOp::Mean | ReduceOp::Max | ReduceOp::Min => T::from_f64(f64::NAN),
             });
             return;
         }
@@ -117,6 +125,19 @@ fn reduce_t<T: Elem>(
                 fold_rows(eng, &p, data, o, work, T::NEG_INF, &max_nan::<T>)
             }
             ReduceOp::Max => fold_each(eng, &p, data, o, work, T::NEG_INF, &max_nan::<T>, &|a| a),
+            ReduceOp::Min if p.use_acc_rows() => fold_rows(
+                eng,
+                &p,
+                data,
+                o,
+                work,
+                T::from_f64(f64::INFINITY),
+                &min_nan::<T>,
+            ),
+            ReduceOp::Min => {
+                let inf = T::from_f64(f64::INFINITY);
+                fold_each(eng, &p, data, o, work, inf, &min_nan::<T>, &|a| a)
+            }
         }
     })
 }
@@ -149,15 +170,15 @@ fn sum<T: Elem>(
 
 /// Each output folds its own reduced elements (reduced axes innermost in memory).
 #[allow(clippy::too_many_arguments)]
-fn fold_each<T: Elem, A: Copy + Sync>(
+fn fold_each<T: Copy + Sync, A: Copy + Sync, D: Send>(
     eng: &CpuEngine,
     p: &Plan,
     data: &[T],
-    out: &mut [T],
+    out: &mut [D],
     work: usize,
     init: A,
     comb: &(impl Fn(A, T) -> A + Sync),
-    fin: &(impl Fn(A) -> T + Sync),
+    fin: &(impl Fn(A) -> D + Sync),
 ) {
     let (kl, rl) = (p.kept_inner_stride(), p.red_inner_stride());
     eng.for_chunks(out, work, |start, o| {
@@ -191,7 +212,7 @@ fn fold_each<T: Elem, A: Copy + Sync>(
 
 /// Accumulator rows: for each reduced position in order, every output in the chunk takes in its
 /// element (kept axes innermost in memory).
-fn fold_rows<T: Elem, A: Copy + Send + Sync>(
+fn fold_rows<T: Copy + Sync, A: Copy + Send + Sync>(
     eng: &CpuEngine,
     p: &Plan,
     data: &[T],
@@ -221,4 +242,92 @@ fn fold_rows<T: Elem, A: Copy + Send + Sync>(
             }
         });
     });
+}
+
+/// Element types argmax/argmin compare (NaN counts as the extreme).
+trait ArgElem: Copy + PartialOrd + Default + Send + Sync + bytemuck::Pod {
+    fn nan(self) -> bool;
+}
+impl ArgElem for f32 {
+    #[inline(always)]
+    fn nan(self) -> bool {
+        self.is_nan()
+    }
+}
+impl ArgElem for f64 {
+    #[inline(always)]
+    fn nan(self) -> bool {
+        self.is_nan()
+    }
+}
+impl ArgElem for i64 {
+    #[inline(always)]
+    fn nan(self) -> bool {
+        false
+    }
+}
+impl ArgElem for u8 {
+    #[inline(always)]
+    fn nan(self) -> bool {
+        false
+    }
+}
+
+/// Index (int64) of the largest (`ArgMax`) or smallest element along `axis`: the first one on
+/// ties, and the first NaN if there is one — exactly the reference's rule.
+pub(crate) fn arg_reduce(
+    eng: &CpuEngine,
+    op: ArgOp,
+    axis: usize,
+    x: &CpuTensor,
+    out: &Meta,
+) -> CpuTensor {
+    match (x.dtype(), op) {
+        (DType::F32, ArgOp::ArgMax) => arg_t::<f32, true>(eng, axis, x, out),
+        (DType::F32, ArgOp::ArgMin) => arg_t::<f32, false>(eng, axis, x, out),
+        (DType::F64, ArgOp::ArgMax) => arg_t::<f64, true>(eng, axis, x, out),
+        (DType::F64, ArgOp::ArgMin) => arg_t::<f64, false>(eng, axis, x, out),
+        (DType::I64, ArgOp::ArgMax) => arg_t::<i64, true>(eng, axis, x, out),
+        (DType::I64, ArgOp::ArgMin) => arg_t::<i64, false>(eng, axis, x, out),
+        (DType::Bool, ArgOp::ArgMax) => arg_t::<u8, true>(eng, axis, x, out),
+        (DType::Bool, ArgOp::ArgMin) => arg_t::<u8, false>(eng, axis, x, out),
+    }
+}
+
+/// The running state of one arg reduction: (best index, best value, elements seen). Both
+/// traversals feed each output its elements in axis order, so "elements seen" is the index.
+type ArgAcc<T> = (i64, T, i64);
+
+fn arg_t<T: ArgElem, const MAX: bool>(
+    eng: &CpuEngine,
+    axis: usize,
+    x: &CpuTensor,
+    out: &Meta,
+) -> CpuTensor {
+    let p = Plan::new(x.layout(), |i| i == axis);
+    let data = x.data::<T>();
+    let work = p.out_n.saturating_mul(p.red_n);
+    let init: ArgAcc<T> = (0, T::default(), 0);
+    let comb = |(bi, bv, n): ArgAcc<T>, v: T| -> ArgAcc<T> {
+        let better = if MAX { v > bv } else { v < bv };
+        if n == 0 || (!bv.nan() && (better || v.nan())) {
+            (n, v, n + 1)
+        } else {
+            (bi, bv, n + 1)
+        }
+    };
+    eng.new_tensor::<i64>(&out.shape, out.dtype, |o| {
+        if o.is_empty() {
+            return;
+        }
+        if !p.use_acc_rows() {
+            fold_each(eng, &p, data, o, work, init, &comb, &|a: ArgAcc<T>| a.0);
+            return;
+        }
+        let mut acc = vec![init; p.out_n];
+        fold_rows(eng, &p, data, &mut acc, work, init, &comb);
+        for (d, a) in o.iter_mut().zip(&acc) {
+            *d = a.0;
+        }
+    })
 }

@@ -3,10 +3,13 @@
 //! buffer pool, views sharing storage, casts, uploads and thread-count independence.
 //!
 //! This file holds the shared helpers; `tests/kernels.rs` compares every op kernel with the
-//! reference and `tests/engine.rs` covers creation, casts, transfers, errors, the pool and
+//! reference, `tests/compare.rs` and `tests/index.rs` do the same for comparisons, `where`, arg
+//! reductions and the indexing ops, and `tests/engine.rs` covers creation, casts, transfers, errors, the pool and
 //! threading.
 
+mod compare;
 mod engine;
+mod index;
 mod kernels;
 
 use super::*;
@@ -15,6 +18,7 @@ use gt_ops::{random, ReduceOp, SliceSpec, UnaryOp};
 use smallvec::smallvec;
 
 const FLOATS: [DType; 2] = [DType::F32, DType::F64];
+const ALL_DTYPES: [DType; 4] = [DType::F32, DType::F64, DType::I64, DType::Bool];
 
 fn rtol(dtype: DType) -> f64 {
     match dtype {
@@ -129,6 +133,46 @@ fn variants(
     let big = input(e, &[9, 13], dtype, seed + 2, lo, hi);
     let s = slice(e, &big, &[(1, 4, 2), (0, 6, 2)]);
     let row = input(e, &[1, 6], dtype, seed + 3, lo, hi);
+    let x = expand(e, &row, &[4, 6]);
+    vec![
+        ("contiguous", c),
+        ("transposed", t),
+        ("stepped slice", s),
+        ("expanded", x),
+    ]
+}
+
+/// A tensor of `dtype` holding exactly `vals` (given as f64).
+fn exact(e: &mut CpuEngine, shape: &[usize], dtype: DType, vals: &[f64]) -> CpuTensor {
+    let x = e.upload(&TensorData::from_f64(shape, vals)).unwrap();
+    e.execute(&Op::Cast { dtype }, &[&x]).unwrap()
+}
+
+/// A tensor of `dtype` with small integer values in `lo..=hi` (so comparisons and extremes tie).
+fn ints(
+    e: &mut CpuEngine,
+    shape: &[usize],
+    dtype: DType,
+    seed: u64,
+    lo: i64,
+    hi: i64,
+) -> CpuTensor {
+    let n: usize = shape.iter().product();
+    let span = (hi - lo + 1) as f64;
+    let vals: Vec<f64> = (0..n)
+        .map(|i| lo as f64 + (span * random::uniform(seed, 11, i as u64)).floor())
+        .collect();
+    exact(e, shape, dtype, &vals)
+}
+
+/// Contiguous, transposed, stepped-slice and expanded `[4, 6]` tensors of small integers.
+fn int_variants(e: &mut CpuEngine, dtype: DType, seed: u64) -> Vec<(&'static str, CpuTensor)> {
+    let c = ints(e, &[4, 6], dtype, seed, -2, 2);
+    let t = ints(e, &[6, 4], dtype, seed + 1, -2, 2);
+    let t = permute(e, &t, &[1, 0]);
+    let big = ints(e, &[9, 13], dtype, seed + 2, -2, 2);
+    let s = slice(e, &big, &[(1, 4, 2), (0, 6, 2)]);
+    let row = ints(e, &[1, 6], dtype, seed + 3, -2, 2);
     let x = expand(e, &row, &[4, 6]);
     vec![
         ("contiguous", c),

@@ -1,0 +1,54 @@
+//! Runs every example in a short mode (the binaries `cargo test` builds next to this test).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>/deps");
+    dir.join("examples").join(name)
+}
+
+fn run(name: &str, args: &[&str]) -> String {
+    let out = Command::new(example(name))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {name}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{name} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn quickstart_runs() {
+    let out = run("quickstart", &[]);
+    assert!(
+        out.contains("after 1000 adds every element is 1000"),
+        "{out}"
+    );
+    assert!(out.contains("shape error in matmul"), "{out}");
+}
+
+#[test]
+fn train_mlp_learns() {
+    let out = run("train_mlp", &["--epochs", "100"]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("trained"))
+        .expect("summary line");
+    let acc: f64 = line
+        .rsplit("accuracy ")
+        .next()
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(acc >= 80.0, "{line}");
+}
