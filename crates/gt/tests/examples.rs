@@ -52,3 +52,24 @@ fn train_mlp_learns() {
         .unwrap();
     assert!(acc >= 80.0, "{line}");
 }
+
+#[test]
+fn train_transformer_loss_falls_and_it_samples() {
+    let out = run("train_transformer", &["--steps", "40"]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("trained"))
+        .expect("summary line");
+    let losses: Vec<f64> = line
+        .split("loss ")
+        .nth(1)
+        .unwrap()
+        .split(" -> ")
+        .map(|s| s.trim().parse().unwrap())
+        .collect();
+    assert!(losses[1] < losses[0] - 0.5, "{line}");
+    assert!(
+        out.lines().any(|l| l.starts_with("sample: Shall I")),
+        "{out}"
+    );
+}

@@ -3,7 +3,7 @@
 //! Tensor comparisons cast both operands to their promoted dtype and compare in it (exact for
 //! every dtype, int64 included); scalar comparisons widen each element to f64 and compare with
 //! the f64 constant, as the reference does. Bools are stored as one byte, 0 or 1. `where` selects
-//! on the bits of the promoted dtype, with a three-operand broadcast driver ([`map3`]).
+//! on the bits of the promoted dtype, without branching on the (data-dependent) condition.
 
 use super::elementwise::{cast, map1, map2, CastSrc};
 use super::layout::{coalesce, for_each_run, Layout};
@@ -100,75 +100,95 @@ pub(crate) fn where_(
     b: &CpuTensor,
     out: &Meta,
 ) -> CpuTensor {
-    fn go<T: Pod + Send + Sync>(
-        eng: &CpuEngine,
-        c: &CpuTensor,
-        a: &CpuTensor,
-        b: &CpuTensor,
-        out: &Meta,
-    ) -> CpuTensor {
-        let (dc, da, db) = (c.data::<u8>(), a.data::<T>(), b.data::<T>());
-        let ls = [c.layout(), a.layout(), b.layout()];
-        eng.new_tensor::<T>(&out.shape, out.dtype, |o| {
-            map3(eng, ls, &out.shape, o, |[ic, ia, ib]| {
-                if dc[ic] != 0 {
-                    da[ia]
-                } else {
-                    db[ib]
-                }
-            })
-        })
-    }
     let (a, b) = (cast(eng, a, out.dtype), cast(eng, b, out.dtype));
     match out.dtype {
-        DType::Bool => go::<u8>(eng, cond, &a, &b, out),
-        DType::F32 => go::<u32>(eng, cond, &a, &b, out),
-        DType::F64 | DType::I64 => go::<u64>(eng, cond, &a, &b, out),
+        DType::Bool => where_t::<u8>(eng, cond, &a, &b, out),
+        DType::F32 => where_t::<u32>(eng, cond, &a, &b, out),
+        DType::F64 | DType::I64 => where_t::<u64>(eng, cond, &a, &b, out),
     }
 }
 
-/// Writes `f(offsets)` for every element of `shape` (the broadcast of the three
-/// layouts) into `out`; `offsets[k]` is operand `k`'s element index.
-fn map3<D: Copy + Send>(
-    eng: &CpuEngine,
-    ls: [&Layout; 3],
-    shape: &Shape,
-    out: &mut [D],
-    f: impl Fn([usize; 3]) -> D + Sync + Send,
-) {
-    let n = out.len();
-    if n == 0 {
-        return;
-    }
-    if ls.iter().all(|l| l.shape == *shape && l.is_contiguous()) {
-        let offs = ls.map(|l| l.offset);
-        eng.for_chunks(out, n, |start, o| {
-            for (i, d) in o.iter_mut().enumerate() {
-                let p = start + i;
-                *d = f([offs[0] + p, offs[1] + p, offs[2] + p]);
+/// Element bits `where` selects between, without branching on the (data-dependent, often
+/// random) condition: a mask from the condition blends the two values, which vectorizes.
+trait Bits: Pod + Send + Sync {
+    fn pick(c: u8, x: Self, y: Self) -> Self;
+}
+
+macro_rules! bits {
+    ($t:ty) => {
+        impl Bits for $t {
+            #[inline(always)]
+            fn pick(c: u8, x: $t, y: $t) -> $t {
+                let m = ((c != 0) as $t).wrapping_neg();
+                (x & m) | (y & !m)
             }
-        });
-        return;
-    }
-    let st = ls.map(|l| l.broadcast_strides(shape));
-    let (dims, st) = coalesce(shape.dims(), [&st[0], &st[1], &st[2]]);
-    let last = dims.len() - 1;
-    let inner = [st[0][last], st[1][last], st[2][last]];
-    eng.for_chunks(out, n, |start, o| {
-        for_each_run(
-            &dims,
-            &st,
-            ls.map(|l| l.offset),
-            start,
-            o.len(),
-            |pos, offs, run| {
-                for (i, d) in o[pos..pos + run].iter_mut().enumerate() {
-                    let at = std::array::from_fn(|k| {
-                        (offs[k] as isize + i as isize * inner[k]) as usize
-                    });
-                    *d = f(at);
+        }
+    };
+}
+bits!(u8);
+bits!(u32);
+bits!(u64);
+
+/// `where` on the element bits `T`: a slice-zipping fast path when all three operands are
+/// contiguous and of the output's shape, else runs along the coalesced innermost dimension.
+fn where_t<T: Bits>(
+    eng: &CpuEngine,
+    c: &CpuTensor,
+    a: &CpuTensor,
+    b: &CpuTensor,
+    out: &Meta,
+) -> CpuTensor {
+    let (dc, da, db) = (c.data::<u8>(), a.data::<T>(), b.data::<T>());
+    let ls: [&Layout; 3] = [c.layout(), a.layout(), b.layout()];
+    let shape = &out.shape;
+    eng.new_tensor::<T>(shape, out.dtype, |o| {
+        let n = o.len();
+        if n == 0 {
+            return;
+        }
+        if ls.iter().all(|l| l.shape == *shape && l.is_contiguous()) {
+            let (dc, da, db) = (
+                &dc[ls[0].offset..][..n],
+                &da[ls[1].offset..][..n],
+                &db[ls[2].offset..][..n],
+            );
+            eng.for_chunks(o, n, |start, o| {
+                let r = start..start + o.len();
+                let src = dc[r.clone()].iter().zip(&da[r.clone()]).zip(&db[r]);
+                for (d, ((&c, &x), &y)) in o.iter_mut().zip(src) {
+                    *d = T::pick(c, x, y);
                 }
-            },
-        )
-    });
+            });
+            return;
+        }
+        let st = ls.map(|l| l.broadcast_strides(shape));
+        let (dims, st) = coalesce(shape.dims(), [&st[0], &st[1], &st[2]]);
+        let last = dims.len() - 1;
+        let (sc, sa, sb) = (st[0][last], st[1][last], st[2][last]);
+        eng.for_chunks(o, n, |start, o| {
+            let base = ls.map(|l| l.offset);
+            for_each_run(
+                &dims,
+                &st,
+                base,
+                start,
+                o.len(),
+                |pos, [oc, oa, ob], run| {
+                    let o = &mut o[pos..pos + run];
+                    if (sc, sa, sb) == (1, 1, 1) {
+                        let src = dc[oc..oc + run].iter().zip(&da[oa..oa + run]);
+                        for (d, ((&c, &x), &y)) in o.iter_mut().zip(src.zip(&db[ob..ob + run])) {
+                            *d = T::pick(c, x, y);
+                        }
+                        return;
+                    }
+                    // Views and broadcasts never have negative strides.
+                    let (sc, sa, sb) = (sc as usize, sa as usize, sb as usize);
+                    for (i, d) in o.iter_mut().enumerate() {
+                        *d = T::pick(dc[oc + i * sc], da[oa + i * sa], db[ob + i * sb]);
+                    }
+                },
+            )
+        });
+    })
 }

@@ -121,9 +121,9 @@ impl Rows {
         }
     }
 
-    /// Element index of the row at outer position `o` (row-major) and axis position `k`.
-    fn base(&self, mut o: usize, k: usize) -> usize {
-        let mut at = self.offset as isize + k as isize * self.axis_stride;
+    /// Element index of the row at outer position `o` (row-major) and axis position 0.
+    fn outer(&self, mut o: usize) -> usize {
+        let mut at = self.offset as isize;
         for (&d, &s) in self.outer_dims.iter().zip(&self.outer_strides).rev() {
             at += (o % d) as isize * s;
             o /= d;
@@ -131,10 +131,20 @@ impl Rows {
         at as usize
     }
 
+    /// Element index of the row at axis position `k` of the outer position whose
+    /// [`Rows::outer`] is `outer`.
+    #[inline]
+    fn at(&self, outer: usize, k: usize) -> usize {
+        (outer as isize + k as isize * self.axis_stride) as usize
+    }
+
     /// Calls `f(d, s)` for each element `s` of the row at `base` and the matching element `d`
     /// of `dst` (`dst.len()` is the row length).
     #[inline]
     fn zip_row<T: Copy>(&self, data: &[T], base: usize, dst: &mut [T], f: impl Fn(&mut T, T)) {
+        if self.inner_n == 1 {
+            return f(&mut dst[0], data[base]);
+        }
         let st = self.inner_strides[0][self.inner_dims.len() - 1];
         for_each_run(
             &self.inner_dims,
@@ -296,10 +306,17 @@ pub(crate) fn index_select(
             }
             let work = o.len();
             eng.for_chunks_aligned(o, work, inner, |start, oc| {
-                for (r, row) in oc.chunks_mut(inner).enumerate() {
-                    let r = start / inner + r;
-                    let base = rows.base(r / m, pos[r % m] as usize);
-                    rows.zip_row(data, base, row, |d, s| *d = s);
+                // Output row r is (outer position r / m, index j = r % m).
+                let (mut ob, mut j) = ((start / inner) / m, (start / inner) % m);
+                let mut src0 = rows.outer(ob);
+                for row in oc.chunks_mut(inner) {
+                    rows.zip_row(data, rows.at(src0, pos[j] as usize), row, |d, s| *d = s);
+                    j += 1;
+                    if j == m {
+                        // (Past the last row this is a harmless index computation.)
+                        (ob, j) = (ob + 1, 0);
+                        src0 = rows.outer(ob);
+                    }
                 }
             });
         })
@@ -382,10 +399,10 @@ pub(crate) fn index_add(
             let work = src.numel();
             eng.for_chunks_aligned(o, work, block, |start, oc| {
                 for (b, blk) in oc.chunks_mut(block).enumerate() {
-                    let ob = start / block + b;
+                    let src0 = rows.outer(start / block + b);
                     for (j, &k) in pos.iter().enumerate() {
                         let row = &mut blk[k as usize * inner..][..inner];
-                        rows.zip_row(data, rows.base(ob, j), row, |d, s| *d = d.add(s));
+                        rows.zip_row(data, rows.at(src0, j), row, |d, s| *d = d.add(s));
                     }
                 }
             });

@@ -7,9 +7,11 @@
 //! (as streamed ops, no round trip) and puts it in the slot; every module holding that `Param`
 //! sees it at its next forward.
 
+pub mod attention;
 pub mod layers;
 pub mod loss;
 
+pub use attention::{Block, CausalSelfAttention, Gpt, GptConfig};
 pub use layers::{Dropout, Embedding, LayerNorm, Linear, RmsNorm, Sequential};
 pub use loss::{
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss,

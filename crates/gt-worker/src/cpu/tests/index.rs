@@ -359,12 +359,22 @@ fn tmp_timing() {
     let b = input(&mut e, &[1000, 1000], DType::F32, 2, -1.0, 1.0);
     let at = permute(&mut e, &a, &[1, 0]);
     let row = input(&mut e, &[1000], DType::F32, 2, -1.0, 1.0);
-    let c = e.execute(&Op::CompareScalar { op: CompareOp::Gt, scalar: 0.0 }, &[&a]).unwrap();
+    let c = e
+        .execute(
+            &Op::CompareScalar {
+                op: CompareOp::Gt,
+                scalar: 0.0,
+            },
+            &[&a],
+        )
+        .unwrap();
     let ct = permute(&mut e, &c, &[1, 0]);
     let rows = ints(&mut e, &[1000], DType::I64, 4, -1000, 999);
     let ops: Vec<(&str, Op, Vec<&CpuTensor>)> = vec![
+        ("where row", Op::Where, vec![&c, &a, &row]),
         ("where contig", Op::Where, vec![&c, &a, &b]),
         ("where row", Op::Where, vec![&c, &a, &row]),
+        ("where contig", Op::Where, vec![&c, &a, &b]),
         ("where t", Op::Where, vec![&c, &a, &at]),
         ("where ct", Op::Where, vec![&ct, &a, &b]),
         ("add t", Op::Binary(BinaryOp::Add), vec![&a, &at]),
