@@ -255,15 +255,14 @@ pub fn vjp<G: Graph>(g: &G, op: &Op, x: &[&G::T], y: &G::T, gy: &G::T) -> Result
             }
             (BinaryOp::Pow, true) => b.sc(BinaryOp::Mul, &b.bin(BinaryOp::Mul, gy, y)?, s.ln())?,
             (BinaryOp::Maximum | BinaryOp::Minimum, _) => {
-                let st = b.ap(
-                    Op::Full {
-                        shape: Shape::scalar(),
-                        value: *s,
-                        dtype: g.meta(x[0]).dtype,
-                    },
-                    &[],
-                )?;
-                b.extreme_share(x[0], &st, gy, matches!(op, BinaryOp::Maximum))?
+                // The constant takes no gradient, so `x` keeps all of it wherever it is the
+                // result, ties included (PyTorch's `clamp` rule).
+                let c = if matches!(op, BinaryOp::Maximum) {
+                    CompareOp::Ge
+                } else {
+                    CompareOp::Le
+                };
+                b.keep(&b.ap(Op::CompareScalar { op: c, scalar: *s }, &[x[0]])?, gy)?
             }
         })),
         Op::MatMul => {

@@ -192,3 +192,10 @@ fn checkpoints_round_trip_and_reject_mismatches() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn clamp_passes_the_whole_gradient_at_its_bounds_like_pytorch() {
+    let x = leaf(&[-1.0, 0.5, 2.0, 3.0], &[4]);
+    x.clamp(Some(-1.0), Some(2.0)).sum().backward().unwrap();
+    assert_eq!(vals(&x.grad().unwrap()), vec![1.0, 1.0, 1.0, 0.0]);
+}
