@@ -256,3 +256,24 @@ fn one_block_transformer_follows_pytorch_for_20_adamw_steps() {
         );
     }
 }
+
+#[test]
+fn gt_writes_back_the_state_dict_pytorch_wrote() {
+    let r = load_json("gpt.json");
+    let c = &r["config"];
+    let get = |k: &str| c[k].as_u64().unwrap() as usize;
+    let cfg = GptConfig { vocab: get("vocab"), context: get("context"), dim: get("dim"), heads: get("heads"), layers: 1 };
+    let model = Gpt::new(cfg);
+    gt::checkpoint::load(fixture("gpt_init.safetensors"), &model).unwrap();
+    let path = std::env::temp_dir().join(format!("gt-gpt-{}.safetensors", std::process::id()));
+    gt::checkpoint::save(&path, &model).unwrap();
+    let ours = gt::checkpoint::load_tensors(&path).unwrap();
+    let theirs = gt::checkpoint::load_tensors(fixture("gpt_init.safetensors")).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(ours.len(), theirs.len());
+    for ((n1, t1), (n2, t2)) in ours.iter().zip(&theirs) {
+        assert_eq!(n1, n2, "same PyTorch names");
+        assert_eq!((t1.shape(), t1.dtype()), (t2.shape(), t2.dtype()), "{n1}");
+        assert_eq!(t1.to_vec().unwrap(), t2.to_vec().unwrap(), "{n1}");
+    }
+}
