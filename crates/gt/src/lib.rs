@@ -7,7 +7,7 @@
 //! let a = gt::randn([64, 32]);
 //! let b = gt::ones([32]);
 //! let c = (&a + &b).relu().sum_dims(&[1], false);
-//! println!("{c}");          // a sync point: the first round trip happens here
+//! let shown = c.to_string();  // printing is a sync point: the first round trip happens here
 //! ```
 //!
 //! # Layout

@@ -214,11 +214,10 @@ fn pytorch_state_dict_loads_and_adam_losses_match() {
     }
 }
 
-#[test]
-fn one_block_transformer_follows_pytorch_for_20_adamw_steps() {
+/// The fixture's record, the one-block GPT with PyTorch's initial weights, and the batch size.
+fn pytorch_gpt() -> (Value, Gpt, usize) {
     let r = load_json("gpt.json");
-    let c = &r["config"];
-    let get = |k: &str| c[k].as_u64().unwrap() as usize;
+    let get = |k: &str| r["config"][k].as_u64().unwrap() as usize;
     let cfg = GptConfig {
         vocab: get("vocab"),
         context: get("context"),
@@ -226,9 +225,16 @@ fn one_block_transformer_follows_pytorch_for_20_adamw_steps() {
         heads: get("heads"),
         layers: 1,
     };
-    let batch = get("batch");
     let model = Gpt::new(cfg);
     gt::checkpoint::load(fixture("gpt_init.safetensors"), &model).unwrap();
+    let batch = get("batch");
+    (r, model, batch)
+}
+
+#[test]
+fn one_block_transformer_follows_pytorch_for_20_adamw_steps() {
+    let (r, model, batch) = pytorch_gpt();
+    let cfg = model.config;
     let mut opt = Adam::adamw(model.parameters(), 3e-3);
     let t = cfg.context;
     for (step, (ids, want)) in r["batches"]
@@ -259,12 +265,7 @@ fn one_block_transformer_follows_pytorch_for_20_adamw_steps() {
 
 #[test]
 fn gt_writes_back_the_state_dict_pytorch_wrote() {
-    let r = load_json("gpt.json");
-    let c = &r["config"];
-    let get = |k: &str| c[k].as_u64().unwrap() as usize;
-    let cfg = GptConfig { vocab: get("vocab"), context: get("context"), dim: get("dim"), heads: get("heads"), layers: 1 };
-    let model = Gpt::new(cfg);
-    gt::checkpoint::load(fixture("gpt_init.safetensors"), &model).unwrap();
+    let (_, model, _) = pytorch_gpt();
     let path = std::env::temp_dir().join(format!("gt-gpt-{}.safetensors", std::process::id()));
     gt::checkpoint::save(&path, &model).unwrap();
     let ours = gt::checkpoint::load_tensors(&path).unwrap();
