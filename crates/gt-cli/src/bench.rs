@@ -1,7 +1,8 @@
 //! `gt bench ops`: the per-op cost of the runtime. Two loops — 10,000 × `a = a + b` on 16x16 and
 //! 10,000 × a 64x64 matmul — through the embedded runtime, through dispatcher + worker processes
 //! over TCP and over a Unix socket, and calling the CPU kernels directly. Each is timed until the
-//! final value has been read back, so it measures work done, not work enqueued.
+//! final value has been read back, so it measures work done, not work enqueued. A last row times
+//! the embedded add loop with the instruction log off and on (`GT_INSTRUCTION_LOG`).
 
 use crate::cluster::Cluster;
 use anyhow::Result;
@@ -35,8 +36,8 @@ pub fn run(which: Which, cfg: &Config) -> Result<()> {
     }
 }
 
-/// µs per op of the add loop and the matmul loop on `s`.
-fn loops(s: &Session, iters: usize) -> Result<(f64, f64)> {
+/// µs per op of the add loop on `s` (after a warm-up).
+fn add_loop(s: &Session, iters: usize) -> Result<f64> {
     let warm = (iters / 10).clamp(1, 1000);
     let b = s.try_randn([16, 16], DType::F32)?;
     let mut a = s.try_zeros_like(&b)?;
@@ -49,7 +50,45 @@ fn loops(s: &Session, iters: usize) -> Result<(f64, f64)> {
         Ok(t.elapsed().as_secs_f64() * 1e6 / n as f64)
     };
     time_add(&mut a, warm)?;
-    let add_us = time_add(&mut a, iters)?;
+    time_add(&mut a, iters)
+}
+
+/// µs per op of the embedded add loop with the instruction log off and on (to a temporary
+/// file), the best of three alternating rounds each.
+fn logging(iters: usize, cfg: &Config) -> Result<(f64, f64)> {
+    let path = std::env::temp_dir().join(format!("gt-bench-{}.log", std::process::id()));
+    let threads = cfg.threads_per_worker(1);
+    let off = Embedded::start(
+        1,
+        threads,
+        &Config {
+            instruction_log: None,
+            ..cfg.clone()
+        },
+    )?;
+    let on = Embedded::start(
+        1,
+        threads,
+        &Config {
+            instruction_log: Some(path.clone()),
+            ..cfg.clone()
+        },
+    )?;
+    let (s_off, s_on) = (off.session("bench-log-off")?, on.session("bench-log-on")?);
+    let (mut best_off, mut best_on) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..3 {
+        best_off = best_off.min(add_loop(&s_off, iters)?);
+        best_on = best_on.min(add_loop(&s_on, iters)?);
+    }
+    drop((s_off, s_on, off, on));
+    let _ = std::fs::remove_file(&path);
+    Ok((best_off, best_on))
+}
+
+/// µs per op of the add loop and the matmul loop on `s`.
+fn loops(s: &Session, iters: usize) -> Result<(f64, f64)> {
+    let warm = (iters / 10).clamp(1, 1000);
+    let add_us = add_loop(s, iters)?;
 
     let x = s.try_randn([64, 64], DType::F32)?;
     let w = s.try_randn([64, 64], DType::F32)?;
@@ -80,6 +119,9 @@ fn ops(json: bool, iters: usize, cfg: &Config) -> Result<()> {
     let rt = Embedded::start(1, cfg.threads_per_worker(1), cfg)?;
     let embedded = loops(&rt.session("bench")?, iters)?;
     drop(rt);
+    progress("embedded add loop with the instruction log off and on");
+    let (log_off, log_on) = logging(iters, cfg)?;
+    let overhead = log_on / log_off - 1.0;
 
     let opts = gt_client::connect::ConnectOptions {
         token: cfg.token.clone(),
@@ -119,6 +161,13 @@ fn ops(json: bool, iters: usize, cfg: &Config) -> Result<()> {
             "iters": iters,
             "add_16x16_us": pick(|v| v.0),
             "matmul_64x64_us": pick(|v| v.1),
+            "logging": {
+                "add_16x16_us_off": log_off,
+                "add_16x16_us_on": log_on,
+                "instructions_per_s_off": 1e6 / log_off,
+                "instructions_per_s_on": 1e6 / log_on,
+                "overhead": overhead,
+            },
             "pytorch_eager_us": { "add_16x16": PYTORCH_ADD_US, "matmul_64x64": PYTORCH_MATMUL_US },
         });
         println!("{out}");
@@ -146,6 +195,12 @@ fn ops(json: bool, iters: usize, cfg: &Config) -> Result<()> {
         "embedded vs PyTorch eager: {:.2}x on adds, {:.2}x on matmuls (higher is better)",
         PYTORCH_ADD_US / embedded.0,
         PYTORCH_MATMUL_US / embedded.1
+    );
+    println!(
+        "instruction log (embedded add): off {log_off:.3} µs/op ({:.0} instructions/s), on {log_on:.3} µs/op ({:.0} instructions/s), overhead {:+.1}%",
+        1e6 / log_off,
+        1e6 / log_on,
+        overhead * 100.0
     );
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The `gt` binary: run a dispatcher or a worker, or benchmark the runtime.
 //!
 //! ```text
-//! gt dispatcher --listen 127.0.0.1:29000 [--unix /tmp/gt.sock]
+//! gt dispatcher --listen 127.0.0.1:29000 [--unix /tmp/gt.sock] [--log /tmp/gt.log]
 //! gt worker --connect 127.0.0.1:29000
 //! gt bench ops [--json]
 //! ```
@@ -33,6 +33,10 @@ enum Command {
         /// Also (or only) listen on this Unix socket path.
         #[arg(long, value_name = "PATH")]
         unix: Option<std::path::PathBuf>,
+        /// Write the instruction log (one line per event) to this file (default:
+        /// GT_INSTRUCTION_LOG).
+        #[arg(long, value_name = "PATH")]
+        log: Option<std::path::PathBuf>,
     },
     /// Run a worker that executes instructions for a dispatcher.
     Worker {
@@ -79,7 +83,7 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     let cfg = Config::from_env()?;
     match cli.command {
-        Command::Dispatcher { listen, unix } => dispatcher(&cfg, listen, unix),
+        Command::Dispatcher { listen, unix, log } => dispatcher(&cfg, listen, unix, log),
         Command::Worker {
             connect,
             threads,
@@ -110,6 +114,7 @@ fn dispatcher(
     cfg: &Config,
     listen: Option<String>,
     unix: Option<std::path::PathBuf>,
+    log: Option<std::path::PathBuf>,
 ) -> Result<()> {
     let dcfg = gt_dispatcher::DispatcherConfig {
         core: gt_dispatcher::CoreConfig {
@@ -118,9 +123,10 @@ fn dispatcher(
         },
         token: cfg.token.clone(),
         max_frame: cfg.max_frame,
+        log: log.or_else(|| cfg.instruction_log.clone()),
         ..Default::default()
     };
-    let d = std::sync::Arc::new(gt_dispatcher::Dispatcher::start(dcfg));
+    let d = std::sync::Arc::new(gt_dispatcher::Dispatcher::try_start(dcfg)?);
     let listen = match (&listen, &unix) {
         (None, None) => Some("127.0.0.1:29000".to_string()),
         _ => listen,

@@ -3,6 +3,7 @@
 //! the current time as an argument, so heartbeats are tested with a fake clock.
 
 use crate::event::Event;
+use crate::log::{InstructionLog, Kind, Source};
 use gt_core::{Error, SessionId, TensorId, WorkerId};
 use gt_proto::{ClientMsg, ClientReply, WorkerMsg, WorkerReply, WorkerStats};
 use gt_transport::Tx;
@@ -57,6 +58,8 @@ pub(crate) struct WorkerSlot {
     pub(crate) last_seen: Instant,
     pub(crate) homed: usize,
     pub(crate) outbox: Vec<WorkerMsg>,
+    /// Indices in `outbox` of messages the router injected (kept only while logging).
+    pub(crate) injected: Vec<usize>,
 }
 
 /// What a worker-level request id answers.
@@ -100,6 +103,7 @@ pub struct Core {
     queues: FxHashMap<SessionId, VecDeque<Vec<ClientMsg>>>,
     order: VecDeque<SessionId>,
     stopped: bool,
+    pub(crate) log: Option<InstructionLog>,
 }
 
 impl Core {
@@ -119,7 +123,13 @@ impl Core {
             queues: FxHashMap::default(),
             order: VecDeque::new(),
             stopped: false,
+            log: None,
         }
+    }
+
+    /// Logs every event to `log` from now on (`None` turns logging off).
+    pub fn set_log(&mut self, log: Option<InstructionLog>) {
+        self.log = log;
     }
 
     /// Whether `Shutdown` was handled.
@@ -168,6 +178,13 @@ impl Core {
             } => {
                 let id = WorkerId(self.workers.len() as u32);
                 tracing::info!(target: "gt::dispatcher", "{id} joined (peer address {peer_addr})");
+                if let Some(log) = &mut self.log {
+                    log.note(
+                        Kind::Connect,
+                        Source::Worker(id),
+                        format_args!("peer={peer_addr}"),
+                    );
+                }
                 self.workers.push(WorkerSlot {
                     tx,
                     peer_addr,
@@ -175,6 +192,7 @@ impl Core {
                     last_seen: now,
                     homed: 0,
                     outbox: Vec::new(),
+                    injected: Vec::new(),
                 });
                 let _ = accepted.send(id);
                 self.announce_peers();
@@ -185,10 +203,22 @@ impl Core {
                     w.last_seen = now;
                 }
                 for m in msgs {
+                    if let Some(log) = &mut self.log {
+                        log.worker_reply(worker, &m);
+                    }
                     self.worker_reply(worker, m);
                 }
             }
-            Event::WorkerLeft { worker, reason } => self.lose_worker(worker, reason),
+            Event::WorkerLeft { worker, reason } => {
+                if let Some(log) = &mut self.log {
+                    log.note(
+                        Kind::Disconnect,
+                        Source::Worker(worker),
+                        format_args!("reason={reason}"),
+                    );
+                }
+                self.lose_worker(worker, reason)
+            }
             Event::Tick => self.tick(now),
             Event::Shutdown => self.stopped = true,
         }
@@ -214,6 +244,18 @@ impl Core {
             for (i, w) in self.workers.iter_mut().enumerate() {
                 if !w.outbox.is_empty() {
                     let batch = std::mem::take(&mut w.outbox);
+                    if let (Some(log), true) = (&mut self.log, w.alive) {
+                        let mut marks = w.injected.iter().copied().peekable();
+                        for (j, m) in batch.iter().enumerate() {
+                            let kind = if marks.next_if_eq(&j).is_some() {
+                                Kind::ModifierInject
+                            } else {
+                                Kind::WorkerSend
+                            };
+                            log.worker_msg(kind, WorkerId(i as u32), m);
+                        }
+                    }
+                    w.injected.clear();
                     if w.alive && w.tx.send(batch).is_err() {
                         broken = Some(WorkerId(i as u32));
                         break;
@@ -229,8 +271,17 @@ impl Core {
         }
         for s in self.sessions.values_mut() {
             if !s.outbox.is_empty() {
+                if let Some(log) = &mut self.log {
+                    for r in &s.outbox {
+                        log.client_reply(s.id, &s.name, r);
+                    }
+                }
                 let _ = s.tx.send(std::mem::take(&mut s.outbox));
             }
+        }
+        // Hand this round's lines to the writer, which writes them out once it is idle.
+        if let Some(log) = &mut self.log {
+            log.flush();
         }
     }
 
@@ -245,6 +296,16 @@ impl Core {
                     self.workers[h.0 as usize].homed += 1;
                 }
                 tracing::info!(target: "gt::dispatcher", "client '{}' joined as {id}", w.name);
+                if let Some(log) = &mut self.log {
+                    log.note(
+                        Kind::Connect,
+                        Source::Client(id, &w.name),
+                        format_args!(
+                            "home={} workers={alive}",
+                            home.map(|h| h.0 as i64).unwrap_or(-1)
+                        ),
+                    );
+                }
                 let session = Session {
                     id,
                     name: w.name,
@@ -258,10 +319,18 @@ impl Core {
                 self.sessions.insert(id, session);
                 let _ = w.accepted.send(Ok((id, alive)));
             } else if now >= w.deadline {
-                let _ = w.accepted.send(Err(format!(
+                let reason = format!(
                     "no worker joined the dispatcher within {:?}",
                     self.cfg.join_timeout
-                )));
+                );
+                if let Some(log) = &mut self.log {
+                    log.note(
+                        Kind::Error,
+                        Source::Joining(&w.name),
+                        format_args!("refused: {reason}"),
+                    );
+                }
+                let _ = w.accepted.send(Err(reason));
             } else {
                 self.waiting.push(w);
             }
@@ -315,6 +384,13 @@ impl Core {
         };
         let Some((_, p)) = self.pending.remove(&req.0) else {
             tracing::warn!(target: "gt::dispatcher", "{worker} answered unknown request {}", req.0);
+            if let Some(log) = &mut self.log {
+                log.note(
+                    Kind::Error,
+                    Source::Worker(worker),
+                    format_args!("unknown request {}", req.0),
+                );
+            }
             return;
         };
         match (p, m) {
@@ -328,7 +404,14 @@ impl Core {
             }
             (Pending::Part { agg }, WorkerReply::BarrierDone { .. }) => self.part_done(agg, None),
             (_, other) => {
-                tracing::warn!(target: "gt::dispatcher", "{worker} sent a mismatched reply {other:?}")
+                tracing::warn!(target: "gt::dispatcher", "{worker} sent a mismatched reply {other:?}");
+                if let Some(log) = &mut self.log {
+                    log.note(
+                        Kind::Error,
+                        Source::Worker(worker),
+                        format_args!("mismatched reply {}", req.0),
+                    );
+                }
             }
         }
     }
@@ -377,9 +460,27 @@ impl Core {
             target: "gt::dispatcher",
             "client '{}' ({session}) left{}; freeing {} tensors",
             s.name,
-            reason.map(|r| format!(" ({r})")).unwrap_or_default(),
+            reason
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
             s.tensors.len()
         );
+        if let Some(log) = &mut self.log {
+            let src = Source::Client(session, &s.name);
+            if let Some(r) = &reason {
+                log.note(Kind::Error, src, format_args!("connection failed: {r}"));
+            }
+            log.note(
+                Kind::Disconnect,
+                src,
+                format_args!(
+                    "reason={} tensors={}",
+                    reason.as_deref().unwrap_or("closed"),
+                    s.tensors.len()
+                ),
+            );
+        }
         if let Some(h) = s.home {
             let slot = &mut self.workers[h.0 as usize];
             slot.homed = slot.homed.saturating_sub(1);
@@ -401,7 +502,15 @@ impl Core {
         }
         slot.alive = false;
         slot.outbox.clear();
+        slot.injected.clear();
         tracing::warn!(target: "gt::dispatcher", "{worker} lost: {reason}");
+        if let Some(log) = &mut self.log {
+            log.note(
+                Kind::Error,
+                Source::Worker(worker),
+                format_args!("worker lost: {reason}"),
+            );
+        }
         let err = Error::WorkerLost {
             worker: worker.0,
             reason,

@@ -6,15 +6,18 @@
 //! - [`event`]: everything that can happen to the dispatcher, as one enum.
 //! - [`core`]: the synchronous state machine that handles events (no I/O, fake-clock testable).
 //! - [`route`]: rewriting one client instruction into worker instructions.
+//! - [`log`]: the instruction log (`GT_INSTRUCTION_LOG`), one line per event.
 //! - [`server`]: the shell — listeners, handshakes, socket pumps, the heartbeat ticker.
 
 pub mod core;
 pub mod event;
+pub mod log;
 pub mod route;
 pub mod server;
 
 pub use crate::core::{Core, CoreConfig};
 pub use event::Event;
+pub use log::InstructionLog;
 pub use server::{Dispatcher, DispatcherConfig};
 
 #[cfg(test)]

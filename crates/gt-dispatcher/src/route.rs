@@ -14,6 +14,9 @@ impl Core {
         };
         s.instructions += batch.len() as u64;
         for msg in batch {
+            if let Some(log) = &mut self.log {
+                log.client_msg(s.id, &s.name, &msg);
+            }
             self.client_msg(&mut s, msg);
         }
         self.sessions.insert(sid, s);
@@ -23,7 +26,7 @@ impl Core {
         match msg {
             ClientMsg::Exec { out, op, inputs } => {
                 if let Err(e) = check_id(out) {
-                    return tracing::warn!(target: "gt::dispatcher", "{}: {e}", s.name);
+                    return self.protocol_error(s, e);
                 }
                 let mut places: SmallVec<[WorkerId; 2]> = SmallVec::new();
                 for id in &inputs {
@@ -53,18 +56,24 @@ impl Core {
                         temps.push(temp);
                     }
                 }
-                let outbox = &mut self.workers[target.0 as usize].outbox;
-                outbox.push(WorkerMsg::Exec {
+                let logging = self.log.is_some();
+                let slot = &mut self.workers[target.0 as usize];
+                slot.outbox.push(WorkerMsg::Exec {
                     out: Key::new(s.id, out.0),
                     op,
                     inputs: keys,
                 });
-                outbox.extend(temps.into_iter().map(|key| WorkerMsg::Free { key }));
+                for key in temps {
+                    if logging {
+                        slot.injected.push(slot.outbox.len());
+                    }
+                    slot.outbox.push(WorkerMsg::Free { key });
+                }
                 self.place(s, out, Place::On(target));
             }
             ClientMsg::Upload { out, data } => {
                 if let Err(e) = check_id(out) {
-                    return tracing::warn!(target: "gt::dispatcher", "{}: {e}", s.name);
+                    return self.protocol_error(s, e);
                 }
                 if let Err(e) = data.validate() {
                     return self.place(s, out, Place::Poisoned(e));
@@ -89,7 +98,7 @@ impl Core {
             }
             ClientMsg::ToWorker { out, src, worker } => {
                 if let Err(e) = check_id(out) {
-                    return tracing::warn!(target: "gt::dispatcher", "{}: {e}", s.name);
+                    return self.protocol_error(s, e);
                 }
                 let from = match s.tensors.get(&src) {
                     Some(Place::On(w)) => *w,
@@ -152,6 +161,17 @@ impl Core {
             },
             ClientMsg::Stats { req } => self.fan_out(s, req, true),
             ClientMsg::Sync { req } => self.fan_out(s, req, false),
+        }
+    }
+
+    fn protocol_error(&mut self, s: &Session, e: Error) {
+        tracing::warn!(target: "gt::dispatcher", "{}: {e}", s.name);
+        if let Some(log) = &mut self.log {
+            log.note(
+                crate::log::Kind::Error,
+                crate::log::Source::Client(s.id, &s.name),
+                format_args!("{e}"),
+            );
         }
     }
 
@@ -244,12 +264,17 @@ impl Core {
     fn transfer(&mut self, key: Key, from: WorkerId, out: Key, to: WorkerId) {
         let xfer = self.next_xfer;
         self.next_xfer += 1;
-        self.workers[from.0 as usize]
-            .outbox
-            .push(WorkerMsg::Send { key, to, xfer });
-        self.workers[to.0 as usize]
-            .outbox
-            .push(WorkerMsg::Recv { out, from, xfer });
+        let logging = self.log.is_some();
+        for (w, msg) in [
+            (from, WorkerMsg::Send { key, to, xfer }),
+            (to, WorkerMsg::Recv { out, from, xfer }),
+        ] {
+            let slot = &mut self.workers[w.0 as usize];
+            if logging {
+                slot.injected.push(slot.outbox.len());
+            }
+            slot.outbox.push(msg);
+        }
     }
 }
 

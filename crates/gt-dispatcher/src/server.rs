@@ -26,6 +26,8 @@ pub struct DispatcherConfig {
     pub token: Option<String>,
     /// Largest frame accepted from any connection.
     pub max_frame: usize,
+    /// Write the instruction log here (`GT_INSTRUCTION_LOG`, `gt dispatcher --log`).
+    pub log: Option<std::path::PathBuf>,
 }
 
 impl Default for DispatcherConfig {
@@ -35,6 +37,7 @@ impl Default for DispatcherConfig {
             heartbeat_interval: Duration::from_millis(250),
             token: None,
             max_frame: gt_proto::DEFAULT_MAX_FRAME,
+            log: None,
         }
     }
 }
@@ -50,9 +53,26 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Starts the core and heartbeat threads. Nothing listens until [`Dispatcher::listen`].
-    pub fn start(cfg: DispatcherConfig) -> Dispatcher {
+    /// An instruction log that cannot be created is reported and left out; see
+    /// [`Dispatcher::try_start`] to get that as an error.
+    pub fn start(mut cfg: DispatcherConfig) -> Dispatcher {
+        match Dispatcher::try_start(cfg.clone()) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(target: "gt::dispatcher", "{e}; continuing without it");
+                cfg.log = None;
+                Dispatcher::try_start(cfg).expect("no log, nothing to fail")
+            }
+        }
+    }
+
+    /// Like [`Dispatcher::start`], but an instruction log that cannot be created is an error.
+    pub fn try_start(cfg: DispatcherConfig) -> std::io::Result<Dispatcher> {
         let (events, rx) = crossbeam_channel::unbounded();
-        let core = Core::new(cfg.core.clone());
+        let mut core = Core::new(cfg.core.clone());
+        if let Some(path) = &cfg.log {
+            core.set_log(Some(crate::log::InstructionLog::create(path)?));
+        }
         let core_thread = std::thread::Builder::new()
             .name("gt-dispatcher".into())
             .spawn(move || run_core(core, rx))
@@ -70,13 +90,13 @@ impl Dispatcher {
                 }
             })
             .expect("spawning a thread");
-        Dispatcher {
+        Ok(Dispatcher {
             events,
             cfg,
             stop,
             core_thread: Mutex::new(Some(core_thread)),
             listeners: Mutex::new(Vec::new()),
-        }
+        })
     }
 
     /// Accepts connections on `addr` (TCP or Unix) in a background thread; returns the bound

@@ -261,3 +261,125 @@ fn disconnect_frees_the_session_everywhere() {
         .any(|m| matches!(m, WorkerMsg::FreeSession { session } if *session == a)));
     assert_eq!(core.session_count(), 0);
 }
+
+/// Masks the elapsed column (`1.234s` → `X.XXXs`) of each line.
+fn mask_elapsed(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| {
+            let (t, rest) = l.split_once("s | ").expect("an elapsed column");
+            assert!(t.len() >= 5 && t.as_bytes()[t.len() - 4] == b'.', "{l}");
+            assert!(t.bytes().all(|c| c.is_ascii_digit() || c == b'.'), "{l}");
+            format!("X.XXXs | {rest}")
+        })
+        .collect()
+}
+
+#[test]
+fn instruction_log_lines_golden() {
+    let path = std::env::temp_dir().join(format!("gt-core-log-{}.log", std::process::id()));
+    let now = Instant::now();
+    let mut core = Core::new(CoreConfig::default());
+    core.set_log(Some(crate::log::InstructionLog::create(&path).unwrap()));
+    let (w0id, _w0) = add_worker(&mut core, now);
+    let (w1id, _w1) = add_worker(&mut core, now);
+    let (a, _) = add_client(&mut core, now);
+    let add = Op::Binary(gt_ops::BinaryOp::Add);
+    run(
+        &mut core,
+        a,
+        vec![
+            full(1),
+            ClientMsg::Upload {
+                out: TensorId(2),
+                data: gt_proto::TensorData::from_f32([2], &[1.0, 2.0]),
+            },
+            ClientMsg::ToWorker {
+                out: TensorId(3),
+                src: TensorId(1),
+                worker: w1id,
+            },
+            ClientMsg::Exec {
+                out: TensorId(4),
+                op: add.clone(),
+                inputs: smallvec![TensorId(3), TensorId(2)],
+            },
+            ClientMsg::Exec {
+                out: TensorId(0),
+                op: add,
+                inputs: smallvec![],
+            },
+            ClientMsg::Free { id: TensorId(2) },
+            ClientMsg::Read {
+                req: ReqId(9),
+                id: TensorId(4),
+            },
+        ],
+        now,
+    );
+    core.handle(
+        Event::WorkerBatch {
+            worker: w1id,
+            msgs: vec![WorkerReply::Data {
+                req: ReqId(1),
+                result: Ok(gt_proto::TensorData::from_f32([2], &[2.0, 3.0])),
+            }],
+        },
+        now,
+    );
+    core.flush();
+    core.handle(
+        Event::WorkerLeft {
+            worker: w0id,
+            reason: "connection closed".into(),
+        },
+        now,
+    );
+    core.handle(
+        Event::ClientLeft {
+            session: a,
+            reason: None,
+        },
+        now,
+    );
+    core.flush();
+    drop(core); // the log writes everything when dropped
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let got = mask_elapsed(&text);
+    let want: Vec<&str> = GOLDEN.lines().collect();
+    assert_eq!(got, want, "\n{}", got.join("\n"));
+}
+
+const GOLDEN: &str = "\
+X.XXXs | #0000 | CONNECT      | WORKER 0                    | -               |          0B | peer=inproc
+X.XXXs | #0001 | CONNECT      | WORKER 1                    | -               |          0B | peer=inproc
+X.XXXs | #0002 | CONNECT      | CLIENT s1 t                 | -               |          0B | home=0 workers=2
+X.XXXs | #0003 | RECV         | CLIENT s1 t                 | Exec            |         15B | out=t1 op=full([2], 1, float32)
+X.XXXs | #0004 | RECV         | CLIENT s1 t                 | Upload          |         14B | out=t2 dtype=float32 shape=2
+X.XXXs | #0005 | RECV         | CLIENT s1 t                 | ToWorker        |          4B | out=t3 src=t1 worker=1
+X.XXXs | #0006 | RECV         | CLIENT s1 t                 | Exec            |          7B | out=t4 op=add inputs=t3,t2
+X.XXXs | #0007 | RECV         | CLIENT s1 t                 | Exec            |          5B | out=t0 op=add
+X.XXXs | #0008 | ERROR        | CLIENT s1 t                 | -               |          0B | protocol error: tensor id 0 is out of range
+X.XXXs | #0009 | RECV         | CLIENT s1 t                 | Free            |          2B | id=t2
+X.XXXs | #0010 | RECV         | CLIENT s1 t                 | Read            |          3B | req=9 id=t4
+X.XXXs | #0011 | WORKER_SEND  | WORKER 0                    | Peers           |         10B | peers=1
+X.XXXs | #0012 | WORKER_SEND  | WORKER 0                    | Peers           |         18B | peers=2
+X.XXXs | #0013 | WORKER_SEND  | WORKER 0                    | Exec            |         20B | out=s1:1 op=full([2], 1, float32)
+X.XXXs | #0014 | WORKER_SEND  | WORKER 0                    | Upload          |         19B | out=s1:2 dtype=float32 shape=2
+X.XXXs | #0015 | MODIFIER_INJECT | WORKER 0                    | Send            |          9B | key=s1:1 to=1 xfer=1
+X.XXXs | #0016 | MODIFIER_INJECT | WORKER 0                    | Send            |          9B | key=s1:2 to=1 xfer=2
+X.XXXs | #0017 | WORKER_SEND  | WORKER 0                    | Free            |          7B | key=s1:2
+X.XXXs | #0018 | WORKER_SEND  | WORKER 1                    | Peers           |         18B | peers=2
+X.XXXs | #0019 | MODIFIER_INJECT | WORKER 1                    | Recv            |          9B | out=s1:3 from=0 xfer=1
+X.XXXs | #0020 | MODIFIER_INJECT | WORKER 1                    | Recv            |          4B | out=s0:1 from=0 xfer=2
+X.XXXs | #0021 | WORKER_SEND  | WORKER 1                    | Exec            |         17B | out=s1:4 op=add inputs=s1:3,s0:1
+X.XXXs | #0022 | MODIFIER_INJECT | WORKER 1                    | Free            |          2B | key=s0:1
+X.XXXs | #0023 | WORKER_SEND  | WORKER 1                    | Read            |          8B | req=1 key=s1:4
+X.XXXs | #0024 | WORKER_RECV  | WORKER 1                    | Data            |         15B | req=1 dtype=float32 shape=2
+X.XXXs | #0025 | SEND         | CLIENT s1 t                 | Data            |         15B | req=9 dtype=float32 shape=2
+X.XXXs | #0026 | DISCONNECT   | WORKER 0                    | -               |          0B | reason=connection closed
+X.XXXs | #0027 | ERROR        | WORKER 0                    | -               |          0B | worker lost: connection closed
+X.XXXs | #0028 | DISCONNECT   | CLIENT s1 t                 | -               |          0B | reason=closed tensors=3
+X.XXXs | #0029 | WORKER_SEND  | WORKER 1                    | PeerLost        |         22B | worker=0 error=worker 0 lost: connection closed
+X.XXXs | #0030 | WORKER_SEND  | WORKER 1                    | FreeSession     |          2B | session=s1
+";

@@ -22,6 +22,8 @@ pub struct Config {
     pub client_batch: usize,
     /// `GT_HEARTBEAT_TIMEOUT_MS` (default 1500): a worker silent this long is declared lost.
     pub heartbeat_timeout: Duration,
+    /// `GT_INSTRUCTION_LOG`: the dispatcher writes one line per event to this file.
+    pub instruction_log: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -34,6 +36,7 @@ impl Default for Config {
             max_frame: gt_proto::DEFAULT_MAX_FRAME,
             client_batch: 1024,
             heartbeat_timeout: Duration::from_millis(1500),
+            instruction_log: None,
         }
     }
 }
@@ -69,6 +72,7 @@ impl Config {
             heartbeat_timeout: parse("GT_HEARTBEAT_TIMEOUT_MS", 10u64)?
                 .map(Duration::from_millis)
                 .unwrap_or(d.heartbeat_timeout),
+            instruction_log: var("GT_INSTRUCTION_LOG").map(Into::into),
         })
     }
 

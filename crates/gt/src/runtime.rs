@@ -38,9 +38,10 @@ impl Embedded {
             },
             token: config.token.clone(),
             max_frame: config.max_frame,
+            log: config.instruction_log.clone(),
             ..Default::default()
         };
-        let dispatcher = Dispatcher::start(dcfg);
+        let dispatcher = Dispatcher::try_start(dcfg)?;
         let peers = Arc::new(InProcPeers::default());
         for i in 0..workers {
             let w = Worker::new();
