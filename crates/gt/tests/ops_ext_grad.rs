@@ -1,37 +1,10 @@
 //! Gradients of the composite ops (softmax, layer_norm, gelu, …) through the embedded runtime,
 //! against central finite differences.
 
-use gt::runtime::Embedded;
 use gt::{Idx, Session, Tensor};
 
-fn rt() -> Embedded {
-    Embedded::start(1, 1, &gt::config::Config::default()).unwrap()
-}
-
-fn values(t: &Tensor) -> Vec<f64> {
-    t.to_vec_f64().unwrap()
-}
-
-fn f64t(s: &Session, v: &[f64], shape: &[usize]) -> Tensor {
-    s.try_tensor_f64(v, shape.to_vec()).unwrap()
-}
-
-fn i64t(s: &Session, v: &[i64], shape: &[usize]) -> Tensor {
-    s.try_tensor_i64(v, shape.to_vec()).unwrap()
-}
-
-/// Deterministic values in `[-1.5, 1.5)`.
-fn vals(n: usize, seed: u64) -> Vec<f64> {
-    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            ((x >> 11) as f64 / (1u64 << 53) as f64) * 3.0 - 1.5
-        })
-        .collect()
-}
+mod common;
+use common::*;
 
 /// Checks the gradients autograd gives `f` at `inputs` (float64) against central differences of
 /// a weighted sum of its output (the weights make every output element matter).
