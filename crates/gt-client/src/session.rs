@@ -191,6 +191,16 @@ impl Session {
         }
     }
 
+    /// Enters the signal scope `name` (streamed; the dispatcher keeps the scope stack).
+    pub fn scope_enter(&self, name: &str) {
+        self.push(ClientMsg::ScopeEnter { name: name.into() });
+    }
+
+    /// Leaves the innermost signal scope.
+    pub fn scope_exit(&self) {
+        self.push(ClientMsg::ScopeExit);
+    }
+
     /// Every worker's statistics (a sync point).
     pub fn worker_stats(&self) -> Result<Vec<WorkerStats>> {
         match self.request(|req| ClientMsg::Stats { req })? {

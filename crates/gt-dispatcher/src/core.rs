@@ -49,6 +49,8 @@ pub struct Session {
     pub(crate) lost: Vec<Error>,
     pub(crate) outbox: Vec<ClientReply>,
     pub(crate) instructions: u64,
+    /// Open signal scopes, innermost last.
+    pub(crate) scopes: Vec<String>,
 }
 
 pub(crate) struct WorkerSlot {
@@ -315,6 +317,7 @@ impl Core {
                     lost: Vec::new(),
                     outbox: Vec::new(),
                     instructions: 0,
+                    scopes: Vec::new(),
                 };
                 self.sessions.insert(id, session);
                 let _ = w.accepted.send(Ok((id, alive)));
@@ -377,7 +380,7 @@ impl Core {
 
     fn worker_reply(&mut self, worker: WorkerId, m: WorkerReply) {
         let req = match &m {
-            WorkerReply::Pong => return,
+            WorkerReply::Pong | WorkerReply::HotPath { .. } => return,
             WorkerReply::Data { req, .. }
             | WorkerReply::Stats { req, .. }
             | WorkerReply::BarrierDone { req } => *req,

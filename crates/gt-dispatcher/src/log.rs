@@ -184,6 +184,8 @@ impl InstructionLog {
             }
             ClientMsg::Read { req, id } => write!(b, "req={} id={id}", req.0),
             ClientMsg::Stats { req } | ClientMsg::Sync { req } => write!(b, "req={}", req.0),
+            ClientMsg::ScopeEnter { name } => write!(b, "name={name}"),
+            ClientMsg::ScopeExit => Ok(()),
         };
         self.end();
     }
@@ -268,6 +270,7 @@ impl InstructionLog {
             WorkerReply::Stats { .. } => "Stats",
             WorkerReply::BarrierDone { .. } => "BarrierDone",
             WorkerReply::Pong => "Pong",
+            WorkerReply::HotPath { .. } => "HotPath",
         };
         self.head(Kind::WorkerRecv, Source::Worker(w), cmd, size_of(r));
         let b = &mut self.buf;
@@ -281,6 +284,9 @@ impl InstructionLog {
             }
             WorkerReply::BarrierDone { req } => drop(write!(b, "req={}", req.0)),
             WorkerReply::Pong => {}
+            WorkerReply::HotPath { session, event } => {
+                let _ = write!(b, "session={session} {event:?}");
+            }
         }
         self.end();
     }
@@ -340,6 +346,8 @@ pub fn client_msg_name(m: &ClientMsg) -> &'static str {
         ClientMsg::Read { .. } => "Read",
         ClientMsg::Stats { .. } => "Stats",
         ClientMsg::Sync { .. } => "Sync",
+        ClientMsg::ScopeEnter { .. } => "ScopeEnter",
+        ClientMsg::ScopeExit => "ScopeExit",
     }
 }
 

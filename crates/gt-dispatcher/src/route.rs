@@ -161,6 +161,13 @@ impl Core {
             },
             ClientMsg::Stats { req } => self.fan_out(s, req, true),
             ClientMsg::Sync { req } => self.fan_out(s, req, false),
+            ClientMsg::ScopeEnter { name } => s.scopes.push(name),
+            ClientMsg::ScopeExit => {
+                if s.scopes.pop().is_none() {
+                    let e = Error::Protocol("signal scope exit without a matching enter".into());
+                    self.protocol_error(s, e);
+                }
+            }
         }
     }
 

@@ -383,3 +383,30 @@ X.XXXs | #0028 | DISCONNECT   | CLIENT s1 t                 | -               | 
 X.XXXs | #0029 | WORKER_SEND  | WORKER 1                    | PeerLost        |         22B | worker=0 error=worker 0 lost: connection closed
 X.XXXs | #0030 | WORKER_SEND  | WORKER 1                    | FreeSession     |          2B | session=s1
 ";
+
+#[test]
+fn signal_scopes_nest_per_session_and_send_nothing_to_workers() {
+    let now = Instant::now();
+    let mut core = Core::new(CoreConfig::default());
+    let (_, w0) = add_worker(&mut core, now);
+    let (a, _) = add_client(&mut core, now);
+    let (b, _) = add_client(&mut core, now);
+    core.flush(); // the peer announcement
+    w0.lock().unwrap().clear();
+    let enter = |n: &str| ClientMsg::ScopeEnter { name: n.into() };
+    run(&mut core, a, vec![enter("model"), enter("layer1")], now);
+    run(&mut core, b, vec![enter("other")], now);
+    assert_eq!(core.sessions[&a].scopes, ["model", "layer1"]);
+    assert_eq!(core.sessions[&b].scopes, ["other"]);
+    run(&mut core, a, vec![ClientMsg::ScopeExit], now);
+    assert_eq!(core.sessions[&a].scopes, ["model"]);
+    // An exit with nothing open is a protocol error for that session only: it is ignored.
+    run(
+        &mut core,
+        b,
+        vec![ClientMsg::ScopeExit, ClientMsg::ScopeExit],
+        now,
+    );
+    assert!(core.sessions[&b].scopes.is_empty());
+    assert!(w0.lock().unwrap().is_empty(), "scopes are dispatcher-only");
+}

@@ -38,6 +38,10 @@ pub enum ClientMsg {
     Stats { req: ReqId },
     /// Answer once everything sent before has executed (a sync point).
     Sync { req: ReqId },
+    /// Enter the named signal scope (`gt::signal("layer1")`); scopes nest.
+    ScopeEnter { name: String },
+    /// Leave the innermost signal scope.
+    ScopeExit,
 }
 
 /// Dispatcher → client.
@@ -111,6 +115,20 @@ pub enum WorkerReply {
     BarrierDone { req: ReqId },
     /// Answer to `Ping`.
     Pong,
+    /// Unsolicited: the hot-path detector of `session`'s stream entered or left a hot sequence.
+    HotPath {
+        session: SessionId,
+        event: HotPathEvent,
+    },
+}
+
+/// What a worker's hot-path detector reports (logged as `HOTPATH_START` / `HOTPATH_END`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum HotPathEvent {
+    /// A hot sequence of `len` instructions with this signature begins.
+    Start { signature: u64, len: u32 },
+    /// The hot sequence ended; `compiled` tells whether a compiled program ran it.
+    End { signature: u64, compiled: bool },
 }
 
 /// Worker → worker (peer transfers).

@@ -27,4 +27,50 @@ pub struct WorkerStats {
     pub sessions: u64,
     /// Whether the dispatcher considers this worker alive.
     pub alive: bool,
+    /// Hot-path detection (seed 000's `hotpath` section).
+    pub hotpath: HotPathStats,
+    /// Trace compilation.
+    pub compile: CompileStats,
+}
+
+/// The hot-path detector's counters, summed over the worker's client streams (seed 000).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HotPathStats {
+    /// Whether detection is on (`GT_AUTO_COMPILE=1` or `GT_COMPILE=1`).
+    pub enabled: bool,
+    /// Instructions the detector has seen.
+    pub total_instructions: u64,
+    /// Instructions that were part of a hot sequence when they arrived.
+    pub hot_instructions: u64,
+    /// Distinct sequence signatures being counted.
+    pub unique_sequences: u64,
+    /// Sequences that reached the threshold.
+    pub hot_sequences: u64,
+    /// Repetitions after which a sequence is hot (`GT_HOTPATH_THRESHOLD`).
+    pub hot_threshold: u64,
+    /// Longest sequence considered, in instructions (`GT_HOTPATH_WINDOW`).
+    pub window_size: u64,
+}
+
+/// The trace compiler's counters.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CompileStats {
+    /// Traces compiled into programs.
+    pub traces_compiled: u64,
+    /// Hot sequences whose program was already cached (in memory or in `GT_COMPILE_CACHE`).
+    pub cache_hits: u64,
+    /// Hot sequences that had to be compiled.
+    pub cache_misses: u64,
+    /// Total time spent compiling, in microseconds.
+    pub compile_time_us: u64,
+    /// Compiles that failed (the signature is blacklisted and runs eagerly).
+    pub fallbacks: u64,
+    /// Compiled traces disabled because they ran slower than eager.
+    pub disabled: u64,
+    /// Buffered trace prefixes flushed eagerly because the stream deviated.
+    pub deviations: u64,
+    /// Times a compiled program ran.
+    pub compiled_runs: u64,
+    /// Instructions executed inside compiled programs.
+    pub compiled_instructions: u64,
 }

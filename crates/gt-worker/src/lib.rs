@@ -3,10 +3,12 @@
 //!
 //! # Layout
 //! - [`engine`]: the `Engine` trait — the seam between the instruction stream and kernels.
+//! - [`compile`]: the trace compiler (hot sequences → fused programs).
 //! - [`cpu`]: the CPU engine: strided tensors, a size-bucketed buffer pool, kernels, `gemm`.
 //! - [`state`]: the synchronous core: tensor table, poisoning, stats (testable without sockets).
 //! - [`server`]: the I/O shell: dispatcher link, heartbeats, peer transfers.
 
+pub mod compile;
 pub mod cpu;
 pub mod engine;
 pub mod peers;

@@ -205,6 +205,8 @@ impl<E: Engine> WorkerState<E> {
             errors: self.errors,
             sessions: sessions.len() as u64,
             alive: true,
+            hotpath: Default::default(),
+            compile: Default::default(),
         }
     }
 }

@@ -19,6 +19,8 @@
 //! - [`nn`]: modules, parameters, layers, losses (lives here rather than in `gt-client` because
 //!   constructors use the default session).
 //! - [`optim`]: SGD, Adam, AdamW and learning-rate schedules.
+//! - [`signal`]: named scopes in the stream (`gt::signal("layer1")`), for sharding and compile
+//!   configs.
 
 pub mod checkpoint;
 pub mod config;
@@ -27,6 +29,7 @@ pub mod debug;
 pub mod nn;
 pub mod optim;
 pub mod runtime;
+pub mod signal;
 
 pub use create::*;
 pub use gt_client::{no_grad, Idx, NoGradGuard, Session, Tensor};
@@ -34,3 +37,8 @@ pub use gt_core::{DType, Error, Result, Shape};
 pub use gt_ops::{BinaryOp, ReduceOp, UnaryOp};
 pub use gt_proto::{TensorData, WorkerStats};
 pub use runtime::{connect, manual_seed, no_grad_eval, session, sync, try_session};
+
+/// Opens the signal scope `name` until the returned guard is dropped (see [`mod@signal`]).
+pub fn signal(name: &str) -> signal::Guard {
+    signal::enter(name)
+}
