@@ -88,6 +88,28 @@ impl Embedded {
 }
 
 static EMBEDDED: OnceLock<Embedded> = OnceLock::new();
+/// Worker count set by [`set_embedded_workers`], overriding `GT_WORKERS`.
+static WORKERS_OVERRIDE: Mutex<Option<usize>> = Mutex::new(None);
+
+/// Sets how many workers the embedded runtime starts with (overrides `GT_WORKERS`; the Python
+/// package's `gt.gpu_workers(n)`). Only possible before the runtime has started.
+pub fn set_embedded_workers(n: usize) -> Result<()> {
+    if n == 0 {
+        return Err(gt_core::Error::invalid(
+            "set_embedded_workers",
+            "needs at least one worker",
+        ));
+    }
+    let mut o = WORKERS_OVERRIDE.lock().unwrap();
+    if EMBEDDED.get().is_some() {
+        return Err(gt_core::Error::invalid(
+            "set_embedded_workers",
+            "the embedded runtime has already started; set the worker count before the first op",
+        ));
+    }
+    *o = Some(n);
+    Ok(())
+}
 
 fn start_default() -> Result<Session> {
     let cfg = config()?;
@@ -97,7 +119,8 @@ fn start_default() -> Result<Session> {
     let rt = match EMBEDDED.get() {
         Some(rt) => rt,
         None => {
-            let rt = Embedded::start(cfg.workers, cfg.threads_per_worker(cfg.workers), &cfg)?;
+            let workers = WORKERS_OVERRIDE.lock().unwrap().unwrap_or(cfg.workers);
+            let rt = Embedded::start(workers, cfg.threads_per_worker(workers), &cfg)?;
             EMBEDDED.get_or_init(|| rt)
         }
     };
