@@ -94,9 +94,10 @@ fn arange(py: Python<'_>, start: f64, end: f64, step: f64, dtype: Option<&Bound<
 
 fn bytes_of<T: numpy::Element + bytemuck::Pod>(a: &Bound<'_, PyArrayDyn<T>>) -> PyResult<Vec<u8>> {
     let r = a.readonly();
+    // `as_slice` also accepts Fortran order, whose memory order is not the logical order.
     Ok(match r.as_slice() {
-        Ok(s) => bytemuck::cast_slice(s).to_vec(),
-        Err(_) => {
+        Ok(s) if a.is_c_contiguous() => bytemuck::cast_slice(s).to_vec(),
+        _ => {
             let v: Vec<T> = r.as_array().iter().copied().collect();
             bytemuck::cast_slice(&v).to_vec()
         }
