@@ -30,7 +30,10 @@ fn dtype_or(d: Option<&Bound<'_, PyAny>>, default: DType) -> PyResult<DType> {
 fn finish(t: Tensor, requires_grad: bool) -> PyResult<PyTensor> {
     if requires_grad {
         if !t.dtype().is_float() {
-            return Err(value_err("requires_grad", "only floating-point tensors can require gradients"));
+            return Err(value_err(
+                "requires_grad",
+                "only floating-point tensors can require gradients",
+            ));
         }
         t.requires_grad_(true).py()?;
     }
@@ -40,56 +43,108 @@ fn finish(t: Tensor, requires_grad: bool) -> PyResult<PyTensor> {
 fn shape_of(shape: &Bound<'_, PyTuple>) -> PyResult<Vec<usize>> {
     let dims = sizes_arg::<i64>(shape)?;
     dims.iter()
-        .map(|&d| usize::try_from(d).map_err(|_| value_err("shape", format!("negative dimension {d} in {dims:?}"))))
+        .map(|&d| {
+            usize::try_from(d)
+                .map_err(|_| value_err("shape", format!("negative dimension {d} in {dims:?}")))
+        })
         .collect()
 }
 
 /// Standard normal values of `shape` (varargs or a tuple) from the seeded generator.
 #[pyfunction]
 #[pyo3(signature = (*shape, dtype=None, requires_grad=false))]
-fn randn(py: Python<'_>, shape: &Bound<'_, PyTuple>, dtype: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<PyTensor> {
+fn randn(
+    py: Python<'_>,
+    shape: &Bound<'_, PyTuple>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<PyTensor> {
     let d = dtype_or(dtype, DType::F32)?;
-    finish(session(py)?.try_randn(shape_of(shape)?, d).py()?, requires_grad)
+    finish(
+        session(py)?.try_randn(shape_of(shape)?, d).py()?,
+        requires_grad,
+    )
 }
 
 /// Uniform values on `[0, 1)` of `shape`.
 #[pyfunction]
 #[pyo3(signature = (*shape, dtype=None, requires_grad=false))]
-fn rand(py: Python<'_>, shape: &Bound<'_, PyTuple>, dtype: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<PyTensor> {
+fn rand(
+    py: Python<'_>,
+    shape: &Bound<'_, PyTuple>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<PyTensor> {
     let d = dtype_or(dtype, DType::F32)?;
-    finish(session(py)?.try_rand(shape_of(shape)?, d).py()?, requires_grad)
+    finish(
+        session(py)?.try_rand(shape_of(shape)?, d).py()?,
+        requires_grad,
+    )
 }
 
 /// Zeros of `shape`.
 #[pyfunction]
 #[pyo3(signature = (*shape, dtype=None, requires_grad=false))]
-fn zeros(py: Python<'_>, shape: &Bound<'_, PyTuple>, dtype: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<PyTensor> {
+fn zeros(
+    py: Python<'_>,
+    shape: &Bound<'_, PyTuple>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<PyTensor> {
     let d = dtype_or(dtype, DType::F32)?;
-    finish(session(py)?.try_full(shape_of(shape)?, 0.0, d).py()?, requires_grad)
+    finish(
+        session(py)?.try_full(shape_of(shape)?, 0.0, d).py()?,
+        requires_grad,
+    )
 }
 
 /// Ones of `shape`.
 #[pyfunction]
 #[pyo3(signature = (*shape, dtype=None, requires_grad=false))]
-fn ones(py: Python<'_>, shape: &Bound<'_, PyTuple>, dtype: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<PyTensor> {
+fn ones(
+    py: Python<'_>,
+    shape: &Bound<'_, PyTuple>,
+    dtype: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<PyTensor> {
     let d = dtype_or(dtype, DType::F32)?;
-    finish(session(py)?.try_full(shape_of(shape)?, 1.0, d).py()?, requires_grad)
+    finish(
+        session(py)?.try_full(shape_of(shape)?, 1.0, d).py()?,
+        requires_grad,
+    )
 }
 
 /// `shape` filled with `fill_value`.
 #[pyfunction]
 #[pyo3(signature = (shape, fill_value, dtype=None, requires_grad=false))]
-fn full(py: Python<'_>, shape: Vec<usize>, fill_value: f64, dtype: Option<&Bound<'_, PyAny>>, requires_grad: bool) -> PyResult<PyTensor> {
+fn full(
+    py: Python<'_>,
+    shape: Vec<usize>,
+    fill_value: f64,
+    dtype: Option<&Bound<'_, PyAny>>,
+    requires_grad: bool,
+) -> PyResult<PyTensor> {
     let d = dtype_or(dtype, DType::F32)?;
-    finish(session(py)?.try_full(shape, fill_value, d).py()?, requires_grad)
+    finish(
+        session(py)?.try_full(shape, fill_value, d).py()?,
+        requires_grad,
+    )
 }
 
 /// `start, start+step, …` below `end`.
 #[pyfunction]
 #[pyo3(signature = (start, end, step=1.0, dtype=None))]
-fn arange(py: Python<'_>, start: f64, end: f64, step: f64, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+fn arange(
+    py: Python<'_>,
+    start: f64,
+    end: f64,
+    step: f64,
+    dtype: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyTensor> {
     let d = dtype_or(dtype, DType::F32)?;
-    Ok(PyTensor::new(session(py)?.try_arange(start, end, step, d).py()?))
+    Ok(PyTensor::new(
+        session(py)?.try_arange(start, end, step, d).py()?,
+    ))
 }
 
 fn bytes_of<T: numpy::Element + bytemuck::Pod>(a: &Bound<'_, PyArrayDyn<T>>) -> PyResult<Vec<u8>> {
@@ -122,10 +177,16 @@ fn from_numpy(py: Python<'_>, arr: &Bound<'_, PyAny>, requires_grad: bool) -> Py
     } else {
         return Err(PyTypeError::new_err(format!(
             "from_numpy needs a float32, float64, int64 or bool ndarray, got {}",
-            arr.getattr("dtype").map(|d| d.to_string()).unwrap_or_else(|_| arr.get_type().to_string())
+            arr.getattr("dtype")
+                .map(|d| d.to_string())
+                .unwrap_or_else(|_| arr.get_type().to_string())
         )));
     };
-    let data = TensorData { dtype, shape: shape.into(), bytes };
+    let data = TensorData {
+        dtype,
+        shape: shape.into(),
+        bytes,
+    };
     finish(session(py)?.try_from_data(data).py()?, requires_grad)
 }
 
@@ -159,7 +220,11 @@ fn cat(tensors: &Bound<'_, PyAny>, axis: Option<isize>, dim: Option<isize>) -> P
 /// Joins tensors along a new axis.
 #[pyfunction]
 #[pyo3(signature = (tensors, axis=None, *, dim=None))]
-fn stack(tensors: &Bound<'_, PyAny>, axis: Option<isize>, dim: Option<isize>) -> PyResult<PyTensor> {
+fn stack(
+    tensors: &Bound<'_, PyAny>,
+    axis: Option<isize>,
+    dim: Option<isize>,
+) -> PyResult<PyTensor> {
     let ts = tensor_list(tensors, "stack")?;
     Ok(PyTensor::new(gt::try_stack(&ts, axis_kw(axis, dim)?).py()?))
 }
@@ -167,10 +232,18 @@ fn stack(tensors: &Bound<'_, PyAny>, axis: Option<isize>, dim: Option<isize>) ->
 /// `a` where `cond` is true, else `b` (tensors or numbers).
 #[pyfunction]
 #[pyo3(name = "where")]
-fn where_(cond: PyRef<'_, PyTensor>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+fn where_(
+    cond: PyRef<'_, PyTensor>,
+    a: &Bound<'_, PyAny>,
+    b: &Bound<'_, PyAny>,
+) -> PyResult<PyTensor> {
     let like = match (a.cast::<PyTensor>(), b.cast::<PyTensor>()) {
         (Ok(t), _) | (_, Ok(t)) => t.try_borrow()?.t.clone(),
-        _ => return Err(PyTypeError::new_err("where needs at least one tensor among a and b")),
+        _ => {
+            return Err(PyTypeError::new_err(
+                "where needs at least one tensor among a and b",
+            ))
+        }
     };
     let a = tensor_arg(a, &like, "where")?;
     let b = tensor_arg(b, &like, "where")?;
@@ -180,9 +253,21 @@ fn where_(cond: PyRef<'_, PyTensor>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>)
 /// `x @ weight.T + bias` (PyTorch's layout: weight `[out, in]`).
 #[pyfunction]
 #[pyo3(signature = (x, weight, bias=None))]
-fn linear(x: PyRef<'_, PyTensor>, weight: PyRef<'_, PyTensor>, bias: Option<PyRef<'_, PyTensor>>) -> PyResult<PyTensor> {
+fn linear(
+    x: PyRef<'_, PyTensor>,
+    weight: PyRef<'_, PyTensor>,
+    bias: Option<PyRef<'_, PyTensor>>,
+) -> PyResult<PyTensor> {
     let w = &weight.t;
-    let wt = if w.rank() == 2 { w.try_transpose(0, 1) } else { Err(gt::Error::shape("linear", format!("weight must be [out, in], got {}", w.shape()))) }.py()?;
+    let wt = if w.rank() == 2 {
+        w.try_transpose(0, 1)
+    } else {
+        Err(gt::Error::shape(
+            "linear",
+            format!("weight must be [out, in], got {}", w.shape()),
+        ))
+    }
+    .py()?;
     let y = x.t.try_matmul(&wt).py()?;
     Ok(PyTensor::new(match bias {
         Some(b) => y.try_add(&b.t).py()?,
@@ -199,7 +284,13 @@ fn embedding(ids: PyRef<'_, PyTensor>, weight: PyRef<'_, PyTensor>) -> PyResult<
 /// Layer normalisation over the last `len(normalized_shape)` axes.
 #[pyfunction]
 #[pyo3(signature = (x, normalized_shape, weight=None, bias=None, eps=1e-5))]
-fn layer_norm(x: PyRef<'_, PyTensor>, normalized_shape: &Bound<'_, PyAny>, weight: Option<PyRef<'_, PyTensor>>, bias: Option<PyRef<'_, PyTensor>>, eps: f64) -> PyResult<PyTensor> {
+fn layer_norm(
+    x: PyRef<'_, PyTensor>,
+    normalized_shape: &Bound<'_, PyAny>,
+    weight: Option<PyRef<'_, PyTensor>>,
+    bias: Option<PyRef<'_, PyTensor>>,
+    eps: f64,
+) -> PyResult<PyTensor> {
     let n = match normalized_shape.extract::<usize>() {
         Ok(_) => 1,
         Err(_) => normalized_shape.extract::<Vec<usize>>()?.len(),
@@ -250,7 +341,8 @@ fn _no_grad_enter() {
 /// Leaves the innermost no-grad region on this thread.
 #[pyfunction]
 fn _no_grad_exit() -> PyResult<()> {
-    NO_GRAD.with(|g| g.borrow_mut().pop())
+    NO_GRAD
+        .with(|g| g.borrow_mut().pop())
         .map(drop)
         .ok_or_else(|| PyRuntimeError::new_err("no_grad exit without a matching enter"))
 }
@@ -281,7 +373,9 @@ fn signal_exit() -> PyResult<()> {
             s.scope_exit();
             Ok(())
         }
-        None => Err(PyRuntimeError::new_err("gt.signal.exit() without an open scope")),
+        None => Err(PyRuntimeError::new_err(
+            "gt.signal.exit() without an open scope",
+        )),
     }
 }
 
@@ -296,7 +390,10 @@ fn tape<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let d = PyDict::new(py);
         d.set_item("op", e.op)?;
         d.set_item("output", e.output.to_string())?;
-        d.set_item("inputs", e.inputs.iter().map(|i| i.to_string()).collect::<Vec<_>>())?;
+        d.set_item(
+            "inputs",
+            e.inputs.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+        )?;
         d.set_item("shape", PyTuple::new(py, e.meta.shape.dims())?)?;
         d.set_item("dtype", e.meta.dtype.name())?;
         out.append(d)?;

@@ -54,7 +54,9 @@ fn parse(key: &Bound<'_, PyAny>, dims: &[usize]) -> PyResult<Key> {
             out.push(Idx::NewAxis);
         } else if is_ellipsis(k) {
             if seen_ellipsis {
-                return Err(PyIndexError::new_err("an index can only have one ellipsis (...)"));
+                return Err(PyIndexError::new_err(
+                    "an index can only have one ellipsis (...)",
+                ));
             }
             seen_ellipsis = true;
             let n = dims.len() - consuming;

@@ -195,7 +195,9 @@ pub fn axes_arg(
 }
 
 /// Reads `*sizes` that may also be given as one tuple or list.
-pub fn sizes_arg<T: for<'a, 'py> FromPyObject<'a, 'py>>(args: &Bound<'_, PyTuple>) -> PyResult<Vec<T>> {
+pub fn sizes_arg<T: for<'a, 'py> FromPyObject<'a, 'py>>(
+    args: &Bound<'_, PyTuple>,
+) -> PyResult<Vec<T>> {
     if args.len() == 1 {
         let first = args.get_item(0)?;
         if first.cast::<PyTuple>().is_ok() || first.cast::<PyList>().is_ok() {
@@ -251,8 +253,9 @@ pub fn to_numpy<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>>
         DType::F32 => PyArray1::from_vec(py, collect::<f32>(b)).into_any(),
         DType::F64 => PyArray1::from_vec(py, collect::<f64>(b)).into_any(),
         DType::I64 => PyArray1::from_vec(py, collect::<i64>(b)).into_any(),
-        DType::Bool => PyArray1::from_vec(py, b.iter().map(|&x| x != 0).collect::<Vec<bool>>())
-            .into_any(),
+        DType::Bool => {
+            PyArray1::from_vec(py, b.iter().map(|&x| x != 0).collect::<Vec<bool>>()).into_any()
+        }
     };
     flat.call_method1("reshape", (PyTuple::new(py, dims)?,))
 }
@@ -301,7 +304,10 @@ impl PyTensor {
             None => Ok(PyTuple::new(py, self.t.dims())?.into_any()),
             Some(d) => {
                 let ax = gt_core::shape::normalize_axis(d, self.t.rank()).ok_or_else(|| {
-                    value_err("size", format!("dim {d} out of range for shape {}", self.t.shape()))
+                    value_err(
+                        "size",
+                        format!("dim {d} out of range for shape {}", self.t.shape()),
+                    )
                 })?;
                 Ok(self.t.dims()[ax].into_pyobject(py)?.into_any())
             }
@@ -401,7 +407,12 @@ impl PyTensor {
     fn __itruediv__(slf: &Bound<'_, Self>, o: &Bound<'_, PyAny>) -> PyResult<()> {
         inplace(slf, o, BinaryOp::Div)
     }
-    fn __richcmp__(&self, py: Python<'_>, o: &Bound<'_, PyAny>, op: CompareOp) -> PyResult<Py<PyAny>> {
+    fn __richcmp__(
+        &self,
+        py: Python<'_>,
+        o: &Bound<'_, PyAny>,
+        op: CompareOp,
+    ) -> PyResult<Py<PyAny>> {
         let t = &self.t;
         let r = match operand(o)? {
             None => return Ok(py.NotImplemented()),
@@ -458,7 +469,10 @@ impl PyTensor {
     /// Sets every element to `value`; returns self.
     fn fill_(slf: Bound<'_, Self>, value: f64) -> PyResult<Bound<'_, Self>> {
         let t = slf.try_borrow()?.t.clone();
-        let z = t.session().try_full(t.shape().clone(), value, t.dtype()).py()?;
+        let z = t
+            .session()
+            .try_full(t.shape().clone(), value, t.dtype())
+            .py()?;
         rebind(&slf, z, true)?;
         Ok(slf)
     }
@@ -513,7 +527,11 @@ impl PyTensor {
                 if g.shape() != self.t.shape() {
                     return Err(value_err(
                         "grad",
-                        format!("gradient of shape {} for a tensor of shape {}", g.shape(), self.t.shape()),
+                        format!(
+                            "gradient of shape {} for a tensor of shape {}",
+                            g.shape(),
+                            self.t.shape()
+                        ),
                     ));
                 }
                 self.t.set_grad(Some(g))
@@ -568,7 +586,12 @@ impl PyTensor {
         keepdim: Option<bool>,
     ) -> PyResult<PyTensor> {
         let axes = axes_arg(axis, dim)?;
-        Ok(PyTensor::new(reduce(&self.t, Reduce::Sum, axes, keepdim.unwrap_or(keepdims))?))
+        Ok(PyTensor::new(reduce(
+            &self.t,
+            Reduce::Sum,
+            axes,
+            keepdim.unwrap_or(keepdims),
+        )?))
     }
     /// Mean over `axis` (int or tuple; all when omitted).
     #[pyo3(signature = (axis=None, keepdims=false, *, dim=None, keepdim=None))]
@@ -580,7 +603,12 @@ impl PyTensor {
         keepdim: Option<bool>,
     ) -> PyResult<PyTensor> {
         let axes = axes_arg(axis, dim)?;
-        Ok(PyTensor::new(reduce(&self.t, Reduce::Mean, axes, keepdim.unwrap_or(keepdims))?))
+        Ok(PyTensor::new(reduce(
+            &self.t,
+            Reduce::Mean,
+            axes,
+            keepdim.unwrap_or(keepdims),
+        )?))
     }
     /// Maximum over `axis` (int or tuple; all when omitted). Returns the values only.
     #[pyo3(signature = (axis=None, keepdims=false, *, dim=None, keepdim=None))]
@@ -592,7 +620,12 @@ impl PyTensor {
         keepdim: Option<bool>,
     ) -> PyResult<PyTensor> {
         let axes = axes_arg(axis, dim)?;
-        Ok(PyTensor::new(reduce(&self.t, Reduce::Max, axes, keepdim.unwrap_or(keepdims))?))
+        Ok(PyTensor::new(reduce(
+            &self.t,
+            Reduce::Max,
+            axes,
+            keepdim.unwrap_or(keepdims),
+        )?))
     }
     /// Minimum over `axis` (int or tuple; all when omitted). Returns the values only.
     #[pyo3(signature = (axis=None, keepdims=false, *, dim=None, keepdim=None))]
@@ -604,7 +637,12 @@ impl PyTensor {
         keepdim: Option<bool>,
     ) -> PyResult<PyTensor> {
         let axes = axes_arg(axis, dim)?;
-        Ok(PyTensor::new(reduce(&self.t, Reduce::Min, axes, keepdim.unwrap_or(keepdims))?))
+        Ok(PyTensor::new(reduce(
+            &self.t,
+            Reduce::Min,
+            axes,
+            keepdim.unwrap_or(keepdims),
+        )?))
     }
 
     // ---- reads ----
@@ -646,7 +684,9 @@ impl PyTensor {
     }
     fn __index__(&self, py: Python<'_>) -> PyResult<i64> {
         if self.t.dtype() != DType::I64 {
-            return Err(PyTypeError::new_err("only integer tensors of one element can be used as an index"));
+            return Err(PyTypeError::new_err(
+                "only integer tensors of one element can be used as an index",
+            ));
         }
         self.__int__(py)
     }
@@ -683,7 +723,11 @@ impl PyTensor {
     fn __getitem__(&self, key: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
         index::get(&self.t, key).map(PyTensor::new)
     }
-    fn __setitem__(slf: &Bound<'_, Self>, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn __setitem__(
+        slf: &Bound<'_, Self>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let t = slf.try_borrow()?.t.clone();
         let new = index::set(&t, key, value)?;
         rebind(slf, new, true)
@@ -694,4 +738,3 @@ impl PyTensor {
 pub fn parse_dtype(d: &Bound<'_, PyAny>) -> PyResult<DType> {
     dtype::parse(d)
 }
-

@@ -77,7 +77,10 @@ impl PyTensor {
         match approximate {
             "none" => wrap(self.t.try_gelu()),
             "tanh" => wrap(self.t.try_gelu_tanh()),
-            a => Err(value_err("gelu", format!("approximate must be 'none' or 'tanh', got {a:?}"))),
+            a => Err(value_err(
+                "gelu",
+                format!("approximate must be 'none' or 'tanh', got {a:?}"),
+            )),
         }
     }
     fn silu(&self) -> PyResult<PyTensor> {
@@ -85,18 +88,40 @@ impl PyTensor {
     }
     /// Softmax along `dim` (default: the last axis).
     #[pyo3(signature = (dim=None, *, axis=None))]
-    fn softmax(&self, dim: Option<&Bound<'_, PyAny>>, axis: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
-        wrap(self.t.try_softmax(one_axis(axis, dim, Some(-1), "softmax")?))
+    fn softmax(
+        &self,
+        dim: Option<&Bound<'_, PyAny>>,
+        axis: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
+        wrap(
+            self.t
+                .try_softmax(one_axis(axis, dim, Some(-1), "softmax")?),
+        )
     }
     /// Log-softmax along `dim` (default: the last axis).
     #[pyo3(signature = (dim=None, *, axis=None))]
-    fn log_softmax(&self, dim: Option<&Bound<'_, PyAny>>, axis: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
-        wrap(self.t.try_log_softmax(one_axis(axis, dim, Some(-1), "log_softmax")?))
+    fn log_softmax(
+        &self,
+        dim: Option<&Bound<'_, PyAny>>,
+        axis: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
+        wrap(
+            self.t
+                .try_log_softmax(one_axis(axis, dim, Some(-1), "log_softmax")?),
+        )
     }
     /// `log(sum(exp(x)))` along `dim`, computed stably.
     #[pyo3(signature = (dim=None, keepdim=false, *, axis=None))]
-    fn logsumexp(&self, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, axis: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
-        wrap(self.t.try_logsumexp(one_axis(axis, dim, Some(-1), "logsumexp")?, keepdim))
+    fn logsumexp(
+        &self,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+        axis: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
+        wrap(
+            self.t
+                .try_logsumexp(one_axis(axis, dim, Some(-1), "logsumexp")?, keepdim),
+        )
     }
     /// Elementwise power.
     fn pow(&self, py: Python<'_>, exponent: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
@@ -117,7 +142,10 @@ impl PyTensor {
     }
     /// `value` where `mask` is true.
     fn masked_fill(&self, mask: &Bound<'_, PyAny>, value: f64) -> PyResult<PyTensor> {
-        wrap(self.t.try_masked_fill(&tensor_arg(mask, &self.t, "masked_fill")?, value))
+        wrap(
+            self.t
+                .try_masked_fill(&tensor_arg(mask, &self.t, "masked_fill")?, value),
+        )
     }
     /// Matrix product.
     fn matmul(&self, other: PyRef<'_, PyTensor>) -> PyResult<PyTensor> {
@@ -125,21 +153,40 @@ impl PyTensor {
     }
     /// Variance over `dim` (all when omitted); `unbiased`/`correction` like PyTorch.
     #[pyo3(signature = (dim=None, unbiased=true, keepdim=false, *, axis=None, correction=None))]
-    fn var(&self, dim: Option<&Bound<'_, PyAny>>, unbiased: bool, keepdim: bool, axis: Option<&Bound<'_, PyAny>>, correction: Option<f64>) -> PyResult<PyTensor> {
+    fn var(
+        &self,
+        dim: Option<&Bound<'_, PyAny>>,
+        unbiased: bool,
+        keepdim: bool,
+        axis: Option<&Bound<'_, PyAny>>,
+        correction: Option<f64>,
+    ) -> PyResult<PyTensor> {
         let axes = axes_arg(axis, dim)?.unwrap_or_else(|| (0..self.t.rank() as isize).collect());
         let c = correction.unwrap_or(if unbiased { 1.0 } else { 0.0 });
         wrap(self.t.try_var(&axes, keepdim, Some(c)))
     }
     /// Standard deviation over `dim` (all when omitted).
     #[pyo3(signature = (dim=None, unbiased=true, keepdim=false, *, axis=None, correction=None))]
-    fn std(&self, dim: Option<&Bound<'_, PyAny>>, unbiased: bool, keepdim: bool, axis: Option<&Bound<'_, PyAny>>, correction: Option<f64>) -> PyResult<PyTensor> {
+    fn std(
+        &self,
+        dim: Option<&Bound<'_, PyAny>>,
+        unbiased: bool,
+        keepdim: bool,
+        axis: Option<&Bound<'_, PyAny>>,
+        correction: Option<f64>,
+    ) -> PyResult<PyTensor> {
         let axes = axes_arg(axis, dim)?.unwrap_or_else(|| (0..self.t.rank() as isize).collect());
         let c = correction.unwrap_or(if unbiased { 1.0 } else { 0.0 });
         wrap(self.t.try_std(&axes, keepdim, Some(c)))
     }
     /// Index of the maximum along `dim` (of the flattened tensor when omitted).
     #[pyo3(signature = (dim=None, keepdim=false, *, axis=None))]
-    fn argmax(&self, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, axis: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+    fn argmax(
+        &self,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+        axis: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
         match axes_arg(axis, dim)? {
             None => wrap(self.t.try_flatten().and_then(|f| f.try_argmax(0, keepdim))),
             Some(v) if v.len() == 1 => wrap(self.t.try_argmax(v[0], keepdim)),
@@ -148,7 +195,12 @@ impl PyTensor {
     }
     /// Index of the minimum along `dim` (of the flattened tensor when omitted).
     #[pyo3(signature = (dim=None, keepdim=false, *, axis=None))]
-    fn argmin(&self, dim: Option<&Bound<'_, PyAny>>, keepdim: bool, axis: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+    fn argmin(
+        &self,
+        dim: Option<&Bound<'_, PyAny>>,
+        keepdim: bool,
+        axis: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
         match axes_arg(axis, dim)? {
             None => wrap(self.t.try_flatten().and_then(|f| f.try_argmin(0, keepdim))),
             Some(v) if v.len() == 1 => wrap(self.t.try_argmin(v[0], keepdim)),
@@ -191,7 +243,9 @@ impl PyTensor {
         match dims.as_slice() {
             [] => self.reversed(),
             [a, b] => wrap(self.t.try_transpose(*a, *b)),
-            _ => Err(PyTypeError::new_err("transpose() takes no axes or exactly two")),
+            _ => Err(PyTypeError::new_err(
+                "transpose() takes no axes or exactly two",
+            )),
         }
     }
     /// The axes reversed (for a matrix, its transpose).
@@ -215,15 +269,32 @@ impl PyTensor {
     }
     /// A new size-1 axis at `dim`.
     #[pyo3(signature = (dim=None, *, axis=None))]
-    fn unsqueeze(&self, dim: Option<&Bound<'_, PyAny>>, axis: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
-        wrap(self.t.try_unsqueeze(one_axis(axis, dim, None, "unsqueeze")?))
+    fn unsqueeze(
+        &self,
+        dim: Option<&Bound<'_, PyAny>>,
+        axis: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
+        wrap(
+            self.t
+                .try_unsqueeze(one_axis(axis, dim, None, "unsqueeze")?),
+        )
     }
     /// Removes the size-1 axis `dim`, or every size-1 axis when omitted.
     #[pyo3(signature = (dim=None, *, axis=None))]
-    fn squeeze(&self, dim: Option<&Bound<'_, PyAny>>, axis: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+    fn squeeze(
+        &self,
+        dim: Option<&Bound<'_, PyAny>>,
+        axis: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTensor> {
         match axes_arg(axis, dim)? {
             None => {
-                let keep: Vec<isize> = self.t.dims().iter().filter(|&&d| d != 1).map(|&d| d as isize).collect();
+                let keep: Vec<isize> = self
+                    .t
+                    .dims()
+                    .iter()
+                    .filter(|&&d| d != 1)
+                    .map(|&d| d as isize)
+                    .collect();
                 wrap(self.t.try_reshape(&keep))
             }
             Some(v) if v.len() == 1 => wrap(self.t.try_squeeze(v[0])),
@@ -236,13 +307,26 @@ impl PyTensor {
         let want = sizes_arg::<isize>(sizes)?;
         let r = self.t.rank();
         if want.len() < r {
-            return Err(value_err("expand", format!("{} sizes for a tensor of shape {}", want.len(), self.t.shape())));
+            return Err(value_err(
+                "expand",
+                format!(
+                    "{} sizes for a tensor of shape {}",
+                    want.len(),
+                    self.t.shape()
+                ),
+            ));
         }
         let off = want.len() - r;
         let dims: Vec<usize> = want
             .iter()
             .enumerate()
-            .map(|(i, &w)| if w == -1 && i >= off { self.t.dims()[i - off] } else { w.max(0) as usize })
+            .map(|(i, &w)| {
+                if w == -1 && i >= off {
+                    self.t.dims()[i - off]
+                } else {
+                    w.max(0) as usize
+                }
+            })
             .collect();
         wrap(self.t.try_expand(dims))
     }
@@ -252,7 +336,13 @@ impl PyTensor {
     }
     /// Pieces of `split_size` along `dim` (the last may be smaller), or of the listed sizes.
     #[pyo3(signature = (split_size, dim=None, *, axis=None))]
-    fn split<'py>(&self, py: Python<'py>, split_size: &Bound<'py, PyAny>, dim: Option<&Bound<'py, PyAny>>, axis: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyTuple>> {
+    fn split<'py>(
+        &self,
+        py: Python<'py>,
+        split_size: &Bound<'py, PyAny>,
+        dim: Option<&Bound<'py, PyAny>>,
+        axis: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
         let ax = one_axis(axis, dim, Some(0), "split")?;
         if let Ok(n) = split_size.extract::<usize>() {
             return wrap_all(py, self.t.try_split(n, ax));
@@ -263,10 +353,21 @@ impl PyTensor {
         let mut start = 0isize;
         let mut out = Vec::with_capacity(sizes.len());
         let total: usize = sizes.iter().sum();
-        let norm = gt_core::shape::normalize_axis(ax, self.t.rank())
-            .ok_or_else(|| value_err("split", format!("axis {ax} out of range for shape {}", self.t.shape())))?;
+        let norm = gt_core::shape::normalize_axis(ax, self.t.rank()).ok_or_else(|| {
+            value_err(
+                "split",
+                format!("axis {ax} out of range for shape {}", self.t.shape()),
+            )
+        })?;
         if total != self.t.dims()[norm] {
-            return Err(value_err("split", format!("sizes {sizes:?} do not add up to {} (axis {ax} of shape {})", self.t.dims()[norm], self.t.shape())));
+            return Err(value_err(
+                "split",
+                format!(
+                    "sizes {sizes:?} do not add up to {} (axis {ax} of shape {})",
+                    self.t.dims()[norm],
+                    self.t.shape()
+                ),
+            ));
         }
         for s in sizes {
             out.push(self.t.try_slice(ax, start, start + s as isize, 1));
@@ -276,8 +377,18 @@ impl PyTensor {
     }
     /// `chunks` nearly equal pieces along `dim`.
     #[pyo3(signature = (chunks, dim=None, *, axis=None))]
-    fn chunk<'py>(&self, py: Python<'py>, chunks: usize, dim: Option<&Bound<'py, PyAny>>, axis: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyTuple>> {
-        wrap_all(py, self.t.try_chunk(chunks, one_axis(axis, dim, Some(0), "chunk")?))
+    fn chunk<'py>(
+        &self,
+        py: Python<'py>,
+        chunks: usize,
+        dim: Option<&Bound<'py, PyAny>>,
+        axis: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        wrap_all(
+            py,
+            self.t
+                .try_chunk(chunks, one_axis(axis, dim, Some(0), "chunk")?),
+        )
     }
     /// This tensor (GT views are always usable as they are).
     fn contiguous(slf: Py<Self>) -> Py<Self> {
