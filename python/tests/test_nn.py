@@ -204,3 +204,18 @@ def test_client_nn_alias():
     from gt.client import nn as cnn
 
     assert cnn is nn and cnn.Module is nn.Module and nn.SGD is gt.optim.SGD
+
+
+def test_parameter_from_data():
+    p = nn.Parameter(np.ones((2, 2), dtype=np.float64))
+    assert p.requires_grad and p.is_leaf and p.dtype == gt.float64
+    q = nn.Parameter(gt.ones(3) * 2)
+    assert q.is_leaf and q.requires_grad
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(gt.zeros(2))
+            self.register_parameter("b", nn.Parameter([1.0, 2.0]))
+
+    assert [n for n, _ in M().named_parameters()] == ["w", "b"]

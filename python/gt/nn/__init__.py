@@ -37,7 +37,9 @@ F = functional
 def Parameter(data, requires_grad=True):  # noqa: N802  (PyTorch's class name)
     """A leaf tensor with ``data``'s values that requires gradients: assigned to a module
     attribute, it is registered as a parameter."""
-    t = data.detach() if isinstance(data, Tensor) else _gt.from_numpy(data)
+    from .. import tensor
+
+    t = data.detach() if isinstance(data, Tensor) else tensor(data)
     return t.requires_grad_(requires_grad)
 
 
