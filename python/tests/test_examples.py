@@ -25,3 +25,27 @@ def test_train_transformer_short():
 def test_bench_quick():
     out = run("python/bench/bench.py", "--quick")
     assert "add_16x16_us_per_op" in out and "Mixed Operations" in out
+
+
+def test_prototype_benchmark_code_runs_unchanged():
+    """The seed benchmark's GT half (shared/bench/anchor_bench.py, prototype API: `from gt.client
+    import nn`, `nn.relu`, `loss.data.numpy()`, `p -= 0.01 * p.grad`), run as it is written."""
+    import os
+    from pathlib import Path
+
+    path = Path(os.environ.get("GT_ANCHOR_BENCH", ROOT.parent / "shared" / "bench" / "anchor_bench.py"))
+    if not path.exists():
+        import pytest
+
+        pytest.skip(f"{path} is not beside this checkout")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import anchor_bench as ab\n"
+        "print(sorted(ab.micro_gt(200)))\n"
+        "for name, fn in ab.make_gt_workloads():\n"
+        "    v = [float(fn()) for _ in range(3)]\n"
+        "    print(name, v)\n"
+    )
+    out = run("-c", code, str(path.parent))
+    assert "add_16x16_us_per_op" in out
+    for name in ("Simple Matmul Chain", "MLP Training Step", "Attention Block", "Mixed Operations"):
+        assert name in out
