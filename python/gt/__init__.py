@@ -14,8 +14,9 @@ or joins the dispatcher named by ``GT_ADDR`` / :func:`connect`.
 
 from __future__ import annotations
 
+import collections as _collections
 import contextlib as _contextlib
-import functools as _functools
+import os as _os
 
 import numpy as _np
 
@@ -137,6 +138,27 @@ for _name in (
 ):
     globals()[_name] = _method(_name)
 del _name
+
+
+def save(obj, path):
+    """Writes a state dict (name → tensor), or a module's, to ``path`` as a safetensors file
+    (PyTorch and ``safetensors.torch.load_file`` read it; names are PyTorch's)."""
+    from .nn import Module
+
+    if isinstance(obj, Module):
+        obj = obj.state_dict()
+    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
+        raise TypeError("gt.save writes a dict of name -> gt.Tensor (e.g. model.state_dict()) or a Module")
+    _gt.save_tensors(_os.fspath(path), [(str(k), v) for k, v in obj.items()])
+
+
+def load(path):
+    """Reads a safetensors file written by :func:`save` (or by PyTorch) into a dict of tensors,
+    ready for ``model.load_state_dict``."""
+    path = _os.fspath(path)
+    if not _os.path.exists(path):
+        raise FileNotFoundError(path)
+    return _collections.OrderedDict(_gt.load_tensors(path))
 
 
 def is_tensor(obj):

@@ -219,3 +219,24 @@ def test_parameter_from_data():
             self.register_parameter("b", nn.Parameter([1.0, 2.0]))
 
     assert [n for n, _ in M().named_parameters()] == ["w", "b"]
+
+
+def test_save_and_load_checkpoints(tmp_path):
+    a, b = Net(), Net()
+    path = tmp_path / "net.safetensors"
+    gt.save(a, path)
+    sd = gt.load(path)
+    assert sorted(sd) == sorted(n for n, _ in a.named_parameters())
+    b.load_state_dict(sd)
+    x = gt.randn(3, 4)
+    np.testing.assert_allclose(a(x).numpy(), b(x).numpy(), rtol=1e-6)
+    gt.save({"i": gt.tensor([1, 2]), "d": gt.ones(2, dtype=gt.float64)}, str(path))
+    back = gt.load(str(path))
+    assert back["i"].dtype == gt.int64 and back["d"].dtype == gt.float64
+    with pytest.raises(FileNotFoundError):
+        gt.load(tmp_path / "missing.safetensors")
+    with pytest.raises(TypeError):
+        gt.save({"x": 1}, path)
+    (tmp_path / "bad").write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError):
+        gt.load(tmp_path / "bad")

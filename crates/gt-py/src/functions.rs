@@ -1,7 +1,8 @@
 //! Module-level functions of `gt._gt`: creation on the default session (`randn`, `zeros`,
 //! `from_numpy`…), joining tensors (`cat`, `stack`, `where`), the runtime (`connect`,
 //! `gpu_workers`, `manual_seed`, `sync`), gradient mode, signal scopes, the functional layers
-//! the Python `nn` package uses (`linear`, `embedding`, `layer_norm`), and debug views.
+//! the Python `nn` package uses (`linear`, `embedding`, `layer_norm`), safetensors checkpoints,
+//! and debug views.
 
 use crate::dtype;
 use crate::errors::{value_err, IntoPy};
@@ -300,6 +301,32 @@ fn layer_norm(
     Ok(PyTensor::new(x.t.try_layer_norm(n, w, b, eps).py()?))
 }
 
+// ---- checkpoints ----
+
+/// Writes `(name, tensor)` pairs to a safetensors file (reads each tensor: a sync point).
+#[pyfunction]
+fn save_tensors(
+    py: Python<'_>,
+    path: std::path::PathBuf,
+    items: Vec<(String, PyRef<'_, PyTensor>)>,
+) -> PyResult<()> {
+    let items: Vec<(String, Tensor)> = items.into_iter().map(|(n, t)| (n, t.t.clone())).collect();
+    py.detach(move || gt::checkpoint::save_tensors(&path, &items))
+        .py()
+}
+
+/// Reads every tensor of a safetensors file, in file order, as `(name, tensor)` pairs.
+#[pyfunction]
+fn load_tensors(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Vec<(String, PyTensor)>> {
+    let items = py
+        .detach(move || gt::checkpoint::load_tensors(&path))
+        .py()?;
+    Ok(items
+        .into_iter()
+        .map(|(n, t)| (n, PyTensor::new(t)))
+        .collect())
+}
+
 // ---- runtime ----
 
 /// Joins the dispatcher at `addr` (`host:port` or `unix:/path`); later ops of this process use
@@ -435,6 +462,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(linear, m)?)?;
     m.add_function(wrap_pyfunction!(embedding, m)?)?;
     m.add_function(wrap_pyfunction!(layer_norm, m)?)?;
+    m.add_function(wrap_pyfunction!(save_tensors, m)?)?;
+    m.add_function(wrap_pyfunction!(load_tensors, m)?)?;
     m.add_function(wrap_pyfunction!(connect, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_workers, m)?)?;
     m.add_function(wrap_pyfunction!(manual_seed, m)?)?;
