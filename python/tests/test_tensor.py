@@ -227,3 +227,23 @@ def test_dtype_conversions():
     assert t.to(gt.bool).dtype == gt.bool
     assert t.to("float64").dtype == gt.float64
     assert (t > 0).float().dtype == gt.float32
+
+
+def test_module_level_helpers(rng):
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    t = gt.from_numpy(x)
+    close(gt.where(t > 0, t, 0.0), np.where(x > 0, x, 0.0))
+    close(gt.where(t > 0, 1.0, t), np.where(x > 0, 1.0, x))
+    close(gt.zeros_like(t), np.zeros_like(x))
+    close(gt.ones_like(t), np.ones_like(x))
+    close(gt.full_like(t, 3.0), np.full_like(x, 3.0))
+    assert gt.randn_like(t).shape == (2, 3)
+    assert gt.is_tensor(t) and not gt.is_tensor(x)
+    close(gt.softmax(t, dim=0), np.exp(x) / np.exp(x).sum(0))
+    close(gt.sum(t, axis=1), x.sum(1))
+    close(gt.matmul(t, t.T), x @ x.T)
+    assert gt.tensor(t).shape == (2, 3)
+    close(t.maximum(gt.zeros(3)), np.maximum(x, 0))
+    close(t.masked_fill(t < 0, 0.0), np.where(x < 0, 0, x))
+    close(t.expand(4, 2, 3), np.broadcast_to(x, (4, 2, 3)))
+    close(t.clone(), x)
