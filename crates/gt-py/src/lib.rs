@@ -11,6 +11,7 @@
 //! - [`dtype`]: the `gt.dtype` objects and parsing of dtype arguments.
 //! - [`tensor`]: the `Tensor` class (arithmetic, reductions, views, autograd, in-place updates).
 //! - [`tensor_ops`]: more `Tensor` methods (activations, selection, conversions).
+//! - [`tensor_read`]: reads back into Python (`numpy`, `item`, `repr`).
 //! - [`index`]: Python indexing keys (`x[0, 1:3, ..., None]`) → `gt::Idx`.
 //! - [`functions`]: module-level functions.
 
@@ -20,6 +21,7 @@ mod functions;
 mod index;
 mod tensor;
 mod tensor_ops;
+mod tensor_read;
 
 use pyo3::prelude::*;
 
