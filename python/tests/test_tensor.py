@@ -36,6 +36,8 @@ def test_creation_shapes_and_dtypes():
     assert not gt.zeros(2).requires_grad
     assert {gt.float32, gt.float64, gt.int64, gt.bool} == {gt.float32, gt.float64, gt.int64, gt.bool}
     assert repr(gt.float32) == "gt.float32" and gt.float32.name == "float32"
+    assert gt.float32 == "float32" and gt.int64 == np.int64 and gt.float32 != gt.float64
+    assert len({gt.float32, gt.float64, gt.int64, gt.bool}) == 4
 
 
 def test_tensor_from_lists_and_numpy():

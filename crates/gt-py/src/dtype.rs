@@ -1,7 +1,7 @@
 //! `gt.float32`, `gt.float64`, `gt.int64`, `gt.bool`: small immutable objects that print like
-//! PyTorch's (`gt.float32`) and compare equal to their names, and the parsing of every form a
-//! dtype argument may take (a `gt.dtype`, a name such as `'float32'`, a NumPy dtype, or the
-//! Python types `float`, `int`, `bool`).
+//! PyTorch's (`gt.float32`) and compare equal to their names (and NumPy's), and the parsing of
+//! every form a dtype argument may take (a `gt.dtype`, a name such as `'float32'`, a NumPy
+//! dtype, or the Python types `float`, `int`, `bool`).
 
 use crate::errors::value_err;
 use gt_core::DType;
@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyType;
 
 /// A GT element type.
-#[pyclass(name = "dtype", module = "gt", frozen, eq, hash)]
+#[pyclass(name = "dtype", module = "gt", frozen)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PyDType(pub DType);
 
@@ -17,6 +17,16 @@ pub struct PyDType(pub DType);
 impl PyDType {
     fn __repr__(&self) -> String {
         format!("gt.{}", self.0.name())
+    }
+    /// Equal to the same dtype, and to anything naming it (`'float32'`, `np.float32`).
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        parse(other).is_ok_and(|d| d == self.0)
+    }
+    fn __ne__(&self, other: &Bound<'_, PyAny>) -> bool {
+        !self.__eq__(other)
+    }
+    fn __hash__(&self) -> u64 {
+        self.0 as u64
     }
     fn __str__(&self) -> String {
         self.__repr__()
