@@ -21,4 +21,4 @@ pub use data::TensorData;
 pub use frame::{decode_batch, encode_batch, FrameError, DEFAULT_MAX_FRAME};
 pub use handshake::{Hello, Role, Welcome, PROTOCOL_VERSION};
 pub use msg::{ClientMsg, ClientReply, HotPathEvent, PeerMsg, WorkerMsg, WorkerReply};
-pub use stats::{CompileStats, HotPathStats, WorkerStats};
+pub use stats::{CompileStats, DispatcherStats, HotPathStats, ShardStats, WorkerStats};
