@@ -4,9 +4,11 @@
 //! gt dispatcher --listen 127.0.0.1:29000 [--unix /tmp/gt.sock] [--log /tmp/gt.log] [--config shard.yaml]
 //! gt worker --connect 127.0.0.1:29000
 //! gt bench ops [--json]
+//! gt bench shard [--json]
 //! ```
 
 mod bench;
+mod bench_shard;
 mod cluster;
 
 use anyhow::{Context, Result};

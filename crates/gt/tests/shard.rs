@@ -309,3 +309,57 @@ fn autograd_through_sharded_ops() {
         });
     }
 }
+
+/// Losses of `steps` SGD steps of a 2-layer MLP; `dp` puts the batch in `row` (sharded) and the
+/// weights in `rep` (replicated), and runs the backward pass in `row` too.
+fn train(s: &Session, dp: bool, steps: usize) -> Vec<f64> {
+    let scope = |name: &'static str| if dp { Some(name) } else { None };
+    let x = make(s, scope("row"), &[10, 4], 1);
+    let y = make(s, scope("row"), &[10, 2], 2);
+    let mut w1 = make(s, scope("rep"), &[4, 8], 3)
+        .try_mul_scalar(0.3)
+        .unwrap();
+    let mut b1 = make(s, scope("rep"), &[8], 4).try_mul_scalar(0.1).unwrap();
+    let mut w2 = make(s, scope("rep"), &[8, 2], 5)
+        .try_mul_scalar(0.3)
+        .unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..steps {
+        let (a, b, c) = (
+            w1.requires_grad_(true).unwrap(),
+            b1.requires_grad_(true).unwrap(),
+            w2.requires_grad_(true).unwrap(),
+        );
+        let h = (x.matmul(&a) + &b).relu();
+        let d = h.matmul(&c) - &y;
+        let loss = (&d * &d).mean();
+        if dp {
+            s.scope_enter("row");
+        }
+        loss.backward().unwrap();
+        if dp {
+            s.scope_exit();
+        }
+        let upd = |p: &Tensor| p.detach() - p.grad().unwrap().try_mul_scalar(0.1).unwrap();
+        (w1, b1, w2) = (upd(&a), upd(&b), upd(&c));
+        losses.push(loss.item().unwrap());
+    }
+    losses
+}
+
+#[test]
+fn data_parallel_training_matches_single_worker_losses() {
+    let plain = runtime(1, ShardConfig::default());
+    let want = train(&plain.session("plain").unwrap(), false, 20);
+    assert!(want[19] < want[0], "the MLP learns: {want:?}");
+    for workers in [2, 3] {
+        let rt = runtime(workers, standard());
+        let s = rt.session("dp").unwrap();
+        let got = train(&s, true, 20);
+        close(&got, &want, &format!("losses on {workers} workers"));
+        let st = s.dispatcher_stats().unwrap();
+        assert!(st.shard.all_reduces >= 20, "gradients all-reduced: {st:?}");
+        assert_eq!(st.shard.gathered_ops, 0, "nothing fell back: {st:?}");
+        ran_on_every_worker(&s.worker_stats().unwrap(), "matmul", "dp training");
+    }
+}

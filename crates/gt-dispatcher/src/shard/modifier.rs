@@ -81,14 +81,13 @@ impl Core {
         if workers.is_empty() {
             return Ok(None);
         }
-        if spec.replicated {
+        // A scalar cannot be split: it is replicated, so that using it with shards (a loss
+        // gradient's seed, a constant) moves nothing.
+        if spec.replicated || dims.is_empty() {
             return Ok(Some(Dist {
                 layout: Layout::Replicate,
                 workers,
             }));
-        }
-        if dims.is_empty() {
-            return Ok(None); // a scalar cannot be split; it stays on one worker
         }
         let Some(&dim) = dims.get(spec.axis) else {
             return Err(Error::axis(
