@@ -140,6 +140,12 @@ pub fn connect(addr: &str) -> Result<()> {
     Ok(())
 }
 
+/// Makes `session` the process's default session — e.g. one of an [`Embedded`] runtime started
+/// with an explicit config and worker count; later ops without an explicit session use it.
+pub fn set_default_session(session: Session) {
+    *DEFAULT.lock().unwrap() = Some(session);
+}
+
 /// Waits until all work issued so far has executed; reports a worker lost while holding this
 /// process's tensors.
 pub fn sync() -> Result<()> {
