@@ -20,6 +20,7 @@ const CONFIG: &str = "
 batch:
   shard:
     axis: 0
+  backward: batch
 params:
   shard:
     replicated: true
@@ -78,8 +79,8 @@ fn mlp(s: &Session, n: usize, d: usize, h: usize, o: usize, steps: usize) -> Res
         let hidden = x.try_matmul(&a)?.try_relu()?;
         let diff = hidden.try_matmul(&b)?.try_sub(&target)?;
         let loss = diff.try_mul(&diff)?.mean();
-        // The loss gradient's seed is created in the batch scope, so it is replicated.
-        scoped(s, "batch", || loss.backward())?;
+        // `backward: batch`: the loss gradient's seed is replicated, not scattered.
+        loss.backward()?;
         let (ga, gb) = (a.grad().expect("grad"), b.grad().expect("grad"));
         *w1 = a.detach().try_sub(&ga.try_mul_scalar(lr)?)?;
         *w2 = b.detach().try_sub(&gb.try_mul_scalar(lr)?)?;

@@ -66,6 +66,9 @@ pub struct Session {
     pub(crate) metas: FxHashMap<TensorId, gt_ops::Meta>,
     /// The sharding config in force for this session.
     pub(crate) config: Arc<ShardConfig>,
+    /// The configured signal with a `backward:` entry this session entered last (whose
+    /// backward placement a later `backward()` outside every scope uses).
+    pub(crate) last_region: Option<String>,
     /// What the sharding modifier did for this session.
     pub(crate) shard_stats: ShardStats,
 }
@@ -340,6 +343,7 @@ impl Core {
                     scopes: Vec::new(),
                     metas: FxHashMap::default(),
                     config: self.cfg.shard.clone(),
+                    last_region: None,
                     shard_stats: ShardStats::default(),
                 };
                 self.sessions.insert(id, session);

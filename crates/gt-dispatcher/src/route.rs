@@ -229,7 +229,16 @@ impl Core {
             },
             ClientMsg::Stats { req } => self.fan_out(s, req, true),
             ClientMsg::Sync { req } => self.fan_out(s, req, false),
-            ClientMsg::ScopeEnter { name } => s.scopes.push(name),
+            ClientMsg::ScopeEnter { name } => {
+                if s.config
+                    .signals
+                    .get(&name)
+                    .is_some_and(|c| c.backward.is_some())
+                {
+                    s.last_region = Some(name.clone());
+                }
+                s.scopes.push(name)
+            }
             ClientMsg::ScopeExit => {
                 if s.scopes.pop().is_none() {
                     let e = Error::Protocol("signal scope exit without a matching enter".into());

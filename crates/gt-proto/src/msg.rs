@@ -13,6 +13,10 @@ use gt_ops::Op;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
+/// The signal scope a client opens around the gradient ops of `backward()`: inside it, new
+/// tensors take the placement of the `backward:` signal of the region that produced the loss.
+pub const BACKWARD_SCOPE: &str = "gt.backward";
+
 /// Client → dispatcher.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ClientMsg {

@@ -66,7 +66,7 @@ fn train(workers: usize, a: &Args) -> gt::Result<(Vec<f64>, gt::DispatcherStats)
     for _ in 0..a.steps {
         opt.zero_grad();
         let loss = mse_loss(&model.forward(&x), &y);
-        gt::signal::scope("batch", || loss.backward())?;
+        loss.backward()?; // gradient ops take the `backward:` placement of the config
         opt.step()?;
         losses.push(loss.item()?);
     }

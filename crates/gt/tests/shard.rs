@@ -28,13 +28,16 @@ fn config(signals: &[SignalRow]) -> ShardConfig {
 }
 
 /// The standard signals: `row`/`col` shard axis 0/1, `rep` replicates, over every worker.
+/// `row`'s gradient ops place what they create like `row` itself.
 fn standard() -> ShardConfig {
-    config(&[
+    let mut c = config(&[
         ("row", Some(0), false, None),
         ("col", Some(1), false, None),
         ("ax2", Some(2), false, None),
         ("rep", None, true, None),
-    ])
+    ]);
+    c.signals.get_mut("row").unwrap().backward = Some("row".into());
+    c
 }
 
 fn runtime(workers: usize, cfg: ShardConfig) -> Embedded {
@@ -311,7 +314,7 @@ fn autograd_through_sharded_ops() {
 }
 
 /// Losses of `steps` SGD steps of a 2-layer MLP; `dp` puts the batch in `row` (sharded) and the
-/// weights in `rep` (replicated), and runs the backward pass in `row` too.
+/// weights in `rep` (replicated).
 fn train(s: &Session, dp: bool, steps: usize) -> Vec<f64> {
     let scope = |name: &'static str| if dp { Some(name) } else { None };
     let x = make(s, scope("row"), &[10, 4], 1);
@@ -333,13 +336,9 @@ fn train(s: &Session, dp: bool, steps: usize) -> Vec<f64> {
         let h = (x.matmul(&a) + &b).relu();
         let d = h.matmul(&c) - &y;
         let loss = (&d * &d).mean();
-        if dp {
-            s.scope_enter("row");
-        }
+        // Outside every scope: the gradient ops use the placement of `row`'s `backward:`
+        // signal (the region entered last), so the loss gradient's seed is replicated.
         loss.backward().unwrap();
-        if dp {
-            s.scope_exit();
-        }
         let upd = |p: &Tensor| p.detach() - p.grad().unwrap().try_mul_scalar(0.1).unwrap();
         (w1, b1, w2) = (upd(&a), upd(&b), upd(&c));
         losses.push(loss.item().unwrap());
@@ -360,6 +359,10 @@ fn data_parallel_training_matches_single_worker_losses() {
         let st = s.dispatcher_stats().unwrap();
         assert!(st.shard.all_reduces >= 20, "gradients all-reduced: {st:?}");
         assert_eq!(st.shard.gathered_ops, 0, "nothing fell back: {st:?}");
+        assert_eq!(
+            st.shard.scatters, 0,
+            "the seed was created replicated: {st:?}"
+        );
         ran_on_every_worker(&s.worker_stats().unwrap(), "matmul", "dp training");
     }
 }

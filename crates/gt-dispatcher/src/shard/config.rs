@@ -100,6 +100,11 @@ impl ShardConfig {
             if name.trim().is_empty() {
                 return Err(Error::Config("a signal name is empty".into()));
             }
+            if name == gt_proto::BACKWARD_SCOPE {
+                return Err(Error::Config(format!(
+                    "'{name}' is reserved for the backward pass; name the signal differently"
+                )));
+            }
             if let Some(b) = &s.backward {
                 if !self.signals.contains_key(b) {
                     return Err(Error::Config(format!(

@@ -5,6 +5,7 @@
 //! first, or on one worker after a gather. Reads gather in shard order; frees free every part.
 
 use super::collective::{exec_msg, Src};
+use super::config::ShardSpec;
 use super::placement::{even_extents, offsets, slice_specs, Dist, Layout};
 use super::rules::{self, Decision, Input};
 use crate::core::{Core, Pending, Place, Session};
@@ -32,11 +33,7 @@ impl Core {
     /// shards, or along axis 0 over every worker when auto-sharding and it is large enough;
     /// `None` means the usual single worker.
     pub(crate) fn creation_dist(&self, s: &Session, meta: &Meta) -> Result<Option<Dist>, Error> {
-        let scoped = s
-            .scopes
-            .iter()
-            .rev()
-            .find_map(|name| s.config.spec(name).map(|spec| (name, spec)));
+        let scoped = scope_spec(s);
         let dims = meta.shape.dims();
         let (name, spec) = match scoped {
             Some(x) => x,
@@ -362,6 +359,38 @@ impl Core {
         s.metas.insert(out, meta);
         self.place(s, out, Place::On(to));
     }
+}
+
+/// The innermost open signal that places tensors, with its spec. Inside the backward scope
+/// (`backward()`'s gradient ops) a region's `backward:` signal stands for it; a backward pass
+/// opened outside every region uses the region the session entered last.
+fn scope_spec(s: &Session) -> Option<(&String, &ShardSpec)> {
+    let cfg = &s.config;
+    let marker = s.scopes.iter().rposition(|n| n == gt_proto::BACKWARD_SCOPE);
+    let Some(m) = marker else {
+        return s
+            .scopes
+            .iter()
+            .rev()
+            .find_map(|name| cfg.spec(name).map(|spec| (name, spec)));
+    };
+    // Signals opened inside the backward pass (by the user) count as usual.
+    if let Some(inner) = s.scopes[m + 1..]
+        .iter()
+        .rev()
+        .find_map(|name| cfg.spec(name).map(|spec| (name, spec)))
+    {
+        return Some(inner);
+    }
+    let region = s.scopes[..m]
+        .iter()
+        .rev()
+        .find(|n| cfg.signals.get(*n).is_some_and(|c| c.backward.is_some()))
+        .or(s.last_region.as_ref())?;
+    let target = cfg.signals.get(region)?.backward.as_ref()?;
+    cfg.signals
+        .get_key_value(target)
+        .and_then(|(k, c)| c.shard.as_ref().map(|spec| (k, spec)))
 }
 
 /// The bytes of `[start, start + len)` along `axis` of `data`.
