@@ -366,3 +366,56 @@ fn data_parallel_training_matches_single_worker_losses() {
         ran_on_every_worker(&s.worker_stats().unwrap(), "matmul", "dp training");
     }
 }
+
+#[test]
+fn injected_movement_is_logged_as_modifier_inject() {
+    let path = std::env::temp_dir().join(format!("gt-shard-log-{}.log", std::process::id()));
+    let c = gt::config::Config {
+        sharding: std::sync::Arc::new(standard()),
+        instruction_log: Some(path.clone()),
+        ..Default::default()
+    };
+    {
+        let rt = Embedded::start(2, 1, &c).unwrap();
+        let s = rt.session("log").unwrap();
+        let x = make(&s, Some("row"), &[4, 3], 1);
+        let w = make(&s, Some("col"), &[3, 4], 2);
+        // Rows of x against columns of w: w is all-gathered worker to worker.
+        let y = x.matmul(&w).sum();
+        assert!(y.item().unwrap().is_finite());
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let injected: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("MODIFIER_INJECT"))
+        .collect();
+    assert!(injected.iter().any(|l| l.contains("| Send")), "{text}");
+    assert!(injected.iter().any(|l| l.contains("| Recv")), "{text}");
+    assert!(injected.iter().any(|l| l.contains("op=cat")), "{text}");
+    // The client's own op runs once per worker and is logged as a plain send.
+    let matmuls = text
+        .lines()
+        .filter(|l| l.contains("WORKER_SEND") && l.contains("op=matmul"))
+        .count();
+    assert_eq!(matmuls, 2, "{text}");
+}
+
+#[test]
+fn auto_shard_splits_large_creations_along_axis_0() {
+    let c = gt::config::Config {
+        auto_shard: true,
+        shard_threshold: 64,
+        ..Default::default()
+    };
+    let rt = Embedded::start(3, 1, &c).unwrap();
+    let s = rt.session("auto").unwrap();
+    let big = s.try_full([10, 8], 2.0, DType::F64).unwrap();
+    let small = s.try_full([2, 4], 1.0, DType::F64).unwrap();
+    let r = (&big * &big).sum_dims(&[1], false);
+    assert_eq!(r.to_vec_f64().unwrap(), vec![32.0; 10]);
+    assert_eq!(small.to_vec_f64().unwrap(), vec![1.0; 8]);
+    let st = s.dispatcher_stats().unwrap();
+    assert_eq!(st.shard.placed_creations, 1, "{st:?}");
+    ran_on_every_worker(&s.worker_stats().unwrap(), "mul", "auto shard");
+}

@@ -442,3 +442,174 @@ pub fn part_op(op: &Op, out: &Layout, out_shape: &Shape, j: usize) -> Op {
         (other, _) => other.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gt_core::DType;
+
+    fn meta(d: &[usize]) -> Meta {
+        Meta::new(d.to_vec(), DType::F32)
+    }
+
+    fn dist(l: Layout) -> Dist {
+        Dist {
+            layout: l,
+            workers: vec![WorkerId(0), WorkerId(1)],
+        }
+    }
+
+    fn run(op: Op, ins: &[(&[usize], Option<Layout>)]) -> Decision {
+        let metas: Vec<Meta> = ins.iter().map(|(d, _)| meta(d)).collect();
+        let refs: Vec<&Meta> = metas.iter().collect();
+        let dists: Vec<Option<Dist>> = ins.iter().map(|(_, l)| l.clone().map(dist)).collect();
+        let inputs: Vec<Input> = dists
+            .iter()
+            .map(|d| match d {
+                Some(d) => Input::Dist(d),
+                None => Input::On(WorkerId(0)),
+            })
+            .collect();
+        let out = gt_ops::infer(&op, &refs).unwrap();
+        decide(&op, &refs, &inputs, &out)
+    }
+
+    fn plan(d: Decision) -> Plan {
+        match d {
+            Decision::Parts(p) => *p,
+            other => panic!("expected a per-part plan, got {other:?}"),
+        }
+    }
+
+    fn sh(axis: usize, e: &[usize]) -> Layout {
+        shard(axis, e)
+    }
+
+    #[test]
+    fn matmul_placements() {
+        let dp = plan(run(
+            Op::MatMul,
+            &[(&[5, 4], Some(sh(0, &[3, 2]))), (&[4, 6], None)],
+        ));
+        assert_eq!(dp.inputs, vec![sh(0, &[3, 2]), Layout::Replicate]);
+        assert_eq!(dp.out, sh(0, &[3, 2]));
+        let tp = plan(run(
+            Op::MatMul,
+            &[(&[5, 4], None), (&[4, 6], Some(sh(1, &[3, 3])))],
+        ));
+        assert_eq!(tp.out, sh(1, &[3, 3]));
+        let k = plan(run(
+            Op::MatMul,
+            &[(&[5, 4], Some(sh(1, &[2, 2]))), (&[4, 6], None)],
+        ));
+        assert_eq!(k.inputs, vec![sh(1, &[2, 2]), sh(0, &[2, 2])]);
+        assert_eq!(k.out, Layout::Partial);
+        let p = plan(run(
+            Op::MatMul,
+            &[(&[5, 4], Some(Layout::Partial)), (&[4, 6], None)],
+        ));
+        assert_eq!(p.out, Layout::Partial);
+    }
+
+    #[test]
+    fn reductions_and_views() {
+        let sum = |axes: &[usize]| Op::Reduce {
+            op: ReduceOp::Sum,
+            axes: axes.into(),
+            keepdim: false,
+        };
+        let s = plan(run(sum(&[0]), &[(&[5, 4], Some(sh(0, &[3, 2])))]));
+        assert_eq!(s.out, Layout::Partial);
+        let s = plan(run(sum(&[0]), &[(&[5, 4], Some(sh(1, &[2, 2])))]));
+        assert_eq!(s.out, sh(0, &[2, 2]));
+        let mean = Op::Reduce {
+            op: ReduceOp::Mean,
+            axes: [0].into_iter().collect(),
+            keepdim: false,
+        };
+        let m = plan(run(mean, &[(&[5, 4], Some(sh(0, &[3, 2])))]));
+        assert!(matches!(
+            m.ops[0],
+            Op::Reduce {
+                op: ReduceOp::Sum,
+                ..
+            }
+        ));
+        assert!(matches!(m.post, Some(Op::BinaryScalar { scalar, .. }) if scalar == 5.0));
+        let max = Op::Reduce {
+            op: ReduceOp::Max,
+            axes: Default::default(),
+            keepdim: false,
+        };
+        let x = plan(run(max, &[(&[5, 4], Some(sh(0, &[3, 2])))]));
+        assert_eq!(
+            (x.combine, x.out),
+            (Some(BinaryOp::Maximum), Layout::Replicate)
+        );
+        let merge = Op::Reshape {
+            shape: Shape::new([20, 2]),
+        };
+        let r = plan(run(merge, &[(&[5, 4, 2], Some(sh(0, &[3, 2])))]));
+        assert_eq!(r.out, sh(0, &[12, 8]));
+        assert_eq!(
+            r.ops[1],
+            Op::Reshape {
+                shape: Shape::new([8, 2])
+            }
+        );
+        let split = Op::Reshape {
+            shape: Shape::new([3, 2, 4]),
+        };
+        let r = plan(run(split, &[(&[6, 4], Some(sh(0, &[4, 2])))]));
+        assert_eq!(r.out, sh(0, &[2, 1]));
+        let uneven = Op::Reshape {
+            shape: Shape::new([2, 3, 4]),
+        };
+        let g = run(uneven, &[(&[6, 4], Some(sh(0, &[4, 2])))]);
+        assert!(matches!(g, Decision::One { gathered: true, .. }), "{g:?}");
+    }
+
+    #[test]
+    fn elementwise_broadcast_and_fallbacks() {
+        let add = Op::Binary(BinaryOp::Add);
+        let p = plan(run(
+            add.clone(),
+            &[(&[5, 4], Some(sh(0, &[3, 2]))), (&[4], None)],
+        ));
+        assert_eq!(p.inputs, vec![sh(0, &[3, 2]), Layout::Replicate]);
+        let p = plan(run(
+            add.clone(),
+            &[(&[4], None), (&[5, 4], Some(sh(1, &[2, 2])))],
+        ));
+        assert_eq!(p.inputs, vec![sh(0, &[2, 2]), sh(1, &[2, 2])]);
+        let pp = plan(run(
+            add,
+            &[(&[5], Some(Layout::Partial)), (&[5], Some(Layout::Partial))],
+        ));
+        assert_eq!(pp.out, Layout::Partial);
+        let g = Op::Gather { axis: 0 };
+        let ins: [(&[usize], Option<Layout>); 2] =
+            [(&[4, 2], Some(sh(0, &[2, 2]))), (&[4, 2], None)];
+        let metas: Vec<Meta> = ins.iter().map(|(d, _)| meta(d)).collect();
+        let refs: Vec<&Meta> = metas.iter().collect();
+        let d = dist(sh(0, &[2, 2]));
+        let inputs = [Input::Dist(&d), Input::On(WorkerId(1))];
+        let out = Meta::new([4, 2], DType::F32);
+        assert_eq!(
+            decide(&g, &refs, &inputs, &out),
+            Decision::One {
+                worker: WorkerId(0),
+                gathered: true
+            }
+        );
+        let rep = dist(Layout::Replicate);
+        let inputs = [Input::Dist(&rep), Input::On(WorkerId(1))];
+        assert_eq!(
+            decide(&g, &refs, &inputs, &out),
+            Decision::One {
+                worker: WorkerId(1),
+                gathered: false
+            }
+        );
+    }
+}
