@@ -546,15 +546,26 @@ impl Core {
             reason,
         };
         let new_home = self.least_loaded();
+        // Parts of distributed tensors that survive on other workers are freed there.
+        let mut orphans: Vec<(WorkerId, gt_core::Key)> = Vec::new();
         for s in self.sessions.values_mut() {
             let mut held = false;
-            for place in s.tensors.values_mut() {
+            for (id, place) in s.tensors.iter_mut() {
                 let here = match place {
                     Place::On(w) => *w == worker,
                     Place::Dist(d) => d.workers.contains(&worker),
                     Place::Poisoned(_) => false,
                 };
                 if here {
+                    if let Place::Dist(d) = place {
+                        let key = gt_core::Key::new(s.id, id.0);
+                        orphans.extend(
+                            d.workers
+                                .iter()
+                                .filter(|w| **w != worker)
+                                .map(|w| (*w, key)),
+                        );
+                    }
                     *place = Place::Poisoned(err.clone());
                     held = true;
                 }
@@ -595,6 +606,12 @@ impl Core {
                     let is_stats = self.aggs.get(&agg).is_some_and(|a| a.stats.is_some());
                     self.part_done(agg, is_stats.then_some(dead));
                 }
+            }
+        }
+        for (w, key) in orphans {
+            let slot = &mut self.workers[w.0 as usize];
+            if slot.alive {
+                slot.outbox.push(WorkerMsg::Free { key });
             }
         }
         for w in self.workers.iter_mut().filter(|w| w.alive) {
