@@ -31,6 +31,7 @@ from ._gt import (  # noqa: F401  (re-exported API)
     full,
     gpu_workers,
     is_grad_enabled,
+    load_config,
     manual_seed,
     ones,
     rand,

@@ -199,3 +199,32 @@ def test_sync_and_manual_seed():
     b = gt.randn(4).numpy()
     np.testing.assert_array_equal(a, b)
     gt.sync()
+
+
+def test_load_config_shards_work_over_two_workers(tmp_path):
+    cfg = tmp_path / "dp.yaml"
+    cfg.write_text("batch:\n  shard:\n    axis: 0\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("batch:\n  shard:\n    axis: 0\n    wrokers: [0]\n")
+    code = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import gt
+        gt.gpu_workers(2)
+        try:
+            gt.load_config(sys.argv[2])
+        except ValueError as e:
+            print("refused:", e)
+        gt.load_config(sys.argv[1])
+        data = np.arange(24, dtype=np.float32).reshape(6, 4)
+        with gt.signal.context("batch"):
+            x = gt.from_numpy(data)
+        y = (x * 2 + 1).sum(axis=1)
+        assert np.array_equal(y.numpy(), (data * 2 + 1).sum(axis=1)), y.numpy()
+        per_worker = {w["worker"]: dict(w["ops_by_name"]) for w in gt.debug.get_worker_stats()}
+        print("mul on", sorted(w for w, ops in per_worker.items() if ops.get("mul", 0) > 0))
+    """)
+    r = run_py(code, args=(str(cfg), str(bad)), timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "refused:" in r.stdout and "wrokers" in r.stdout, r.stdout
+    assert "mul on [0, 1]" in r.stdout, r.stdout

@@ -24,6 +24,15 @@ pub enum Which {
         #[arg(long, default_value_t = 10_000)]
         iters: usize,
     },
+    /// Sharding: a matmul chain and an MLP step on 1 vs 2 workers (1 thread each).
+    Shard {
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Rounds; the best time of each is kept.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+    },
 }
 
 /// PyTorch eager and the Python prototype, measured on these machines (see the README).
@@ -33,6 +42,7 @@ const PYTORCH_MATMUL_US: f64 = 9.1;
 pub fn run(which: Which, cfg: &Config) -> Result<()> {
     match which {
         Which::Ops { json, iters } => ops(json, iters.max(1), cfg),
+        Which::Shard { json, repeats } => crate::bench_shard::run(json, repeats, cfg),
     }
 }
 

@@ -1,12 +1,14 @@
 //! The `gt` binary: run a dispatcher or a worker, or benchmark the runtime.
 //!
 //! ```text
-//! gt dispatcher --listen 127.0.0.1:29000 [--unix /tmp/gt.sock] [--log /tmp/gt.log]
+//! gt dispatcher --listen 127.0.0.1:29000 [--unix /tmp/gt.sock] [--log /tmp/gt.log] [--config shard.yaml]
 //! gt worker --connect 127.0.0.1:29000
 //! gt bench ops [--json]
+//! gt bench shard [--json]
 //! ```
 
 mod bench;
+mod bench_shard;
 mod cluster;
 
 use anyhow::{Context, Result};
@@ -37,6 +39,10 @@ enum Command {
         /// GT_INSTRUCTION_LOG).
         #[arg(long, value_name = "PATH")]
         log: Option<std::path::PathBuf>,
+        /// Sharding/compile config (YAML) every session starts with (default: GT_CONFIG).
+        /// Validated before the dispatcher starts.
+        #[arg(long, value_name = "PATH")]
+        config: Option<std::path::PathBuf>,
     },
     /// Run a worker that executes instructions for a dispatcher.
     Worker {
@@ -83,7 +89,18 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     let cfg = Config::from_env()?;
     match cli.command {
-        Command::Dispatcher { listen, unix, log } => dispatcher(&cfg, listen, unix, log),
+        Command::Dispatcher {
+            listen,
+            unix,
+            log,
+            config,
+        } => {
+            let mut cfg = cfg;
+            if let Some(p) = config {
+                cfg.sharding = std::sync::Arc::new(gt::ShardConfig::from_file(&p)?);
+            }
+            dispatcher(&cfg, listen, unix, log)
+        }
         Command::Worker {
             connect,
             threads,
@@ -117,10 +134,7 @@ fn dispatcher(
     log: Option<std::path::PathBuf>,
 ) -> Result<()> {
     let dcfg = gt_dispatcher::DispatcherConfig {
-        core: gt_dispatcher::CoreConfig {
-            heartbeat_timeout: cfg.heartbeat_timeout,
-            ..Default::default()
-        },
+        core: cfg.core_config(),
         token: cfg.token.clone(),
         max_frame: cfg.max_frame,
         log: log.or_else(|| cfg.instruction_log.clone()),

@@ -133,20 +133,35 @@ impl Tensor {
                 format!("needs a scalar (one-element) tensor or an explicit gradient; this one has shape {}", self.shape()),
             ));
         }
+        // The seed is a gradient op too: it belongs in the backward scope (see backward_with).
+        let session = self.session();
+        session.scope_enter(gt_proto::BACKWARD_SCOPE);
         let ones = Tensor::apply_untracked(
-            self.session(),
+            session,
             Op::Full {
                 shape: self.shape().clone(),
                 value: 1.0,
                 dtype: self.dtype(),
             },
             &[],
-        )?;
-        self.backward_with(&ones)
+        );
+        let r = ones.and_then(|ones| self.backward_scoped(&ones));
+        session.scope_exit();
+        r
     }
 
-    /// Backpropagates `grad` (the gradient of some scalar with respect to this tensor).
+    /// Backpropagates `grad` (the gradient of some scalar with respect to this tensor). The
+    /// gradient ops are streamed inside the backward signal scope, so a sharding config's
+    /// `backward:` placement applies to the tensors they create.
     pub fn backward_with(&self, grad: &Tensor) -> Result<()> {
+        let session = self.session();
+        session.scope_enter(gt_proto::BACKWARD_SCOPE);
+        let r = self.backward_scoped(grad);
+        session.scope_exit();
+        r
+    }
+
+    fn backward_scoped(&self, grad: &Tensor) -> Result<()> {
         if !self.requires_grad() {
             return Err(Error::invalid(
                 "backward",

@@ -31,7 +31,8 @@ impl ReplyRouter {
             let req = match &r {
                 ClientReply::Data { req, .. }
                 | ClientReply::Stats { req, .. }
-                | ClientReply::Synced { req, .. } => *req,
+                | ClientReply::Synced { req, .. }
+                | ClientReply::DispatcherStats { req, .. } => *req,
             };
             if let Some(tx) = w.remove(&req) {
                 let _ = tx.send(r);
@@ -199,6 +200,30 @@ impl Session {
     /// Leaves the innermost signal scope.
     pub fn scope_exit(&self) {
         self.push(ClientMsg::ScopeExit);
+    }
+
+    /// Sends a sharding/compile config (YAML text) for this session to the dispatcher and waits
+    /// for it to be accepted; the error names what is wrong with it.
+    pub fn configure(&self, yaml: &str) -> Result<()> {
+        match self.request(|req| ClientMsg::Configure {
+            req,
+            yaml: yaml.into(),
+        })? {
+            ClientReply::Synced { result, .. } => result,
+            other => Err(Error::Protocol(format!(
+                "unexpected reply to configure: {other:?}"
+            ))),
+        }
+    }
+
+    /// The dispatcher's own statistics (sharding counters; a sync point).
+    pub fn dispatcher_stats(&self) -> Result<gt_proto::DispatcherStats> {
+        match self.request(|req| ClientMsg::DispatcherStats { req })? {
+            ClientReply::DispatcherStats { result, .. } => result,
+            other => Err(Error::Protocol(format!(
+                "unexpected reply to dispatcher stats: {other:?}"
+            ))),
+        }
     }
 
     /// Every worker's statistics (a sync point).

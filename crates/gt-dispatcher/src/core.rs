@@ -4,11 +4,13 @@
 
 use crate::event::Event;
 use crate::log::{InstructionLog, Kind, Source};
+use crate::shard::{Dist, ShardConfig};
 use gt_core::{Error, SessionId, TensorId, WorkerId};
-use gt_proto::{ClientMsg, ClientReply, WorkerMsg, WorkerReply, WorkerStats};
+use gt_proto::{ClientMsg, ClientReply, ShardStats, WorkerMsg, WorkerReply, WorkerStats};
 use gt_transport::Tx;
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Timing knobs of the core.
@@ -18,6 +20,11 @@ pub struct CoreConfig {
     pub heartbeat_timeout: Duration,
     /// How long a client may wait for a first worker before it is refused.
     pub join_timeout: Duration,
+    /// The sharding config every new session starts with (`GT_CONFIG`, `--config`).
+    pub shard: Arc<ShardConfig>,
+    /// `GT_AUTO_SHARD=1`: creations with at least this many elements are sharded along axis 0
+    /// over every worker.
+    pub auto_shard: Option<usize>,
 }
 
 impl Default for CoreConfig {
@@ -25,6 +32,8 @@ impl Default for CoreConfig {
         CoreConfig {
             heartbeat_timeout: Duration::from_millis(1500),
             join_timeout: Duration::from_secs(30),
+            shard: Arc::default(),
+            auto_shard: None,
         }
     }
 }
@@ -34,6 +43,8 @@ impl Default for CoreConfig {
 pub enum Place {
     /// On one worker, under the key `Key::new(session, id)`.
     On(WorkerId),
+    /// Spread over several workers (part `i` on `workers[i]`, under the same key).
+    Dist(Arc<Dist>),
     /// Never computed: reading it returns this error.
     Poisoned(Error),
 }
@@ -51,6 +62,15 @@ pub struct Session {
     pub(crate) instructions: u64,
     /// Open signal scopes, innermost last.
     pub(crate) scopes: Vec<String>,
+    /// Shape and dtype of each live tensor (what sharding rules need).
+    pub(crate) metas: FxHashMap<TensorId, gt_ops::Meta>,
+    /// The sharding config in force for this session.
+    pub(crate) config: Arc<ShardConfig>,
+    /// The configured signal with a `backward:` entry this session entered last (whose
+    /// backward placement a later `backward()` outside every scope uses).
+    pub(crate) last_region: Option<String>,
+    /// What the sharding modifier did for this session.
+    pub(crate) shard_stats: ShardStats,
 }
 
 pub(crate) struct WorkerSlot {
@@ -106,6 +126,8 @@ pub struct Core {
     order: VecDeque<SessionId>,
     stopped: bool,
     pub(crate) log: Option<InstructionLog>,
+    /// Sharding counters over every session.
+    pub(crate) shard_total: ShardStats,
 }
 
 impl Core {
@@ -126,6 +148,7 @@ impl Core {
             order: VecDeque::new(),
             stopped: false,
             log: None,
+            shard_total: ShardStats::default(),
         }
     }
 
@@ -318,6 +341,10 @@ impl Core {
                     outbox: Vec::new(),
                     instructions: 0,
                     scopes: Vec::new(),
+                    metas: FxHashMap::default(),
+                    config: self.cfg.shard.clone(),
+                    last_region: None,
+                    shard_stats: ShardStats::default(),
                 };
                 self.sessions.insert(id, session);
                 let _ = w.accepted.send(Ok((id, alive)));
@@ -519,10 +546,26 @@ impl Core {
             reason,
         };
         let new_home = self.least_loaded();
+        // Parts of distributed tensors that survive on other workers are freed there.
+        let mut orphans: Vec<(WorkerId, gt_core::Key)> = Vec::new();
         for s in self.sessions.values_mut() {
             let mut held = false;
-            for place in s.tensors.values_mut() {
-                if *place == Place::On(worker) {
+            for (id, place) in s.tensors.iter_mut() {
+                let here = match place {
+                    Place::On(w) => *w == worker,
+                    Place::Dist(d) => d.workers.contains(&worker),
+                    Place::Poisoned(_) => false,
+                };
+                if here {
+                    if let Place::Dist(d) = place {
+                        let key = gt_core::Key::new(s.id, id.0);
+                        orphans.extend(
+                            d.workers
+                                .iter()
+                                .filter(|w| **w != worker)
+                                .map(|w| (*w, key)),
+                        );
+                    }
                     *place = Place::Poisoned(err.clone());
                     held = true;
                 }
@@ -563,6 +606,12 @@ impl Core {
                     let is_stats = self.aggs.get(&agg).is_some_and(|a| a.stats.is_some());
                     self.part_done(agg, is_stats.then_some(dead));
                 }
+            }
+        }
+        for (w, key) in orphans {
+            let slot = &mut self.workers[w.0 as usize];
+            if slot.alive {
+                slot.outbox.push(WorkerMsg::Free { key });
             }
         }
         for w in self.workers.iter_mut().filter(|w| w.alive) {

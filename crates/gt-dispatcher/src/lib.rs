@@ -6,6 +6,7 @@
 //! - [`event`]: everything that can happen to the dispatcher, as one enum.
 //! - [`core`]: the synchronous state machine that handles events (no I/O, fake-clock testable).
 //! - [`route`]: rewriting one client instruction into worker instructions.
+//! - [`shard`]: the sharding modifier (signal configs, placements, rules, collectives).
 //! - [`log`]: the instruction log (`GT_INSTRUCTION_LOG`), one line per event.
 //! - [`server`]: the shell — listeners, handshakes, socket pumps, the heartbeat ticker.
 
@@ -14,11 +15,13 @@ pub mod event;
 pub mod log;
 pub mod route;
 pub mod server;
+pub mod shard;
 
 pub use crate::core::{Core, CoreConfig};
 pub use event::Event;
 pub use log::InstructionLog;
 pub use server::{Dispatcher, DispatcherConfig};
+pub use shard::ShardConfig;
 
 #[cfg(test)]
 mod tests;

@@ -186,6 +186,8 @@ impl InstructionLog {
             ClientMsg::Stats { req } | ClientMsg::Sync { req } => write!(b, "req={}", req.0),
             ClientMsg::ScopeEnter { name } => write!(b, "name={name}"),
             ClientMsg::ScopeExit => Ok(()),
+            ClientMsg::Configure { req, yaml } => write!(b, "req={} bytes={}", req.0, yaml.len()),
+            ClientMsg::DispatcherStats { req } => write!(b, "req={}", req.0),
         };
         self.end();
     }
@@ -196,6 +198,7 @@ impl InstructionLog {
             ClientReply::Data { .. } => ("Data", size_of(r)),
             ClientReply::Stats { .. } => ("Stats", size_of(r)),
             ClientReply::Synced { .. } => ("Synced", size_of(r)),
+            ClientReply::DispatcherStats { .. } => ("DispatcherStats", size_of(r)),
         };
         self.head(Kind::Send, Source::Client(sid, name), cmd, size);
         let b = &mut self.buf;
@@ -215,6 +218,13 @@ impl InstructionLog {
                 let _ = write!(b, "req={} ", req.0);
                 match result {
                     Ok(()) => b.push_str("ok"),
+                    Err(e) => error(b, e),
+                }
+            }
+            ClientReply::DispatcherStats { req, result } => {
+                let _ = write!(b, "req={} ", req.0);
+                match result {
+                    Ok(st) => drop(write!(b, "sharded_ops={}", st.shard.sharded_ops)),
                     Err(e) => error(b, e),
                 }
             }
@@ -348,6 +358,8 @@ pub fn client_msg_name(m: &ClientMsg) -> &'static str {
         ClientMsg::Sync { .. } => "Sync",
         ClientMsg::ScopeEnter { .. } => "ScopeEnter",
         ClientMsg::ScopeExit => "ScopeExit",
+        ClientMsg::Configure { .. } => "Configure",
+        ClientMsg::DispatcherStats { .. } => "DispatcherStats",
     }
 }
 

@@ -3,9 +3,12 @@
 //! live on different workers (the dispatcher never carries those bytes itself).
 
 use crate::core::{Agg, Core, Pending, Place, Session};
+use crate::shard::ShardConfig;
 use gt_core::{Error, Key, ReqId, SessionId, TensorId, WorkerId};
-use gt_proto::{ClientMsg, ClientReply, WorkerMsg};
+use gt_ops::Meta;
+use gt_proto::{ClientMsg, ClientReply, DispatcherStats, WorkerMsg};
 use smallvec::SmallVec;
+use std::sync::Arc;
 
 impl Core {
     pub(crate) fn client_batch(&mut self, sid: SessionId, batch: Vec<ClientMsg>) {
@@ -28,24 +31,59 @@ impl Core {
                 if let Err(e) = check_id(out) {
                     return self.protocol_error(s, e);
                 }
-                let mut places: SmallVec<[WorkerId; 2]> = SmallVec::new();
+                let mut places: SmallVec<[Place; 2]> = SmallVec::new();
                 for id in &inputs {
                     match s.tensors.get(id) {
-                        Some(Place::On(w)) => places.push(*w),
                         Some(Place::Poisoned(e)) => {
                             return self.place(s, out, Place::Poisoned(e.clone()))
                         }
+                        Some(p) => places.push(p.clone()),
                         None => {
                             return self.place(s, out, Place::Poisoned(unknown(*id, op.name())))
                         }
                     }
                 }
-                let Some(target) = places.first().copied().or_else(|| self.home(s)) else {
+                // Shapes are tracked so that sharding rules can be applied to any tensor.
+                let meta = {
+                    let metas: Option<SmallVec<[&Meta; 2]>> =
+                        inputs.iter().map(|id| s.metas.get(id)).collect();
+                    match metas.map(|m| gt_ops::infer(&op, &m)) {
+                        Some(Err(e)) => return self.place(s, out, Place::Poisoned(e)),
+                        Some(Ok(m)) => Some(m),
+                        None => None,
+                    }
+                };
+                if let Some(m) = &meta {
+                    if inputs.is_empty() {
+                        match self.creation_dist(s, m) {
+                            Err(e) => return self.place(s, out, Place::Poisoned(e)),
+                            Ok(Some(d)) => return self.create_dist(s, out, op, m.clone(), d),
+                            Ok(None) => {}
+                        }
+                    }
+                    if places.iter().any(|p| matches!(p, Place::Dist(_))) {
+                        return self.exec_dist(s, out, op, &inputs, &places, m.clone());
+                    }
+                }
+                let mut on: SmallVec<[WorkerId; 2]> = SmallVec::new();
+                for p in &places {
+                    match p {
+                        Place::On(w) => on.push(*w),
+                        _ => {
+                            let e = Error::Protocol(format!(
+                                "{} has a distributed input of unknown shape",
+                                op.name()
+                            ));
+                            return self.place(s, out, Place::Poisoned(e));
+                        }
+                    }
+                }
+                let Some(target) = on.first().copied().or_else(|| self.home(s)) else {
                     return self.place(s, out, Place::Poisoned(no_workers()));
                 };
                 let mut keys: SmallVec<[Key; 2]> = SmallVec::new();
                 let mut temps: SmallVec<[Key; 2]> = SmallVec::new();
-                for (id, w) in inputs.iter().zip(&places) {
+                for (id, w) in inputs.iter().zip(&on) {
                     let key = Key::new(s.id, id.0);
                     if *w == target {
                         keys.push(key);
@@ -69,6 +107,9 @@ impl Core {
                     }
                     slot.outbox.push(WorkerMsg::Free { key });
                 }
+                if let Some(m) = meta {
+                    s.metas.insert(out, m);
+                }
                 self.place(s, out, Place::On(target));
             }
             ClientMsg::Upload { out, data } => {
@@ -77,6 +118,12 @@ impl Core {
                 }
                 if let Err(e) = data.validate() {
                     return self.place(s, out, Place::Poisoned(e));
+                }
+                let meta = Meta::new(data.shape.clone(), data.dtype);
+                match self.creation_dist(s, &meta) {
+                    Err(e) => return self.place(s, out, Place::Poisoned(e)),
+                    Ok(Some(d)) => return self.upload_dist(s, out, data, d),
+                    Ok(None) => {}
                 }
                 let Some(target) = self.home(s) else {
                     return self.place(s, out, Place::Poisoned(no_workers()));
@@ -87,13 +134,13 @@ impl Core {
                         out: Key::new(s.id, out.0),
                         data,
                     });
+                s.metas.insert(out, meta);
                 self.place(s, out, Place::On(target));
             }
             ClientMsg::Free { id } => {
-                if let Some(Place::On(w)) = s.tensors.remove(&id) {
-                    self.workers[w.0 as usize].outbox.push(WorkerMsg::Free {
-                        key: Key::new(s.id, id.0),
-                    });
+                s.metas.remove(&id);
+                if let Some(p) = s.tensors.remove(&id) {
+                    self.free_place(Key::new(s.id, id.0), &p);
                 }
             }
             ClientMsg::ToWorker { out, src, worker } => {
@@ -101,7 +148,15 @@ impl Core {
                     return self.protocol_error(s, e);
                 }
                 let from = match s.tensors.get(&src) {
-                    Some(Place::On(w)) => *w,
+                    Some(Place::On(w)) => Some(*w),
+                    Some(Place::Dist(_)) => {
+                        if s.metas.contains_key(&src) {
+                            None
+                        } else {
+                            let e = Error::Protocol(format!("{src} has no known shape"));
+                            return self.place(s, out, Place::Poisoned(e));
+                        }
+                    }
                     Some(Place::Poisoned(e)) => {
                         return self.place(s, out, Place::Poisoned(e.clone()))
                     }
@@ -128,6 +183,15 @@ impl Core {
                         return self.place(s, out, Place::Poisoned(e));
                     }
                 }
+                let Some(from) = from else {
+                    let Some(Place::Dist(d)) = s.tensors.get(&src).cloned() else {
+                        unreachable!("checked above")
+                    };
+                    return self.move_dist(s, out, src, &d, worker);
+                };
+                if let Some(m) = s.metas.get(&src).cloned() {
+                    s.metas.insert(out, m);
+                }
                 let (src_key, out_key) = (Key::new(s.id, src.0), Key::new(s.id, out.0));
                 if from == worker {
                     self.workers[worker.0 as usize]
@@ -150,6 +214,10 @@ impl Core {
                         key: Key::new(s.id, id.0),
                     });
                 }
+                Some(Place::Dist(d)) => {
+                    let d = d.clone();
+                    self.read_dist(s, req, id, &d)
+                }
                 Some(Place::Poisoned(e)) => s.outbox.push(ClientReply::Data {
                     req,
                     result: Err(e.clone()),
@@ -161,12 +229,44 @@ impl Core {
             },
             ClientMsg::Stats { req } => self.fan_out(s, req, true),
             ClientMsg::Sync { req } => self.fan_out(s, req, false),
-            ClientMsg::ScopeEnter { name } => s.scopes.push(name),
+            ClientMsg::ScopeEnter { name } => {
+                if s.config
+                    .signals
+                    .get(&name)
+                    .is_some_and(|c| c.backward.is_some())
+                {
+                    s.last_region = Some(name.clone());
+                }
+                s.scopes.push(name)
+            }
             ClientMsg::ScopeExit => {
                 if s.scopes.pop().is_none() {
                     let e = Error::Protocol("signal scope exit without a matching enter".into());
                     self.protocol_error(s, e);
                 }
+            }
+            ClientMsg::Configure { req, yaml } => {
+                let result = ShardConfig::from_yaml(&yaml).and_then(|c| {
+                    c.validate(Some(self.workers.len()))?;
+                    Ok(c)
+                });
+                let result = result.map(|c| {
+                    tracing::info!(target: "gt::dispatcher", "{}: {} signals configured", s.name, c.signals.len());
+                    s.config = Arc::new(c);
+                });
+                s.outbox.push(ClientReply::Synced { req, result });
+            }
+            ClientMsg::DispatcherStats { req } => {
+                let stats = DispatcherStats {
+                    workers: self.alive_workers() as u64,
+                    sessions: self.sessions.len() as u64 + 1,
+                    shard: s.shard_stats.clone(),
+                    shard_total: self.shard_total.clone(),
+                };
+                s.outbox.push(ClientReply::DispatcherStats {
+                    req,
+                    result: Ok(stats),
+                });
             }
         }
     }
@@ -236,14 +336,38 @@ impl Core {
     }
 
     /// Records where `out` lives, freeing a previous tensor of the same id elsewhere.
-    fn place(&mut self, s: &mut Session, out: TensorId, place: Place) {
-        let old = s.tensors.insert(out, place.clone());
-        if let Some(Place::On(w)) = old {
-            if place != Place::On(w) {
+    pub(crate) fn place(&mut self, s: &mut Session, out: TensorId, place: Place) {
+        if let Some(old) = s.tensors.insert(out, place.clone()) {
+            // The new value already overwrote the key on the workers it lives on.
+            let keep: Vec<WorkerId> = match &place {
+                Place::On(w) => vec![*w],
+                Place::Dist(d) => d.workers.clone(),
+                Place::Poisoned(_) => Vec::new(),
+            };
+            let gone = match old {
+                Place::On(w) => vec![w],
+                Place::Dist(d) => d.workers.clone(),
+                Place::Poisoned(_) => Vec::new(),
+            };
+            for w in gone.into_iter().filter(|w| !keep.contains(w)) {
                 self.workers[w.0 as usize].outbox.push(WorkerMsg::Free {
                     key: Key::new(s.id, out.0),
                 });
             }
+        }
+    }
+
+    /// Frees `key` wherever `place` keeps it (every part of a distributed tensor).
+    fn free_place(&mut self, key: Key, place: &Place) {
+        let ws: &[WorkerId] = match place {
+            Place::On(w) => std::slice::from_ref(w),
+            Place::Dist(d) => &d.workers,
+            Place::Poisoned(_) => &[],
+        };
+        for w in ws {
+            self.workers[w.0 as usize]
+                .outbox
+                .push(WorkerMsg::Free { key });
         }
     }
 
@@ -261,14 +385,14 @@ impl Core {
         }
     }
 
-    fn temp_key(&mut self) -> Key {
+    pub(crate) fn temp_key(&mut self) -> Key {
         let k = Key::new(SessionId(0), self.next_temp);
         self.next_temp = (self.next_temp + 1) & Key::MAX_LOCAL;
         k
     }
 
     /// Tells `from` to send `key` to `to`, which stores it as `out`.
-    fn transfer(&mut self, key: Key, from: WorkerId, out: Key, to: WorkerId) {
+    pub(crate) fn transfer(&mut self, key: Key, from: WorkerId, out: Key, to: WorkerId) {
         let xfer = self.next_xfer;
         self.next_xfer += 1;
         let logging = self.log.is_some();

@@ -410,3 +410,68 @@ fn signal_scopes_nest_per_session_and_send_nothing_to_workers() {
     assert!(core.sessions[&b].scopes.is_empty());
     assert!(w0.lock().unwrap().is_empty(), "scopes are dispatcher-only");
 }
+
+#[test]
+fn a_lost_worker_poisons_distributed_tensors_and_frees_their_other_parts() {
+    let now = Instant::now();
+    let cfg = crate::ShardConfig::from_yaml("rows:\n  shard:\n    axis: 0\n").unwrap();
+    let mut core = Core::new(CoreConfig {
+        shard: Arc::new(cfg),
+        ..Default::default()
+    });
+    let (_, w0) = add_worker(&mut core, now);
+    let (w1, _) = add_worker(&mut core, now);
+    let (c, replies) = add_client(&mut core, now);
+    let scoped = vec![
+        ClientMsg::ScopeEnter {
+            name: "rows".into(),
+        },
+        ClientMsg::Exec {
+            out: TensorId(1),
+            op: Op::Full {
+                shape: [4, 2].into(),
+                value: 1.0,
+                dtype: DType::F32,
+            },
+            inputs: smallvec![],
+        },
+        ClientMsg::ScopeExit,
+    ];
+    run(&mut core, c, scoped, now);
+    let parts = w0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| matches!(m, WorkerMsg::Exec { op: Op::Full { shape, .. }, .. } if shape.dims() == [2, 2]))
+        .count();
+    assert_eq!(parts, 1, "worker 0 holds one 2x2 part");
+    core.handle(
+        Event::WorkerLeft {
+            worker: w1,
+            reason: "test".into(),
+        },
+        now,
+    );
+    core.flush();
+    assert!(w0
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|m| matches!(m, WorkerMsg::Free { key } if key.local() == 1)));
+    let read = vec![ClientMsg::Read {
+        req: ReqId(9),
+        id: TensorId(1),
+    }];
+    run(&mut core, c, read, now);
+    let r = replies.lock().unwrap();
+    assert!(
+        matches!(
+            r.last(),
+            Some(ClientReply::Data {
+                result: Err(Error::WorkerLost { worker: 1, .. }),
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+}

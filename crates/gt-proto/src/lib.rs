@@ -20,5 +20,7 @@ pub mod stats;
 pub use data::TensorData;
 pub use frame::{decode_batch, encode_batch, FrameError, DEFAULT_MAX_FRAME};
 pub use handshake::{Hello, Role, Welcome, PROTOCOL_VERSION};
-pub use msg::{ClientMsg, ClientReply, HotPathEvent, PeerMsg, WorkerMsg, WorkerReply};
-pub use stats::{CompileStats, HotPathStats, WorkerStats};
+pub use msg::{
+    ClientMsg, ClientReply, HotPathEvent, PeerMsg, WorkerMsg, WorkerReply, BACKWARD_SCOPE,
+};
+pub use stats::{CompileStats, DispatcherStats, HotPathStats, ShardStats, WorkerStats};

@@ -7,11 +7,15 @@
 //! Clients name tensors with their own [`TensorId`]s; the dispatcher rewrites them to worker-side
 //! [`Key`]s (session-tagged), so no client can reach another's tensors.
 
-use crate::{TensorData, WorkerStats};
+use crate::{DispatcherStats, TensorData, WorkerStats};
 use gt_core::{Error, Key, ReqId, SessionId, TensorId, WorkerId};
 use gt_ops::Op;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
+
+/// The signal scope a client opens around the gradient ops of `backward()`: inside it, new
+/// tensors take the placement of the `backward:` signal of the region that produced the loss.
+pub const BACKWARD_SCOPE: &str = "gt.backward";
 
 /// Client → dispatcher.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -42,6 +46,11 @@ pub enum ClientMsg {
     ScopeEnter { name: String },
     /// Leave the innermost signal scope.
     ScopeExit,
+    /// Use this sharding/compile config (YAML text, see `gt_dispatcher::shard::ShardConfig`) for
+    /// this session from now on; answered with `Synced` (an error names what is wrong).
+    Configure { req: ReqId, yaml: String },
+    /// Send back the dispatcher's own statistics (sharding counters).
+    DispatcherStats { req: ReqId },
 }
 
 /// Dispatcher → client.
@@ -61,6 +70,11 @@ pub enum ClientReply {
     Synced {
         req: ReqId,
         result: Result<(), Error>,
+    },
+    /// The statistics asked for by `DispatcherStats`.
+    DispatcherStats {
+        req: ReqId,
+        result: Result<DispatcherStats, Error>,
     },
 }
 

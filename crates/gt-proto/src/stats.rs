@@ -74,3 +74,44 @@ pub struct CompileStats {
     /// Instructions executed inside compiled programs.
     pub compiled_instructions: u64,
 }
+
+/// The dispatcher's own counters (`ClientMsg::DispatcherStats`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DispatcherStats {
+    /// Live workers.
+    pub workers: u64,
+    /// Connected sessions.
+    pub sessions: u64,
+    /// The sharding modifier's counters for the asking session.
+    pub shard: ShardStats,
+    /// The sharding modifier's counters summed over every session since the dispatcher started.
+    pub shard_total: ShardStats,
+}
+
+/// What the sharding modifier did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShardStats {
+    /// Client ops that ran on shards (one instruction per participating worker).
+    pub sharded_ops: u64,
+    /// Per-shard instructions issued for them (sum over workers).
+    pub shard_instructions: u64,
+    /// Client ops on distributed tensors that had no sharding rule and were gathered onto one
+    /// worker first (correct, slower).
+    pub gathered_ops: u64,
+    /// Tensors created or uploaded directly as shards or replicas.
+    pub placed_creations: u64,
+    /// Worker-to-worker transfers injected by the modifier.
+    pub transfers: u64,
+    /// Bytes those transfers moved.
+    pub bytes_moved: u64,
+    /// Collectives injected, by kind.
+    pub scatters: u64,
+    /// All-gathers (shards → a full copy on every worker).
+    pub all_gathers: u64,
+    /// All-reduces (partial sums → a full sum on every worker).
+    pub all_reduces: u64,
+    /// Reduce-scatters (partial sums → the sum's shards).
+    pub reduce_scatters: u64,
+    /// Gathers onto one worker (reads, fallbacks, moves to a single worker).
+    pub gathers: u64,
+}

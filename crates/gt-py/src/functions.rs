@@ -342,6 +342,13 @@ fn gpu_workers(n: usize) -> PyResult<()> {
     gt::runtime::set_embedded_workers(n).py()
 }
 
+/// Loads a YAML sharding/compile config (signal name → placement) and makes it this process's
+/// session config. Raises `ValueError` naming the key or value that is wrong.
+#[pyfunction]
+fn load_config(py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+    py.detach(move || gt::load_config(&path)).py()
+}
+
 /// Seeds the default session's random generator.
 #[pyfunction]
 fn manual_seed(py: Python<'_>, seed: u64) -> PyResult<()> {
@@ -466,6 +473,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load_tensors, m)?)?;
     m.add_function(wrap_pyfunction!(connect, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_workers, m)?)?;
+    m.add_function(wrap_pyfunction!(load_config, m)?)?;
     m.add_function(wrap_pyfunction!(manual_seed, m)?)?;
     m.add_function(wrap_pyfunction!(sync, m)?)?;
     m.add_function(wrap_pyfunction!(_no_grad_enter, m)?)?;

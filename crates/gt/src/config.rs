@@ -2,6 +2,8 @@
 //! them with their defaults.
 
 use gt_core::{Error, Result};
+use gt_dispatcher::ShardConfig;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The process-wide configuration.
@@ -24,6 +26,14 @@ pub struct Config {
     pub heartbeat_timeout: Duration,
     /// `GT_INSTRUCTION_LOG`: the dispatcher writes one line per event to this file.
     pub instruction_log: Option<std::path::PathBuf>,
+    /// `GT_CONFIG`: the sharding/compile config (YAML) the dispatcher starts every session with;
+    /// read and validated here, so a bad file fails before anything runs.
+    pub sharding: Arc<ShardConfig>,
+    /// `GT_AUTO_SHARD=1` (default off): large creations are sharded along axis 0 over every
+    /// worker.
+    pub auto_shard: bool,
+    /// `GT_SHARD_THRESHOLD` (default 65536): elements from which `GT_AUTO_SHARD` shards.
+    pub shard_threshold: usize,
 }
 
 impl Default for Config {
@@ -37,6 +47,9 @@ impl Default for Config {
             client_batch: 1024,
             heartbeat_timeout: Duration::from_millis(1500),
             instruction_log: None,
+            sharding: Arc::default(),
+            auto_shard: false,
+            shard_threshold: 65536,
         }
     }
 }
@@ -73,7 +86,27 @@ impl Config {
                 .map(Duration::from_millis)
                 .unwrap_or(d.heartbeat_timeout),
             instruction_log: var("GT_INSTRUCTION_LOG").map(Into::into),
+            sharding: match var("GT_CONFIG") {
+                Some(p) => Arc::new(ShardConfig::from_file(std::path::Path::new(&p))?),
+                None => d.sharding,
+            },
+            auto_shard: match var("GT_AUTO_SHARD").as_deref().map(str::trim) {
+                None | Some("0") | Some("false") => false,
+                Some("1") | Some("true") => true,
+                Some(v) => return Err(Error::Config(format!("GT_AUTO_SHARD={v} is not 0 or 1"))),
+            },
+            shard_threshold: parse("GT_SHARD_THRESHOLD", 1usize)?.unwrap_or(d.shard_threshold),
         })
+    }
+
+    /// The dispatcher core settings this config asks for.
+    pub fn core_config(&self) -> gt_dispatcher::CoreConfig {
+        gt_dispatcher::CoreConfig {
+            heartbeat_timeout: self.heartbeat_timeout,
+            shard: self.sharding.clone(),
+            auto_shard: self.auto_shard.then_some(self.shard_threshold),
+            ..Default::default()
+        }
     }
 
     /// Compute threads for each of `workers` workers sharing this machine.

@@ -9,6 +9,11 @@ pub fn worker_stats() -> Result<Vec<WorkerStats>> {
     try_session()?.worker_stats()
 }
 
+/// The dispatcher's own statistics: sharding counters for this session and in total.
+pub fn dispatcher_stats() -> Result<gt_proto::DispatcherStats> {
+    try_session()?.dispatcher_stats()
+}
+
 /// A human-readable table of [`worker_stats`].
 pub fn format_worker_stats(stats: &[WorkerStats]) -> String {
     let mut s = String::from(

@@ -34,9 +34,13 @@ pub mod signal;
 pub use create::*;
 pub use gt_client::{no_grad, Idx, NoGradGuard, Session, Tensor};
 pub use gt_core::{DType, Error, Result, Shape};
+pub use gt_dispatcher::shard::{ShardConfig, ShardSpec, SignalConfig};
 pub use gt_ops::{BinaryOp, ReduceOp, UnaryOp};
+pub use gt_proto::{DispatcherStats, ShardStats};
 pub use gt_proto::{TensorData, WorkerStats};
-pub use runtime::{connect, manual_seed, no_grad_eval, session, sync, try_session};
+pub use runtime::{
+    connect, load_config, manual_seed, no_grad_eval, session, set_config, sync, try_session,
+};
 
 /// Opens the signal scope `name` until the returned guard is dropped (see [`mod@signal`]).
 pub fn signal(name: &str) -> signal::Guard {

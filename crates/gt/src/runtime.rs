@@ -31,11 +31,9 @@ pub struct Embedded {
 impl Embedded {
     /// Starts a dispatcher and `workers` workers with `threads` compute threads each.
     pub fn start(workers: usize, threads: usize, config: &Config) -> Result<Embedded> {
+        config.sharding.validate(Some(workers))?;
         let dcfg = DispatcherConfig {
-            core: gt_dispatcher::CoreConfig {
-                heartbeat_timeout: config.heartbeat_timeout,
-                ..Default::default()
-            },
+            core: config.core_config(),
             token: config.token.clone(),
             max_frame: config.max_frame,
             log: config.instruction_log.clone(),
@@ -165,10 +163,29 @@ pub fn connect(addr: &str) -> Result<()> {
     Ok(())
 }
 
+/// Makes `session` the process's default session — e.g. one of an [`Embedded`] runtime started
+/// with an explicit config and worker count; later ops without an explicit session use it.
+pub fn set_default_session(session: Session) {
+    *DEFAULT.lock().unwrap() = Some(session);
+}
+
 /// Waits until all work issued so far has executed; reports a worker lost while holding this
 /// process's tensors.
 pub fn sync() -> Result<()> {
     try_session()?.sync()
+}
+
+/// Reads a sharding/compile config (YAML) from `path`, validates it against the workers of the
+/// default session and makes it this session's config from now on (signals opened later use it).
+pub fn load_config(path: impl AsRef<std::path::Path>) -> Result<()> {
+    set_config(&gt_dispatcher::ShardConfig::from_file(path.as_ref())?)
+}
+
+/// Makes `config` the default session's sharding/compile config (see [`load_config`]).
+pub fn set_config(config: &gt_dispatcher::ShardConfig) -> Result<()> {
+    let s = try_session()?;
+    config.validate(Some(s.workers() as usize))?;
+    s.configure(&config.to_yaml())
 }
 
 /// Seeds the default session's random generator.

@@ -73,3 +73,28 @@ fn train_transformer_loss_falls_and_it_samples() {
         "{out}"
     );
 }
+
+/// The max relative loss difference an example reports against its single-worker run.
+fn loss_difference(out: &str) -> f64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix("max relative loss difference "))
+        .expect("difference line")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn dp_mlp_matches_one_worker_and_all_reduces() {
+    let out = run("dp_mlp", &["--steps", "8"]);
+    assert!(loss_difference(&out) < 1e-5, "{out}");
+    assert!(out.contains(", 0 gathered ops"), "{out}");
+    assert!(!out.contains(" 0 all-reduces"), "{out}");
+}
+
+#[test]
+fn tp_mlp_matches_one_worker() {
+    let out = run("tp_mlp", &["--steps", "5", "--workers", "3"]);
+    assert!(loss_difference(&out) < 1e-5, "{out}");
+    assert!(out.contains("tensor parallel on 3 workers"), "{out}");
+}
