@@ -97,6 +97,7 @@ fn run(cli: Cli) -> Result<()> {
                 max_frame: cfg.max_frame,
                 peer_listen: peer_listen.parse()?,
                 advertise,
+                hotpath: cfg.hotpath.clone(),
                 ..Default::default()
             };
             ctrlc::set_handler(|| {
@@ -119,6 +120,7 @@ fn dispatcher(
     let dcfg = gt_dispatcher::DispatcherConfig {
         core: gt_dispatcher::CoreConfig {
             heartbeat_timeout: cfg.heartbeat_timeout,
+            worker_batch: cfg.worker_batch,
             ..Default::default()
         },
         token: cfg.token.clone(),

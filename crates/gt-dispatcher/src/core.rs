@@ -18,6 +18,9 @@ pub struct CoreConfig {
     pub heartbeat_timeout: Duration,
     /// How long a client may wait for a first worker before it is refused.
     pub join_timeout: Duration,
+    /// Most instructions per transport batch to a worker (`GT_WORKER_BATCH_SIZE`; `None`:
+    /// everything queued goes in one batch). Batching never changes the instruction stream.
+    pub worker_batch: Option<usize>,
 }
 
 impl Default for CoreConfig {
@@ -25,6 +28,7 @@ impl Default for CoreConfig {
         CoreConfig {
             heartbeat_timeout: Duration::from_millis(1500),
             join_timeout: Duration::from_secs(30),
+            worker_batch: None,
         }
     }
 }
@@ -258,7 +262,7 @@ impl Core {
                         }
                     }
                     w.injected.clear();
-                    if w.alive && w.tx.send(batch).is_err() {
+                    if w.alive && send_split(&w.tx, batch, self.cfg.worker_batch).is_err() {
                         broken = Some(WorkerId(i as u32));
                         break;
                     }
@@ -589,5 +593,23 @@ impl Core {
             w.outbox.push(WorkerMsg::Ping);
         }
         self.admit_waiting(now);
+    }
+}
+
+/// Sends `batch` in order, in transport batches of at most `cap` messages.
+fn send_split(
+    tx: &gt_transport::Tx<WorkerMsg>,
+    batch: Vec<WorkerMsg>,
+    cap: Option<usize>,
+) -> Result<(), gt_transport::Closed> {
+    match cap {
+        Some(c) if c > 0 && batch.len() > c => {
+            let mut it = batch.into_iter().peekable();
+            while it.peek().is_some() {
+                tx.send(it.by_ref().take(c).collect())?;
+            }
+            Ok(())
+        }
+        _ => tx.send(batch),
     }
 }

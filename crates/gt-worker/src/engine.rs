@@ -28,6 +28,8 @@ pub trait Engine {
     fn upload(&mut self, data: &TensorData) -> Result<Self::Tensor>;
     /// The contents of `t`, row-major.
     fn download(&mut self, t: &Self::Tensor) -> TensorData;
+    /// Shape and dtype of `t`.
+    fn meta(&self, t: &Self::Tensor) -> gt_ops::Meta;
     /// Bytes of storage `t` keeps alive (shared storage counts fully).
     fn storage_bytes(&self, t: &Self::Tensor) -> usize;
     /// Pool counters.

@@ -2,6 +2,7 @@
 //! them with their defaults.
 
 use gt_core::{Error, Result};
+use gt_worker::hotpath::HotPathConfig;
 use std::time::Duration;
 
 /// The process-wide configuration.
@@ -24,6 +25,13 @@ pub struct Config {
     pub heartbeat_timeout: Duration,
     /// `GT_INSTRUCTION_LOG`: the dispatcher writes one line per event to this file.
     pub instruction_log: Option<std::path::PathBuf>,
+    /// `GT_AUTO_COMPILE`, `GT_COMPILE`, `GT_HOTPATH_THRESHOLD`, `GT_HOTPATH_MIN_SEQ`,
+    /// `GT_HOTPATH_WINDOW`, `GT_COMPILE_CACHE`: hot-path detection and trace compilation in
+    /// the workers this process starts.
+    pub hotpath: HotPathConfig,
+    /// `GT_WORKER_BATCH_SIZE` (default: unlimited): most instructions per dispatcher → worker
+    /// transport batch.
+    pub worker_batch: Option<usize>,
 }
 
 impl Default for Config {
@@ -37,6 +45,8 @@ impl Default for Config {
             client_batch: 1024,
             heartbeat_timeout: Duration::from_millis(1500),
             instruction_log: None,
+            hotpath: HotPathConfig::default(),
+            worker_batch: None,
         }
     }
 }
@@ -58,6 +68,18 @@ fn parse<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
     }
 }
 
+/// A boolean switch: `1`/`true`/`on`/`yes` or `0`/`false`/`off`/`no` (unset: off).
+fn flag(name: &str) -> Result<bool> {
+    match var(name) {
+        None => Ok(false),
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "on" | "yes" => Ok(true),
+            "0" | "false" | "off" | "no" => Ok(false),
+            _ => Err(Error::Config(format!("{name}={v} is not 0 or 1"))),
+        },
+    }
+}
+
 impl Config {
     /// Reads the environment. Invalid values are errors that name the variable.
     pub fn from_env() -> Result<Config> {
@@ -73,6 +95,16 @@ impl Config {
                 .map(Duration::from_millis)
                 .unwrap_or(d.heartbeat_timeout),
             instruction_log: var("GT_INSTRUCTION_LOG").map(Into::into),
+            hotpath: HotPathConfig {
+                auto_compile: flag("GT_AUTO_COMPILE")?,
+                compile_all: flag("GT_COMPILE")?,
+                threshold: parse("GT_HOTPATH_THRESHOLD", 1u32)?.unwrap_or(d.hotpath.threshold),
+                min_seq: parse("GT_HOTPATH_MIN_SEQ", 1usize)?.unwrap_or(d.hotpath.min_seq),
+                window: parse("GT_HOTPATH_WINDOW", 1usize)?.unwrap_or(d.hotpath.window),
+                cache_dir: var("GT_COMPILE_CACHE").map(Into::into),
+                compile_inline: false,
+            },
+            worker_batch: parse("GT_WORKER_BATCH_SIZE", 1usize)?,
         })
     }
 

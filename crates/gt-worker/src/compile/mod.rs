@@ -2,6 +2,15 @@
 //! planned buffers (see DESIGN.md §6).
 //!
 //! # Layout
+//! - [`trace`]: a buffered trace in canonical form (nodes, external inputs, live-outs, frees).
+//! - [`program`]: compiling a trace into a [`program::Plan`] (inference, DCE, release points)
+//!   and running it on an engine.
+//! - [`cache`]: plans by signature, background compilation, blacklist and regression guard.
+//! - [`persist`]: `GT_COMPILE_CACHE`, hot signatures kept across runs.
 //! - [`loop_ir`]: the fused elementwise loop IR shared by the planner and the code generators.
 
+pub mod cache;
 pub mod loop_ir;
+pub mod persist;
+pub mod program;
+pub mod trace;

@@ -371,6 +371,10 @@ impl Engine for CpuEngine {
         }
     }
 
+    fn meta(&self, t: &CpuTensor) -> Meta {
+        t.meta()
+    }
+
     fn storage_bytes(&self, t: &CpuTensor) -> usize {
         t.storage.len_bytes()
     }

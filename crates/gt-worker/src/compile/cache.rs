@@ -1,0 +1,165 @@
+//! The worker's plan cache, keyed by hot-sequence signature: compiles in the background (or
+//! inline), blacklists signatures whose compile failed, and disables plans measured slower than
+//! eager execution of the same trace.
+
+use super::program::{compile, CompileJob, Plan};
+use gt_proto::CompileStats;
+use rustc_hash::FxHashMap;
+use std::sync::{Arc, Mutex};
+
+/// Compiled runs measured before the regression guard decides.
+const GUARD_RUNS: u32 = 5;
+/// A plan whose best run is this much slower than the best eager run is disabled.
+const GUARD_SLOWER: f64 = 1.25;
+
+type Slot = Arc<Mutex<Option<Result<Plan, String>>>>;
+
+enum Entry {
+    Pending(Slot),
+    Ready(Arc<Plan>, Perf),
+    Off,
+}
+
+#[derive(Default)]
+struct Perf {
+    eager_best_ns: u64,
+    compiled_best_ns: u64,
+    runs: u32,
+}
+
+/// What the cache has for a signature.
+pub enum Lookup {
+    /// Nothing yet: compile it.
+    Missing,
+    /// Being compiled: run eagerly.
+    Pending,
+    /// Compiled.
+    Ready(Arc<Plan>),
+    /// Failed or disabled: run eagerly and stop buffering it.
+    Off,
+}
+
+/// Plans by signature, and the compiler's counters.
+pub struct PlanCache {
+    entries: FxHashMap<u64, Entry>,
+    eager_ns: FxHashMap<u64, u64>,
+    inline: bool,
+    /// The counters reported in `WorkerStats::compile`.
+    pub stats: CompileStats,
+}
+
+impl PlanCache {
+    /// An empty cache; `inline` compiles on the caller's thread.
+    pub fn new(inline: bool) -> PlanCache {
+        PlanCache {
+            entries: FxHashMap::default(),
+            eager_ns: FxHashMap::default(),
+            inline,
+            stats: CompileStats::default(),
+        }
+    }
+
+    /// The state of `sig`, collecting a finished background compile.
+    pub fn lookup(&mut self, sig: u64) -> Lookup {
+        let Some(e) = self.entries.get_mut(&sig) else {
+            return Lookup::Missing;
+        };
+        if let Entry::Pending(slot) = e {
+            let done = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let Some(done) = done else {
+                return Lookup::Pending;
+            };
+            *e = match done {
+                Ok(p) => {
+                    self.stats.traces_compiled += 1;
+                    self.stats.compile_time_us += p.compile_us;
+                    tracing::debug!(target: "gt::compile", "trace {sig:016x}: {} instructions, {} dead, compiled in {} µs", p.instructions, p.dead, p.compile_us);
+                    let perf = Perf {
+                        eager_best_ns: self.eager_ns.get(&sig).copied().unwrap_or(0),
+                        ..Default::default()
+                    };
+                    Entry::Ready(Arc::new(p), perf)
+                }
+                Err(msg) => {
+                    self.stats.fallbacks += 1;
+                    tracing::debug!(target: "gt::compile", "trace {sig:016x} runs eagerly: {msg}");
+                    Entry::Off
+                }
+            };
+        }
+        match self.entries.get(&sig) {
+            Some(Entry::Ready(p, _)) => Lookup::Ready(p.clone()),
+            Some(Entry::Off) => Lookup::Off,
+            Some(Entry::Pending(_)) => Lookup::Pending,
+            None => Lookup::Missing,
+        }
+    }
+
+    /// Starts compiling `job` (in the background unless the cache compiles inline).
+    pub fn start(&mut self, job: CompileJob) {
+        let sig = job.sig;
+        self.stats.cache_misses += 1;
+        let slot: Slot = Arc::new(Mutex::new(None));
+        self.entries.insert(sig, Entry::Pending(slot.clone()));
+        let work = move || {
+            let r = std::panic::catch_unwind(|| compile(job))
+                .map_err(|_| "the compiler panicked".to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        };
+        if self.inline {
+            work();
+        } else if let Err(e) = std::thread::Builder::new()
+            .name("gt-compile".into())
+            .spawn(work)
+        {
+            tracing::warn!(target: "gt::compile", "could not start a compile thread: {e}");
+            self.entries.insert(sig, Entry::Off);
+            self.stats.fallbacks += 1;
+        }
+    }
+
+    /// Counts a stream finding a plan another stream (or an earlier run) made.
+    pub fn hit(&mut self) {
+        self.stats.cache_hits += 1;
+    }
+
+    /// Records an eager run of the trace (the baseline of the regression guard).
+    pub fn record_eager(&mut self, sig: u64, ns: u64) {
+        let e = self.eager_ns.entry(sig).or_insert(u64::MAX);
+        *e = (*e).min(ns);
+        if let Some(Entry::Ready(_, perf)) = self.entries.get_mut(&sig) {
+            perf.eager_best_ns = *e;
+        }
+    }
+
+    /// Records a compiled run; returns true when the plan was just disabled as slower than eager.
+    pub fn record_compiled(&mut self, sig: u64, ns: u64, instructions: u64) -> bool {
+        self.stats.compiled_runs += 1;
+        self.stats.compiled_instructions += instructions;
+        let Some(Entry::Ready(_, perf)) = self.entries.get_mut(&sig) else {
+            return false;
+        };
+        perf.runs += 1;
+        perf.compiled_best_ns = if perf.runs == 1 {
+            ns
+        } else {
+            perf.compiled_best_ns.min(ns)
+        };
+        let slower = perf.eager_best_ns > 0
+            && perf.eager_best_ns != u64::MAX
+            && perf.runs == GUARD_RUNS
+            && perf.compiled_best_ns as f64 > perf.eager_best_ns as f64 * GUARD_SLOWER;
+        if slower {
+            tracing::debug!(target: "gt::compile", "trace {sig:016x} disabled: compiled {} ns > eager {} ns", perf.compiled_best_ns, perf.eager_best_ns);
+            self.entries.insert(sig, Entry::Off);
+            self.stats.disabled += 1;
+        }
+        slower
+    }
+
+    /// Counts a buffered prefix flushed eagerly.
+    pub fn deviation(&mut self) {
+        self.stats.deviations += 1;
+    }
+}
