@@ -2,7 +2,7 @@
 //! them with their defaults.
 
 use gt_core::{Error, Result};
-use gt_worker::hotpath::HotPathConfig;
+pub use gt_worker::hotpath::HotPathConfig;
 use std::time::Duration;
 
 /// The process-wide configuration.
