@@ -24,6 +24,21 @@ pub enum Which {
         #[arg(long, default_value_t = 10_000)]
         iters: usize,
     },
+    /// Seed 002's compilation benchmark: four workloads with compilation off and on.
+    Compile {
+        /// Iterations per workload and mode.
+        #[arg(long, default_value_t = 100)]
+        iters: usize,
+        /// Iterations counted as warm-up in the table.
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        /// Print one JSON object instead of the tables.
+        #[arg(long)]
+        json: bool,
+        /// Also run the larger variants (batch 256, width 1024).
+        #[arg(long)]
+        large: bool,
+    },
 }
 
 /// PyTorch eager and the Python prototype, measured on these machines (see the README).
@@ -33,6 +48,12 @@ const PYTORCH_MATMUL_US: f64 = 9.1;
 pub fn run(which: Which, cfg: &Config) -> Result<()> {
     match which {
         Which::Ops { json, iters } => ops(json, iters.max(1), cfg),
+        Which::Compile {
+            iters,
+            warmup,
+            json,
+            large,
+        } => crate::bench_compile::run(iters.max(1), warmup, json, large, cfg),
     }
 }
 

@@ -7,6 +7,7 @@
 //! ```
 
 mod bench;
+mod bench_compile;
 mod cluster;
 
 use anyhow::{Context, Result};
