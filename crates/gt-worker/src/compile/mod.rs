@@ -3,5 +3,13 @@
 //!
 //! # Layout
 //! - [`loop_ir`]: the fused elementwise loop IR shared by the planner and the code generators.
+//! - [`loop_check`]: validation of a loop spec and its iteration plan (shared by the generators).
+//! - [`loop_conv`]: the eager kernels' dtype conversions, for `Cast` and `Const` nodes.
+//! - [`loop_interp`]: the blocked interpreter (fallback code generator and test oracle).
 
+pub mod loop_check;
+pub mod loop_conv;
+pub mod loop_interp;
 pub mod loop_ir;
+#[cfg(test)]
+mod tests;
