@@ -92,29 +92,38 @@ fn mixed(s: &Session, n: usize) -> Result<Step> {
     }))
 }
 
-/// Seconds per iteration of `iters` iterations of `build` on a fresh runtime.
+/// Seconds per iteration of `iters` iterations of `build`, eager and compiled, on two fresh
+/// runtimes stepped alternately (so load on the machine affects both sides alike).
 fn time(
     build: Build,
     size: usize,
     iters: usize,
     hot: HotPathConfig,
     threads: usize,
-) -> Result<Vec<f64>> {
-    let cfg = Config {
-        hotpath: hot,
-        ..Config::default()
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let start = |hotpath: HotPathConfig| -> Result<(Embedded, Step)> {
+        let cfg = Config {
+            hotpath,
+            ..Config::default()
+        };
+        let rt = Embedded::start(1, threads, &cfg)?;
+        let s = rt.session("bench-compile")?;
+        s.manual_seed(0);
+        let step = build(&s, size)?;
+        Ok((rt, step))
     };
-    let rt = Embedded::start(1, threads, &cfg)?;
-    let s = rt.session("bench-compile")?;
-    s.manual_seed(0);
-    let mut step = build(&s, size)?;
-    let mut out = Vec::with_capacity(iters);
+    let (_rt_off, mut off) = start(HotPathConfig::default())?;
+    let (_rt_on, mut on) = start(hot)?;
+    let (mut t_off, mut t_on) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
     for _ in 0..iters {
         let t = Instant::now();
-        step()?;
-        out.push(t.elapsed().as_secs_f64());
+        off()?;
+        t_off.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        on()?;
+        t_on.push(t.elapsed().as_secs_f64());
     }
-    Ok(out)
+    Ok((t_off, t_on))
 }
 
 struct Row {
@@ -315,7 +324,6 @@ fn detector_ns() -> f64 {
 /// Runs the benchmark.
 pub fn run(iters: usize, warmup: usize, json: bool, large: bool, cfg: &Config) -> Result<()> {
     let threads = cfg.threads_per_worker(1);
-    let off = HotPathConfig::default();
     let on = HotPathConfig {
         auto_compile: true,
         ..cfg.hotpath.clone()
@@ -342,8 +350,7 @@ pub fn run(iters: usize, warmup: usize, json: bool, large: bool, cfg: &Config) -
     }
     let mut rows = Vec::new();
     for (name, build, size, n) in sets {
-        let off_t = time(build, size, n, off.clone(), threads)?;
-        let on_t = time(build, size, n, on.clone(), threads)?;
+        let (off_t, on_t) = time(build, size, n, on.clone(), threads)?;
         let stats = stats_after(build, size, n.min(warmup + 5), on.clone(), threads).ok();
         let row = Row {
             name: name.into(),

@@ -8,9 +8,17 @@
 //! - [`cache`]: plans by signature, background compilation, blacklist and regression guard.
 //! - [`persist`]: `GT_COMPILE_CACHE`, hot signatures kept across runs.
 //! - [`loop_ir`]: the fused elementwise loop IR shared by the planner and the code generators.
+//! - [`loop_check`]: validation of a loop spec and its iteration plan (shared by the generators).
+//! - [`loop_conv`]: the eager kernels' dtype conversions, for `Cast` and `Const` nodes.
+//! - [`loop_interp`]: the blocked interpreter (fallback code generator and test oracle).
 
 pub mod cache;
+pub mod loop_check;
+pub mod loop_conv;
+pub mod loop_interp;
 pub mod loop_ir;
 pub mod persist;
 pub mod program;
+#[cfg(test)]
+mod tests;
 pub mod trace;
