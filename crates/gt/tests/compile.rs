@@ -89,6 +89,11 @@ fn a_steady_loop_compiles_once_and_then_runs_compiled() {
     assert!(st.compile.compiled_runs >= 15, "{:?}", st.compile);
     assert!(st.hotpath.hot_sequences >= 1 && st.hotpath.hot_instructions > 0);
     assert!(st.compile.compiled_instructions > 0);
+    // relu, *c, +a, *b: one fused loop of four ops.
+    assert_eq!(
+        (st.compile.fused_loops, st.compile.fused_instructions),
+        (1, 4)
+    );
 }
 
 #[test]

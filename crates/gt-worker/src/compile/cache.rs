@@ -73,7 +73,10 @@ impl PlanCache {
                 Ok(p) => {
                     self.stats.traces_compiled += 1;
                     self.stats.compile_time_us += p.compile_us;
-                    tracing::debug!(target: "gt::compile", "trace {sig:016x}: {} instructions, {} dead, compiled in {} µs", p.instructions, p.dead, p.compile_us);
+                    self.stats.fused_loops += p.loops.0 as u64;
+                    self.stats.fused_instructions += p.loops.1 as u64;
+                    self.stats.dead_instructions += p.dead as u64;
+                    tracing::debug!(target: "gt::compile", "trace {sig:016x}: {} instructions, {} dead, {} loops fusing {}, compiled in {} µs", p.instructions, p.dead, p.loops.0, p.loops.1, p.compile_us);
                     let perf = Perf {
                         eager_best_ns: self.eager_ns.get(&sig).copied().unwrap_or(0),
                         ..Default::default()

@@ -5,6 +5,7 @@
 //! - [`trace`]: a buffered trace in canonical form (nodes, external inputs, live-outs, frees).
 //! - [`program`]: compiling a trace into a [`program::Plan`] (inference, DCE, release points)
 //!   and running it on an engine.
+//! - [`fuse`]: runs of elementwise instructions lowered to fused loops.
 //! - [`cache`]: plans by signature, background compilation, blacklist and regression guard.
 //! - [`persist`]: `GT_COMPILE_CACHE`, hot signatures kept across runs.
 //! - [`loop_ir`]: the fused elementwise loop IR shared by the planner and the code generators.
@@ -13,6 +14,7 @@
 //! - [`loop_interp`]: the blocked interpreter (fallback code generator and test oracle).
 
 pub mod cache;
+pub mod fuse;
 pub mod loop_check;
 pub mod loop_conv;
 pub mod loop_interp;

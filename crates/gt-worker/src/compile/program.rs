@@ -8,6 +8,7 @@
 //! allocation of that size class reuses it while it is still in cache; shape inference and
 //! validation were done at compile time. Op order is unchanged, so results are bit-identical.
 
+use super::fuse::{fuse, Group, Item};
 use super::trace::{Arg, Bound};
 use crate::engine::Engine;
 use gt_core::{Error, Result};
@@ -69,10 +70,15 @@ pub struct CompileJob {
     pub ext_metas: Vec<Meta>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
+enum Work {
+    One { msg: u32, args: SmallVec<[Arg; 3]> },
+    Loop(Box<Group>),
+}
+
+#[derive(Debug)]
 struct PStep {
-    msg: u32,
-    args: SmallVec<[Arg; 3]>,
+    work: Work,
     release: SmallVec<[u32; 2]>,
 }
 
@@ -90,6 +96,8 @@ pub struct Plan {
     pub instructions: usize,
     /// Instructions removed as dead.
     pub dead: usize,
+    /// Fused loops, and the instructions they replace.
+    pub loops: (usize, usize),
     /// Microseconds the compile took.
     pub compile_us: u64,
 }
@@ -162,29 +170,55 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
         }
         v
     };
-    // Steps of the needed nodes, with each internal value released after its last use.
-    let mut steps = Vec::new();
-    let mut last_use: Vec<Option<usize>> = vec![None; n];
+    // Readers of every node, for fusion (which values escape a fused run).
+    let mut users: Vec<SmallVec<[u32; 4]>> = vec![SmallVec::new(); n];
+    for i in 0..n {
+        if needed[i] && !matches!(ops[i], PlanOp::Free) {
+            for a in &args[i] {
+                if let Arg::Node(j) = a {
+                    users[*j as usize].push(i as u32);
+                }
+            }
+        }
+    }
     let mut dead = 0;
     let mut names: FxHashMap<&'static str, u64> = FxHashMap::default();
     for (i, op) in ops.iter().enumerate() {
         match op {
-            PlanOp::Free => continue,
-            _ if !needed[i] => {
-                dead += 1;
-                continue;
-            }
+            PlanOp::Free => {}
+            _ if !needed[i] => dead += 1,
             PlanOp::Exec(o, _) => *names.entry(o.name()).or_insert(0) += 1,
             PlanOp::Upload(_) => *names.entry("upload").or_insert(0) += 1,
         }
-        for a in &args[i] {
+    }
+    let items = fuse(&ops, &args, &metas, &ext_metas, &needed, &users, &is_live);
+    // Steps, with each internal value released after its last use.
+    let mut steps = Vec::with_capacity(items.len());
+    let mut last_use: Vec<Option<usize>> = vec![None; n];
+    let mut loops = (0, 0);
+    for item in items {
+        let work = match item {
+            Item::One(i) => Work::One {
+                msg: i,
+                args: args[i as usize].clone(),
+            },
+            Item::Loop(g) => {
+                loops.0 += 1;
+                loops.1 += g.members.len();
+                Work::Loop(g)
+            }
+        };
+        let reads: SmallVec<[Arg; 4]> = match &work {
+            Work::One { args, .. } => args.iter().copied().collect(),
+            Work::Loop(g) => g.loads.iter().map(|l| l.0).collect(),
+        };
+        for a in reads {
             if let Arg::Node(j) = a {
-                last_use[*j as usize] = Some(steps.len());
+                last_use[j as usize] = Some(steps.len());
             }
         }
         steps.push(PStep {
-            msg: i as u32,
-            args: args[i].clone(),
+            work,
             release: SmallVec::new(),
         });
     }
@@ -206,6 +240,7 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
         names,
         instructions: n,
         dead,
+        loops,
         compile_us: t0.elapsed().as_micros() as u64,
     })
 }
@@ -235,22 +270,44 @@ impl Plan {
     ) -> Result<Vec<E::Tensor>> {
         let mut slots: Vec<Option<E::Tensor>> = vec![None; msgs.len()];
         for s in &self.steps {
-            let t = match &msgs[s.msg as usize] {
-                WorkerMsg::Exec { op, .. } => {
-                    let ins: SmallVec<[&E::Tensor; 3]> = s
-                        .args
-                        .iter()
-                        .map(|a| match a {
-                            Arg::Node(j) => slots[*j as usize].as_ref().expect("planned order"),
-                            Arg::Ext(j) => ext[*j as usize],
-                        })
-                        .collect();
-                    engine.execute(op, &ins)?
+            match &s.work {
+                Work::One { msg, args } => {
+                    let t = exec_one(engine, &msgs[*msg as usize], args, &slots, ext)?;
+                    slots[*msg as usize] = Some(t);
                 }
-                WorkerMsg::Upload { data, .. } => engine.upload(data)?,
-                _ => return Err(Error::invalid("compiled trace", "unexpected instruction")),
-            };
-            slots[s.msg as usize] = Some(t);
+                Work::Loop(g) => {
+                    let ins: SmallVec<[&E::Tensor; 4]> =
+                        g.loads.iter().map(|(a, _)| arg(a, &slots, ext)).collect();
+                    let shapes: SmallVec<[&gt_core::Shape; 4]> =
+                        g.loads.iter().map(|(_, s)| s).collect();
+                    let dtype = g
+                        .spec
+                        .dtype_of(*g.spec.outputs.first().expect("outputs") as usize);
+                    match engine.run_loop(
+                        &*g.kernel,
+                        &g.spec.shape,
+                        dtype,
+                        g.outputs.len(),
+                        &ins,
+                        &shapes,
+                    ) {
+                        Some(Ok(outs)) => {
+                            drop(ins);
+                            for (node, t) in g.outputs.iter().zip(outs) {
+                                slots[*node as usize] = Some(t);
+                            }
+                        }
+                        Some(Err(e)) => return Err(e),
+                        None => {
+                            drop(ins);
+                            for (msg, args) in &g.members {
+                                let t = exec_one(engine, &msgs[*msg as usize], args, &slots, ext)?;
+                                slots[*msg as usize] = Some(t);
+                            }
+                        }
+                    }
+                }
+            }
             for &r in &s.release {
                 slots[r as usize] = None;
             }
@@ -264,5 +321,30 @@ impl Plan {
                     .ok_or_else(|| Error::invalid("compiled trace", "missing live-out"))
             })
             .collect()
+    }
+}
+
+fn arg<'a, T>(a: &Arg, slots: &'a [Option<T>], ext: &[&'a T]) -> &'a T {
+    match a {
+        Arg::Node(j) => slots[*j as usize].as_ref().expect("planned order"),
+        Arg::Ext(j) => ext[*j as usize],
+    }
+}
+
+/// One instruction on its eager kernel.
+fn exec_one<E: Engine>(
+    engine: &mut E,
+    msg: &WorkerMsg,
+    args: &[Arg],
+    slots: &[Option<E::Tensor>],
+    ext: &[&E::Tensor],
+) -> Result<E::Tensor> {
+    match msg {
+        WorkerMsg::Exec { op, .. } => {
+            let ins: SmallVec<[&E::Tensor; 3]> = args.iter().map(|a| arg(a, slots, ext)).collect();
+            engine.execute(op, &ins)
+        }
+        WorkerMsg::Upload { data, .. } => engine.upload(data),
+        _ => Err(Error::invalid("compiled trace", "unexpected instruction")),
     }
 }
