@@ -24,6 +24,15 @@ pub enum Which {
         #[arg(long, default_value_t = 10_000)]
         iters: usize,
     },
+    /// Fused elementwise loops: the Cranelift JIT and the blocked interpreter vs eager kernels.
+    Jit {
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Threads for every path (eager kernels and fused loops split the work alike).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
 }
 
 /// PyTorch eager and the Python prototype, measured on these machines (see the README).
@@ -33,6 +42,7 @@ const PYTORCH_MATMUL_US: f64 = 9.1;
 pub fn run(which: Which, cfg: &Config) -> Result<()> {
     match which {
         Which::Ops { json, iters } => ops(json, iters.max(1), cfg),
+        Which::Jit { json, threads } => crate::bench_jit::run(json, threads),
     }
 }
 
