@@ -39,6 +39,15 @@ pub enum Which {
         #[arg(long)]
         large: bool,
     },
+    /// Fused elementwise loops: the Cranelift JIT and the blocked interpreter vs eager kernels.
+    Jit {
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Threads for every path (eager kernels and fused loops split the work alike).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
 }
 
 /// PyTorch eager and the Python prototype, measured on these machines (see the README).
@@ -54,6 +63,7 @@ pub fn run(which: Which, cfg: &Config) -> Result<()> {
             json,
             large,
         } => crate::bench_compile::run(iters.max(1), warmup, json, large, cfg),
+        Which::Jit { json, threads } => crate::bench_jit::run(json, threads),
     }
 }
 

@@ -4,10 +4,12 @@
 //! gt dispatcher --listen 127.0.0.1:29000 [--unix /tmp/gt.sock] [--log /tmp/gt.log]
 //! gt worker --connect 127.0.0.1:29000
 //! gt bench ops [--json]
+//! gt bench jit [--json] [--threads N]
 //! ```
 
 mod bench;
 mod bench_compile;
+mod bench_jit;
 mod cluster;
 
 use anyhow::{Context, Result};

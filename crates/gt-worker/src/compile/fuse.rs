@@ -5,12 +5,15 @@
 //! (multi-output loops). Every node computes in the op's own dtype with the eager kernels'
 //! scalar functions, so the results are bit-identical.
 //!
+//! Kernels come from the Cranelift JIT, or the blocked interpreter where the JIT declines.
+//!
 //! Inputs are loaded with the strides of a contiguous tensor of their (broadcast) shape; at run
 //! time an input that is not contiguous (a transposed or expanded view) makes the engine decline
 //! the loop, and the run's members execute one by one instead.
 
 use super::loop_interp::interpret;
 use super::loop_ir::{LoopInput, LoopKernel, LoopNode, LoopSpec};
+use super::loop_jit::jit;
 use super::program::PlanOp;
 use super::trace::Arg;
 use gt_core::{DType, Shape};
@@ -239,7 +242,7 @@ fn lower(
     if spec.outputs.is_empty() {
         return Err(members_idx);
     }
-    let kernel = interpret(&spec).map_err(|e| {
+    let kernel = jit(&spec).or_else(|_| interpret(&spec)).map_err(|e| {
         tracing::debug!(target: "gt::compile", "loop not generated: {e}");
         members_idx.clone()
     })?;

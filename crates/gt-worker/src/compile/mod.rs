@@ -12,6 +12,8 @@
 //! - [`loop_check`]: validation of a loop spec and its iteration plan (shared by the generators).
 //! - [`loop_conv`]: the eager kernels' dtype conversions, for `Cast` and `Const` nodes.
 //! - [`loop_interp`]: the blocked interpreter (fallback code generator and test oracle).
+//! - [`loop_jit`]: the Cranelift JIT for loop specs (`loop_jit_ops`: per-node instructions;
+//!   `loop_jit_sym`: the eager transcendental functions it calls).
 
 pub mod cache;
 pub mod fuse;
@@ -19,6 +21,9 @@ pub mod loop_check;
 pub mod loop_conv;
 pub mod loop_interp;
 pub mod loop_ir;
+pub mod loop_jit;
+mod loop_jit_ops;
+mod loop_jit_sym;
 pub mod persist;
 pub mod program;
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod programs;
 
 use super::loop_interp::interpret;
 use super::loop_ir::{LoopInput, LoopKernel, LoopNode, LoopSpec};
+use super::loop_jit::jit;
 use crate::cpu::{CpuEngine, CpuTensor};
 use crate::Engine;
 use gt_core::{DType, Result, Shape};
@@ -26,7 +27,7 @@ type Generator = fn(&LoopSpec) -> Result<Arc<dyn LoopKernel>>;
 
 /// Every code generator under test.
 fn generators() -> Vec<(&'static str, Generator)> {
-    vec![("interpreter", interpret)]
+    vec![("interpreter", interpret), ("jit", jit)]
 }
 
 /// Values that exercise every edge of the per-element functions (signed zeros, NaN, infinities,
