@@ -415,4 +415,54 @@ mod tests {
         assert_eq!(w.stats().live_tensors, 0);
         assert_eq!(w.stats().errors, 1);
     }
+
+    #[test]
+    fn hot_sequences_emit_one_start_and_end_per_run_and_flush_on_reads() {
+        let cfg = HotPathConfig {
+            auto_compile: true,
+            threshold: 2,
+            min_seq: 2,
+            compile_inline: true,
+            ..Default::default()
+        };
+        let mut w = WorkerState::with_hotpath(WorkerId(0), Scalars, &cfg);
+        let full = Op::Full {
+            shape: [1].into(),
+            value: 3.0,
+            dtype: DType::F64,
+        };
+        let mut events = Vec::new();
+        for i in 0..6u64 {
+            let base = 10 * (i + 1);
+            let mut out = Vec::new();
+            for m in [
+                WorkerMsg::Exec {
+                    out: key(base),
+                    op: full.clone(),
+                    inputs: Default::default(),
+                },
+                WorkerMsg::Exec {
+                    out: key(base + 1),
+                    op: Op::Unary(UnaryOp::Neg),
+                    inputs: [key(base)].into_iter().collect(),
+                },
+                WorkerMsg::Free { key: key(base) },
+            ] {
+                w.handle(m, &mut NoPeers, &mut out);
+            }
+            events.push(out.len());
+            assert_eq!(
+                read(&mut w, key(base + 1)).unwrap().to_f64_vec(),
+                vec![-3.0]
+            );
+        }
+        // Iterations 1-2 make it hot; from 3 on, each run is one Start and one End.
+        assert_eq!(events, vec![0, 0, 2, 2, 2, 2]);
+        let st = w.stats();
+        assert_eq!(st.compile.traces_compiled, 1);
+        assert_eq!(st.compile.compiled_runs, 3);
+        assert_eq!(st.hotpath.hot_sequences, 1);
+        assert_eq!(st.hotpath.total_instructions, 18);
+        assert_eq!(st.live_tensors, 6);
+    }
 }

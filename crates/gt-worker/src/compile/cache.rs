@@ -166,3 +166,57 @@ impl PlanCache {
         self.stats.deviations += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::program::PlanOp;
+    use crate::compile::trace::{Arg, Bound};
+    use gt_core::{DType, Key, SessionId};
+    use gt_ops::{Meta, Op};
+
+    fn job(k: usize) -> CompileJob {
+        let m = |r, c| Meta {
+            shape: [r, c].into(),
+            dtype: DType::F32,
+        };
+        CompileJob {
+            sig: 7,
+            ops: vec![PlanOp::Exec(Op::MatMul, 2)],
+            bound: Bound {
+                args: vec![Arg::Ext(0), Arg::Ext(1)],
+                ext: vec![Key::new(SessionId(1), 1), Key::new(SessionId(1), 2)],
+                free_ext: vec![],
+                live: vec![(0, Key::new(SessionId(1), 3))],
+            },
+            ext_metas: vec![m(2, 3), m(k, 4)],
+        }
+    }
+
+    #[test]
+    fn a_failed_compile_is_blacklisted_and_counted() {
+        let mut c = PlanCache::new(true);
+        assert!(matches!(c.lookup(7), Lookup::Missing));
+        c.start(job(5)); // 2x3 @ 5x4: shape inference fails
+        assert!(matches!(c.lookup(7), Lookup::Off));
+        assert_eq!((c.stats.fallbacks, c.stats.traces_compiled), (1, 0));
+        let mut ok = PlanCache::new(true);
+        ok.start(job(3));
+        assert!(matches!(ok.lookup(7), Lookup::Ready(_)));
+        assert_eq!((ok.stats.cache_misses, ok.stats.traces_compiled), (1, 1));
+    }
+
+    #[test]
+    fn a_plan_slower_than_eager_is_disabled() {
+        let mut c = PlanCache::new(true);
+        c.start(job(3));
+        c.record_eager(7, 1_000);
+        assert!(matches!(c.lookup(7), Lookup::Ready(_)));
+        let disabled: Vec<bool> = (0..GUARD_RUNS)
+            .map(|_| c.record_compiled(7, 5_000, 1))
+            .collect();
+        assert_eq!(disabled.last(), Some(&true));
+        assert!(matches!(c.lookup(7), Lookup::Off));
+        assert_eq!(c.stats.disabled, 1);
+    }
+}

@@ -197,7 +197,8 @@ impl StreamDetector {
         } else {
             self.period = 0;
             self.run = 0;
-            if let Some(&j) = self.last_seen.get(&h) {
+            // Periods never straddle a sync point: those repetitions are the segment counter's.
+            if let Some(&j) = self.last_seen.get(&h).filter(|&&j| j >= self.seg_start) {
                 let p = i - j;
                 if p as usize >= self.p.min_seq.max(1) && p as usize <= self.p.window {
                     self.period = p;
