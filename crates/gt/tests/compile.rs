@@ -89,11 +89,19 @@ fn a_steady_loop_compiles_once_and_then_runs_compiled() {
     assert!(st.compile.compiled_runs >= 15, "{:?}", st.compile);
     assert!(st.hotpath.hot_sequences >= 1 && st.hotpath.hot_instructions > 0);
     assert!(st.compile.compiled_instructions > 0);
-    // relu, *c, +a, *b: one fused loop of four ops.
+}
+
+#[test]
+fn elementwise_runs_fuse_into_one_loop_with_identical_results() {
+    // 128x128 is above the fusion threshold: relu, *c, +a, *b become one loop.
+    let st = both(12, |s, _, _| vec![read(&body(s, 128, 0.5))]);
     assert_eq!(
         (st.compile.fused_loops, st.compile.fused_instructions),
-        (1, 4)
+        (1, 4),
+        "{:?}",
+        st.compile
     );
+    assert!(st.compile.compiled_runs >= 8);
 }
 
 #[test]

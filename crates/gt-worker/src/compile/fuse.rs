@@ -47,11 +47,16 @@ impl std::fmt::Debug for Group {
     }
 }
 
+/// Smallest iteration space fused. Below it the data sits in L1 either way, so fusing saves
+/// little memory traffic; `gt bench compile` showed no gain (0.6–0.9x, within its noise on the
+/// shared test machines) for the seed-size MLP step with its 64–2048-element chains fused.
+pub const MIN_FUSE_NUMEL: usize = 1 << 14;
+
 /// Whether `op` on inputs of `ins` dtypes, giving `out`, can join a loop of dtype `out.dtype`.
 fn fusable(op: &PlanOp, ins: &[DType], out: &Meta) -> bool {
     let float = matches!(out.dtype, DType::F32 | DType::F64);
     float
-        && out.shape.numel() > 0
+        && out.shape.numel() >= MIN_FUSE_NUMEL
         && ins.iter().all(|d| *d == out.dtype)
         && match op {
             PlanOp::Exec(Op::Unary(_) | Op::Binary(_) | Op::BinaryScalar { .. }, _) => true,
