@@ -17,6 +17,7 @@
 use super::loop_check::{unravel, validate, LoopPlan};
 use super::loop_ir::{LoopKernel, LoopNode, LoopSpec};
 use super::loop_jit_ops::{emit_const, emit_node, ir_type};
+use super::loop_jit_simd::{emit_vector_node, vector_type};
 use super::loop_jit_sym::{binary_symbol, symbols, unary_symbol};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, Value};
@@ -267,7 +268,30 @@ fn build_nest(
     }
     let zero = b.ins().iconst(types::I64, 0);
     b.def_var(i, zero);
-    b.ins().jump(inner, &[]);
+    match vector_type(spec, plan) {
+        Some((vty, lanes)) => {
+            build_vector_loop(
+                b,
+                spec,
+                plan,
+                &invariant,
+                &vals,
+                vty,
+                lanes,
+                run,
+                &V {
+                    i,
+                    p: &p,
+                    out: &out,
+                    inner,
+                    after,
+                },
+            );
+        }
+        None => {
+            b.ins().jump(inner, &[]);
+        }
+    }
 
     // Inner: the elements of the row segment.
     b.switch_to_block(inner);
@@ -349,6 +373,90 @@ fn build_nest(
 
     b.switch_to_block(exit);
     b.ins().return_(&[]);
+}
+
+/// The loop variables and blocks the vector loop shares with the scalar one.
+struct V<'a> {
+    i: Variable,
+    p: &'a [Variable],
+    out: &'a [Variable],
+    inner: Block,
+    after: Block,
+}
+
+/// From the end of the outer block: the vector loop over whole groups of `lanes` elements of
+/// the row segment, then the scalar loop (`inner`) for the tail, or straight to `after`.
+#[allow(clippy::too_many_arguments)]
+fn build_vector_loop(
+    b: &mut FunctionBuilder,
+    spec: &LoopSpec,
+    plan: &LoopPlan,
+    invariant: &[bool],
+    vals: &[Option<Value>],
+    vty: types::Type,
+    lanes: usize,
+    run: Value,
+    v: &V,
+) {
+    let last = plan.dims.len() - 1;
+    let size = plan.dtypes[0].size() as i64;
+    let step = lanes as i64 * size;
+    // Invariant values, splat in the outer block.
+    let mut vv: Vec<Option<Value>> = vec![None; spec.nodes.len()];
+    for (n, val) in vals.iter().enumerate() {
+        if invariant[n] {
+            let x = val.expect("invariant nodes are emitted in the outer block");
+            vv[n] = Some(b.ins().splat(vty, x));
+        }
+    }
+    let vloop = b.create_block();
+    let tail = b.create_block();
+    let enough = b
+        .ins()
+        .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, run, lanes as i64);
+    b.ins().brif(enough, vloop, &[], tail, &[]);
+
+    b.switch_to_block(vloop);
+    // Unaligned-safe: rows may start anywhere.
+    let mem = MemFlagsData::new().with_notrap();
+    for (n, node) in spec.nodes.iter().enumerate() {
+        if invariant[n] {
+            continue;
+        }
+        vv[n] = Some(match node {
+            LoopNode::Load(k) => {
+                let at = b.use_var(v.p[*k as usize]);
+                b.ins().load(vty, mem, at, 0)
+            }
+            _ => emit_vector_node(b, vty, node, &vv),
+        });
+    }
+    for (j, &o) in spec.outputs.iter().enumerate() {
+        let dst = b.use_var(v.out[j]);
+        let x = vv[o as usize].expect("every node is emitted");
+        b.ins().store(mem, x, dst, 0);
+        let next = b.ins().iadd_imm_s(dst, step);
+        b.def_var(v.out[j], next);
+    }
+    for (k, &pk) in v.p.iter().enumerate() {
+        // Validated: every last-axis stride is 0 or 1 here.
+        if plan.strides[k][last] == 1 {
+            let cur = b.use_var(pk);
+            let next = b.ins().iadd_imm_s(cur, step);
+            b.def_var(pk, next);
+        }
+    }
+    let n = b.use_var(v.i);
+    let n = b.ins().iadd_imm_s(n, lanes as i64);
+    b.def_var(v.i, n);
+    let end = b.ins().iadd_imm_s(n, lanes as i64);
+    let more = b.ins().icmp(IntCC::SignedLessThanOrEqual, end, run);
+    b.ins().brif(more, vloop, &[], tail, &[]);
+
+    b.switch_to_block(tail);
+    let n = b.use_var(v.i);
+    let left = b.ins().icmp(IntCC::SignedLessThan, n, run);
+    b.ins().brif(left, v.inner, &[], v.after, &[]);
 }
 
 /// Node `n`'s value: loads read input k at its current pointer `p[k]`.
