@@ -8,7 +8,8 @@
 //! of the last axis: per row it computes each input's pointer, evaluates the nodes that do not
 //! change along the row (constants, loads of inputs with inner stride 0 and whatever depends
 //! only on those) once, then runs the inner loop over the rest of the program with one load
-//! per input and one store per output per element, and carries into the outer axes.
+//! per input and one store per output per element, and carries into the outer axes. All-float
+//! programs first run a 128-bit vector loop over the row (see [`super::loop_jit_simd`]).
 //!
 //! Transcendentals call the eager kernels' own functions, so results are bit-identical to the
 //! eager ops (and to the interpreter). The kernel owns its `JITModule`, which keeps the code
@@ -18,9 +19,11 @@ use super::loop_check::{unravel, validate, LoopPlan};
 use super::loop_ir::{LoopKernel, LoopNode, LoopSpec};
 use super::loop_jit_ops::{emit_const, emit_node, ir_type};
 use super::loop_jit_simd::{emit_vector_node, vector_type};
-use super::loop_jit_sym::{binary_symbol, symbols, unary_symbol};
+use super::loop_jit_sym::{batch_symbol, binary_symbol, symbols, unary_symbol};
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, Value};
+use cranelift_codegen::ir::{
+    types, AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Value,
+};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -75,6 +78,7 @@ pub fn jit(spec: &LoopSpec) -> Result<Arc<dyn LoopKernel>> {
     let id = module
         .declare_function("gt_fused_loop", Linkage::Export, &ctx.func.signature)
         .map_err(|e| jit_err("declare", e))?;
+    let vector = vector_type(spec, &plan);
     // Declare the eager functions the program calls.
     let mut calls: HashMap<&'static str, FuncRef> = HashMap::new();
     let mut fctx = FunctionBuilderContext::new();
@@ -99,8 +103,19 @@ pub fn jit(spec: &LoopSpec) -> Result<Arc<dyn LoopKernel>> {
                 .declare_function(sym, Linkage::Import, &sig)
                 .map_err(|e| jit_err(sym, e))?;
             calls.insert(sym, module.declare_func_in_func(fid, b.func));
+            if vector.is_some() {
+                // The batch form: (lanes in/out, [second operand,] lane count).
+                let batch = batch_symbol(sym);
+                let mut sig = module.make_signature();
+                sig.params.extend((0..arity).map(|_| AbiParam::new(ptr)));
+                sig.params.push(AbiParam::new(types::I64));
+                let fid = module
+                    .declare_function(batch, Linkage::Import, &sig)
+                    .map_err(|e| jit_err(batch, e))?;
+                calls.insert(batch, module.declare_func_in_func(fid, b.func));
+            }
         }
-        build_nest(&mut b, spec, &plan, &calls, ptr);
+        build_nest(&mut b, spec, &plan, &calls, ptr, vector);
         b.seal_all_blocks();
         b.finalize(module.target_config());
     }
@@ -189,6 +204,7 @@ fn build_nest(
     plan: &LoopPlan,
     calls: &HashMap<&'static str, FuncRef>,
     ptr: types::Type,
+    vector: Option<(types::Type, usize)>,
 ) {
     let rank = plan.dims.len();
     let last = rank - 1;
@@ -268,7 +284,7 @@ fn build_nest(
     }
     let zero = b.ins().iconst(types::I64, 0);
     b.def_var(i, zero);
-    match vector_type(spec, plan) {
+    match vector {
         Some((vty, lanes)) => {
             build_vector_loop(
                 b,
@@ -280,6 +296,8 @@ fn build_nest(
                 lanes,
                 run,
                 &V {
+                    calls,
+                    ptr,
                     i,
                     p: &p,
                     out: &out,
@@ -377,6 +395,8 @@ fn build_nest(
 
 /// The loop variables and blocks the vector loop shares with the scalar one.
 struct V<'a> {
+    calls: &'a HashMap<&'static str, FuncRef>,
+    ptr: types::Type,
     i: Variable,
     p: &'a [Variable],
     out: &'a [Variable],
@@ -419,16 +439,43 @@ fn build_vector_loop(
     b.switch_to_block(vloop);
     // Unaligned-safe: rows may start anywhere.
     let mem = MemFlagsData::new().with_notrap();
+    let wide = plan.dtypes[0] == DType::F64;
+    // Lanes passed to the batch calls: operand a (in/out) and b.
+    let slot = |b: &mut FunctionBuilder| {
+        b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 16, 4))
+    };
+    let (slot_a, slot_b) = (slot(b), slot(b));
     for (n, node) in spec.nodes.iter().enumerate() {
         if invariant[n] {
             continue;
         }
-        vv[n] = Some(match node {
-            LoopNode::Load(k) => {
+        let operand = |i: &u32| vv[*i as usize].expect("operands come first");
+        let call = match node {
+            LoopNode::Unary(op, a) => unary_symbol(*op, wide).map(|s| (s, operand(a), None)),
+            LoopNode::Binary(op, a, c) => {
+                binary_symbol(*op, wide).map(|s| (s, operand(a), Some(operand(c))))
+            }
+            _ => None,
+        };
+        vv[n] = Some(match (node, call) {
+            (_, Some((sym, x, y))) => {
+                let a = b.ins().stack_addr(v.ptr, slot_a, 0);
+                b.ins().store(mem, x, a, 0);
+                let mut args = vec![a];
+                if let Some(y) = y {
+                    let at = b.ins().stack_addr(v.ptr, slot_b, 0);
+                    b.ins().store(mem, y, at, 0);
+                    args.push(at);
+                }
+                args.push(b.ins().iconst(types::I64, lanes as i64));
+                b.ins().call(v.calls[batch_symbol(sym)], &args);
+                b.ins().load(vty, mem, a, 0)
+            }
+            (LoopNode::Load(k), None) => {
                 let at = b.use_var(v.p[*k as usize]);
                 b.ins().load(vty, mem, at, 0)
             }
-            _ => emit_vector_node(b, vty, node, &vv),
+            (_, None) => emit_vector_node(b, vty, node, &vv),
         });
     }
     for (j, &o) in spec.outputs.iter().enumerate() {

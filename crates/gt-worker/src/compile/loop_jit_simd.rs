@@ -1,12 +1,12 @@
 //! The 128-bit vector inner loop of the JIT, for the common all-float case: when every node has
-//! one float dtype, calls no function and every input is read with last-axis stride 1 or 0, the
-//! row segment runs 4 (f32) or 2 (f64) elements per iteration before the scalar loop finishes
-//! the tail. Lane-wise IEEE arithmetic and compare-and-blend give exactly the scalar bits
+//! one float dtype and every input is read with last-axis stride 1 or 0, the row segment runs
+//! 4 (f32) or 2 (f64) elements per iteration before the scalar loop finishes the tail.
+//! Transcendentals call the batch form of their eager function once per vector (see
+//! [`super::loop_jit_sym`]). Lane-wise IEEE arithmetic and compare-and-blend give exactly the scalar bits
 //! (relu, sign, maximum and minimum use the same ordered comparisons as `gt_ops::scalar`).
 
 use super::loop_check::LoopPlan;
 use super::loop_ir::{LoopNode, LoopSpec};
-use super::loop_jit_sym::{binary_symbol, unary_symbol};
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::immediates::{Ieee32, Ieee64};
 use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Type, Value};
@@ -25,16 +25,12 @@ pub fn vector_type(spec: &LoopSpec, plan: &LoopPlan) -> Option<(Type, usize)> {
         return None;
     }
     let wide = d == DType::F64;
-    for node in &spec.nodes {
-        let ok = match node {
-            LoopNode::Load(_) | LoopNode::Const { .. } | LoopNode::Cast(..) => true,
-            LoopNode::Unary(op, _) => unary_symbol(*op, wide).is_none(),
-            LoopNode::Binary(op, _, _) => binary_symbol(*op, wide).is_none(),
-            LoopNode::Compare(..) | LoopNode::Where(..) => false,
-        };
-        if !ok {
-            return None;
-        }
+    if spec
+        .nodes
+        .iter()
+        .any(|n| matches!(n, LoopNode::Compare(..) | LoopNode::Where(..)))
+    {
+        return None;
     }
     Some(if wide {
         (types::F64X2, 2)
@@ -59,8 +55,8 @@ fn blend(b: &mut FunctionBuilder, vty: Type, m: Value, x: Value, y: Value) -> Va
     b.ins().bitselect(m, x, y)
 }
 
-/// Emits a variant node (not a `Load` or `Const`; [`vector_type`] accepted the program) on
-/// vector operands `v`.
+/// Emits a variant node (not a `Load`, a `Const` or a call; [`vector_type`] accepted the
+/// program) on vector operands `v`.
 pub fn emit_vector_node(
     b: &mut FunctionBuilder,
     vty: Type,
@@ -90,7 +86,7 @@ pub fn emit_vector_node(
                     blend(b, vty, pos, one, r)
                 }
                 UnaryOp::Exp | UnaryOp::Log | UnaryOp::Sigmoid | UnaryOp::Tanh | UnaryOp::Erf => {
-                    unreachable!("calls are never vectorized")
+                    unreachable!("the vector loop builder emits calls")
                 }
             }
         }
@@ -112,7 +108,7 @@ pub fn emit_vector_node(
                     let m = b.ins().bor(nan, wins);
                     blend(b, vty, m, x, y)
                 }
-                BinaryOp::Pow => unreachable!("calls are never vectorized"),
+                BinaryOp::Pow => unreachable!("the vector loop builder emits calls"),
             }
         }
         // Same dtype throughout: a cast is the identity.
