@@ -4,9 +4,10 @@
 //! pass writing a preallocated output, as a compiled trace with planned buffers does) — plus the
 //! JIT's compile latency per kernel. Every fused result is checked bit for bit against eager.
 //!
-//! Workloads: `relu(x*y + 1)` over 16M f32 (memory-bound: three passes vs one), and the 4-op
-//! chain `sigmoid(x*w + b) * x` (a gated activation with a broadcast bias row) at 64x64 (in
-//! cache, per-op overhead dominates) and 256x1024.
+//! Workloads: `relu(x*y + 1)` over 16M f32 (memory-bound: three passes vs one), and two 4-op
+//! chains at 64x64 (in cache, per-op overhead dominates) and 256x1024: the update
+//! `x - 0.01*(v*0.9 + g)` (cheap ops, vectorized) and the gated activation `sigmoid(x*w + b) * x`
+//! (a broadcast bias row and a transcendental, which the JIT calls per element).
 
 use anyhow::{bail, Context, Result};
 use gt_core::{DType, Shape};
@@ -95,6 +96,51 @@ fn relu_chain(e: &mut CpuEngine, rows: usize, cols: usize, iters: usize) -> Resu
             };
             let a = e.execute(&add, &[&m])?;
             Ok(e.execute(&Op::Unary(UnaryOp::Relu), &[&a])?)
+        },
+    })
+}
+
+/// `x - 0.01 * (v*0.9 + g)` over `[rows, cols]` (a momentum-SGD-like update: 4 cheap ops).
+fn update_chain(e: &mut CpuEngine, rows: usize, cols: usize, iters: usize) -> Result<Workload> {
+    let x = randn(e, &[rows, cols], 6)?;
+    let v = randn(e, &[rows, cols], 7)?;
+    let g = randn(e, &[rows, cols], 8)?;
+    let shape = x.shape().clone();
+    let c = |value| LoopNode::Const {
+        value,
+        dtype: DType::F32,
+    };
+    let spec = LoopSpec {
+        inputs: vec![input(&x, &shape), input(&v, &shape), input(&g, &shape)],
+        nodes: vec![
+            LoopNode::Load(0),
+            LoopNode::Load(1),
+            LoopNode::Load(2),
+            c(0.9),
+            LoopNode::Binary(BinaryOp::Mul, 1, 3),
+            LoopNode::Binary(BinaryOp::Add, 4, 2),
+            c(0.01),
+            LoopNode::Binary(BinaryOp::Mul, 6, 5),
+            LoopNode::Binary(BinaryOp::Sub, 0, 7),
+        ],
+        outputs: vec![8],
+        shape,
+    };
+    Ok(Workload {
+        name: "x-0.01*(v*0.9+g)",
+        inputs: vec![x, v, g],
+        spec,
+        iters,
+        eager: |e, t| {
+            let scaled = |scalar, scalar_left| Op::BinaryScalar {
+                op: BinaryOp::Mul,
+                scalar,
+                scalar_left,
+            };
+            let m = e.execute(&scaled(0.9, false), &[&t[1]])?;
+            let a = e.execute(&Op::Binary(BinaryOp::Add), &[&m, &t[2]])?;
+            let s = e.execute(&scaled(0.01, true), &[&a])?;
+            Ok(e.execute(&Op::Binary(BinaryOp::Sub), &[&t[0], &s])?)
         },
     })
 }
@@ -224,6 +270,8 @@ pub fn run(json: bool, threads: usize) -> Result<()> {
     let mut e = CpuEngine::new(threads);
     let workloads = [
         relu_chain(&mut e, 4096, 4096, 5)?,
+        update_chain(&mut e, 64, 64, 2000)?,
+        update_chain(&mut e, 256, 1024, 50)?,
         gate_chain(&mut e, 64, 64, 2000)?,
         gate_chain(&mut e, 256, 1024, 50)?,
     ];
@@ -258,7 +306,7 @@ pub fn run(json: bool, threads: usize) -> Result<()> {
     } else {
         println!("gt bench jit: fused loops vs eager kernels, {threads} thread(s), ms per iteration (best of 3 batches)");
         println!(
-            "{:<18} {:>9} {:>10} {:>10} {:>10} {:>9} {:>9} {:>11} {:>9}",
+            "{:<20} {:>9} {:>10} {:>10} {:>10} {:>9} {:>9} {:>11} {:>9}",
             "workload",
             "elements",
             "eager",
@@ -271,7 +319,7 @@ pub fn run(json: bool, threads: usize) -> Result<()> {
         );
         for r in &rows {
             println!(
-                "{:<18} {:>9} {:>10.4} {:>10.4} {:>10.4} {:>8.2}x {:>8.2}x {:>11.3} {:>9}",
+                "{:<20} {:>9} {:>10.4} {:>10.4} {:>10.4} {:>8.2}x {:>8.2}x {:>11.3} {:>9}",
                 r.name,
                 r.elements,
                 r.eager_ms,

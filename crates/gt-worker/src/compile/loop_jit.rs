@@ -8,7 +8,8 @@
 //! of the last axis: per row it computes each input's pointer, evaluates the nodes that do not
 //! change along the row (constants, loads of inputs with inner stride 0 and whatever depends
 //! only on those) once, then runs the inner loop over the rest of the program with one load
-//! per input and one store per output per element, and carries into the outer axes.
+//! per input and one store per output per element, and carries into the outer axes. All-float
+//! programs first run a 128-bit vector loop over the row (see [`super::loop_jit_simd`]).
 //!
 //! Transcendentals call the eager kernels' own functions, so results are bit-identical to the
 //! eager ops (and to the interpreter). The kernel owns its `JITModule`, which keeps the code
@@ -17,9 +18,12 @@
 use super::loop_check::{unravel, validate, LoopPlan};
 use super::loop_ir::{LoopKernel, LoopNode, LoopSpec};
 use super::loop_jit_ops::{emit_const, emit_node, ir_type};
-use super::loop_jit_sym::{binary_symbol, symbols, unary_symbol};
+use super::loop_jit_simd::{emit_vector_node, vector_type};
+use super::loop_jit_sym::{batch_symbol, binary_symbol, symbols, unary_symbol};
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, Value};
+use cranelift_codegen::ir::{
+    types, AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Value,
+};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -74,6 +78,7 @@ pub fn jit(spec: &LoopSpec) -> Result<Arc<dyn LoopKernel>> {
     let id = module
         .declare_function("gt_fused_loop", Linkage::Export, &ctx.func.signature)
         .map_err(|e| jit_err("declare", e))?;
+    let vector = vector_type(spec, &plan);
     // Declare the eager functions the program calls.
     let mut calls: HashMap<&'static str, FuncRef> = HashMap::new();
     let mut fctx = FunctionBuilderContext::new();
@@ -98,8 +103,19 @@ pub fn jit(spec: &LoopSpec) -> Result<Arc<dyn LoopKernel>> {
                 .declare_function(sym, Linkage::Import, &sig)
                 .map_err(|e| jit_err(sym, e))?;
             calls.insert(sym, module.declare_func_in_func(fid, b.func));
+            if vector.is_some() {
+                // The batch form: (lanes in/out, [second operand,] lane count).
+                let batch = batch_symbol(sym);
+                let mut sig = module.make_signature();
+                sig.params.extend((0..arity).map(|_| AbiParam::new(ptr)));
+                sig.params.push(AbiParam::new(types::I64));
+                let fid = module
+                    .declare_function(batch, Linkage::Import, &sig)
+                    .map_err(|e| jit_err(batch, e))?;
+                calls.insert(batch, module.declare_func_in_func(fid, b.func));
+            }
         }
-        build_nest(&mut b, spec, &plan, &calls, ptr);
+        build_nest(&mut b, spec, &plan, &calls, ptr, vector);
         b.seal_all_blocks();
         b.finalize(module.target_config());
     }
@@ -188,6 +204,7 @@ fn build_nest(
     plan: &LoopPlan,
     calls: &HashMap<&'static str, FuncRef>,
     ptr: types::Type,
+    vector: Option<(types::Type, usize)>,
 ) {
     let rank = plan.dims.len();
     let last = rank - 1;
@@ -267,7 +284,32 @@ fn build_nest(
     }
     let zero = b.ins().iconst(types::I64, 0);
     b.def_var(i, zero);
-    b.ins().jump(inner, &[]);
+    match vector {
+        Some((vty, lanes)) => {
+            build_vector_loop(
+                b,
+                spec,
+                plan,
+                &invariant,
+                &vals,
+                vty,
+                lanes,
+                run,
+                &V {
+                    calls,
+                    ptr,
+                    i,
+                    p: &p,
+                    out: &out,
+                    inner,
+                    after,
+                },
+            );
+        }
+        None => {
+            b.ins().jump(inner, &[]);
+        }
+    }
 
     // Inner: the elements of the row segment.
     b.switch_to_block(inner);
@@ -349,6 +391,119 @@ fn build_nest(
 
     b.switch_to_block(exit);
     b.ins().return_(&[]);
+}
+
+/// The loop variables and blocks the vector loop shares with the scalar one.
+struct V<'a> {
+    calls: &'a HashMap<&'static str, FuncRef>,
+    ptr: types::Type,
+    i: Variable,
+    p: &'a [Variable],
+    out: &'a [Variable],
+    inner: Block,
+    after: Block,
+}
+
+/// From the end of the outer block: the vector loop over whole groups of `lanes` elements of
+/// the row segment, then the scalar loop (`inner`) for the tail, or straight to `after`.
+#[allow(clippy::too_many_arguments)]
+fn build_vector_loop(
+    b: &mut FunctionBuilder,
+    spec: &LoopSpec,
+    plan: &LoopPlan,
+    invariant: &[bool],
+    vals: &[Option<Value>],
+    vty: types::Type,
+    lanes: usize,
+    run: Value,
+    v: &V,
+) {
+    let last = plan.dims.len() - 1;
+    let size = plan.dtypes[0].size() as i64;
+    let step = lanes as i64 * size;
+    // Invariant values, splat in the outer block.
+    let mut vv: Vec<Option<Value>> = vec![None; spec.nodes.len()];
+    for (n, val) in vals.iter().enumerate() {
+        if invariant[n] {
+            let x = val.expect("invariant nodes are emitted in the outer block");
+            vv[n] = Some(b.ins().splat(vty, x));
+        }
+    }
+    let vloop = b.create_block();
+    let tail = b.create_block();
+    let enough = b
+        .ins()
+        .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, run, lanes as i64);
+    b.ins().brif(enough, vloop, &[], tail, &[]);
+
+    b.switch_to_block(vloop);
+    // Unaligned-safe: rows may start anywhere.
+    let mem = MemFlagsData::new().with_notrap();
+    let wide = plan.dtypes[0] == DType::F64;
+    // Lanes passed to the batch calls: operand a (in/out) and b.
+    let slot = |b: &mut FunctionBuilder| {
+        b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 16, 4))
+    };
+    let (slot_a, slot_b) = (slot(b), slot(b));
+    for (n, node) in spec.nodes.iter().enumerate() {
+        if invariant[n] {
+            continue;
+        }
+        let operand = |i: &u32| vv[*i as usize].expect("operands come first");
+        let call = match node {
+            LoopNode::Unary(op, a) => unary_symbol(*op, wide).map(|s| (s, operand(a), None)),
+            LoopNode::Binary(op, a, c) => {
+                binary_symbol(*op, wide).map(|s| (s, operand(a), Some(operand(c))))
+            }
+            _ => None,
+        };
+        vv[n] = Some(match (node, call) {
+            (_, Some((sym, x, y))) => {
+                let a = b.ins().stack_addr(v.ptr, slot_a, 0);
+                b.ins().store(mem, x, a, 0);
+                let mut args = vec![a];
+                if let Some(y) = y {
+                    let at = b.ins().stack_addr(v.ptr, slot_b, 0);
+                    b.ins().store(mem, y, at, 0);
+                    args.push(at);
+                }
+                args.push(b.ins().iconst(types::I64, lanes as i64));
+                b.ins().call(v.calls[batch_symbol(sym)], &args);
+                b.ins().load(vty, mem, a, 0)
+            }
+            (LoopNode::Load(k), None) => {
+                let at = b.use_var(v.p[*k as usize]);
+                b.ins().load(vty, mem, at, 0)
+            }
+            (_, None) => emit_vector_node(b, vty, node, &vv),
+        });
+    }
+    for (j, &o) in spec.outputs.iter().enumerate() {
+        let dst = b.use_var(v.out[j]);
+        let x = vv[o as usize].expect("every node is emitted");
+        b.ins().store(mem, x, dst, 0);
+        let next = b.ins().iadd_imm_s(dst, step);
+        b.def_var(v.out[j], next);
+    }
+    for (k, &pk) in v.p.iter().enumerate() {
+        // Validated: every last-axis stride is 0 or 1 here.
+        if plan.strides[k][last] == 1 {
+            let cur = b.use_var(pk);
+            let next = b.ins().iadd_imm_s(cur, step);
+            b.def_var(pk, next);
+        }
+    }
+    let n = b.use_var(v.i);
+    let n = b.ins().iadd_imm_s(n, lanes as i64);
+    b.def_var(v.i, n);
+    let end = b.ins().iadd_imm_s(n, lanes as i64);
+    let more = b.ins().icmp(IntCC::SignedLessThanOrEqual, end, run);
+    b.ins().brif(more, vloop, &[], tail, &[]);
+
+    b.switch_to_block(tail);
+    let n = b.use_var(v.i);
+    let left = b.ins().icmp(IntCC::SignedLessThan, n, run);
+    b.ins().brif(left, v.inner, &[], v.after, &[]);
 }
 
 /// Node `n`'s value: loads read input k at its current pointer `p[k]`.

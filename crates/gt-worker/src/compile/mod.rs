@@ -13,7 +13,8 @@
 //! - [`loop_conv`]: the eager kernels' dtype conversions, for `Cast` and `Const` nodes.
 //! - [`loop_interp`]: the blocked interpreter (fallback code generator and test oracle).
 //! - [`loop_jit`]: the Cranelift JIT for loop specs (`loop_jit_ops`: per-node instructions;
-//!   `loop_jit_sym`: the eager transcendental functions it calls).
+//!   `loop_jit_simd`: the 128-bit vector inner loop; `loop_jit_sym`: the eager transcendental
+//!   functions it calls).
 
 pub mod cache;
 pub mod fuse;
@@ -23,6 +24,7 @@ pub mod loop_interp;
 pub mod loop_ir;
 pub mod loop_jit;
 mod loop_jit_ops;
+pub(crate) mod loop_jit_simd;
 mod loop_jit_sym;
 pub mod persist;
 pub mod program;

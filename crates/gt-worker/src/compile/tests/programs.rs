@@ -192,3 +192,57 @@ fn scalar_and_empty_spaces() {
         assert!(got[0].is_empty(), "{name}");
     }
 }
+
+/// Random chains of float ops over contiguous and broadcast f32/f64 inputs: the programs the
+/// JIT runs in 128-bit vectors (asserted; transcendentals through batch calls), with rows long
+/// enough for several vector iterations and a scalar tail.
+#[test]
+fn random_vectorizable_programs_match_eager() {
+    use crate::compile::loop_check::validate;
+    use crate::compile::loop_jit_simd::vector_type;
+    let mut e = CpuEngine::new(1);
+    let (unary, binary) = (UnaryOp::ALL, BinaryOp::ALL);
+    for seed in 100..130 {
+        let mut rng = Rng(seed);
+        let dtype = rng.pick(&FLOATS);
+        let shape = [1 + rng.below(4), 1 + rng.below(40)];
+        let inputs: Vec<CpuTensor> = (0..1 + rng.below(3))
+            .map(|i| {
+                let s = if i > 0 && rng.below(2) == 0 {
+                    [1, shape[1]]
+                } else {
+                    shape
+                };
+                exact(
+                    &mut e,
+                    &s,
+                    dtype,
+                    &special_values(s[0] * s[1], seed * 10 + i as u64),
+                )
+            })
+            .collect();
+        let mut nodes: Vec<LoopNode> = (0..inputs.len() as u32).map(LoopNode::Load).collect();
+        nodes.push(LoopNode::Const {
+            value: rng.pick(&[0.5, -1.0, 0.0, f64::NAN]),
+            dtype,
+        });
+        for _ in 0..2 + rng.below(8) {
+            let n = nodes.len();
+            nodes.push(if rng.below(2) == 0 {
+                LoopNode::Unary(rng.pick(&unary), rng.below(n) as u32)
+            } else {
+                let (a, b) = (rng.below(n) as u32, rng.below(n) as u32);
+                LoopNode::Binary(rng.pick(&binary), a, b)
+            });
+        }
+        let outputs = vec![(nodes.len() - 1) as u32, rng.below(nodes.len()) as u32];
+        let refs: Vec<&CpuTensor> = inputs.iter().collect();
+        let spec = spec_of(&Shape::new(shape), &refs, nodes, outputs);
+        let plan = validate(&spec).unwrap();
+        assert!(
+            vector_type(&spec, &plan).is_some(),
+            "seed {seed}: not vectorized"
+        );
+        check(&mut e, &spec, &refs, &format!("vector seed {seed}"));
+    }
+}
