@@ -33,6 +33,30 @@ pub enum Which {
         #[arg(long, default_value_t = 3)]
         repeats: usize,
     },
+    /// Seed 002's compilation benchmark: four workloads with compilation off and on.
+    Compile {
+        /// Iterations per workload and mode.
+        #[arg(long, default_value_t = 100)]
+        iters: usize,
+        /// Iterations counted as warm-up in the table.
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        /// Print one JSON object instead of the tables.
+        #[arg(long)]
+        json: bool,
+        /// Also run the larger variants (batch 256, width 1024).
+        #[arg(long)]
+        large: bool,
+    },
+    /// Fused elementwise loops: the Cranelift JIT and the blocked interpreter vs eager kernels.
+    Jit {
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Threads for every path (eager kernels and fused loops split the work alike).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
 }
 
 /// PyTorch eager and the Python prototype, measured on these machines (see the README).
@@ -43,6 +67,13 @@ pub fn run(which: Which, cfg: &Config) -> Result<()> {
     match which {
         Which::Ops { json, iters } => ops(json, iters.max(1), cfg),
         Which::Shard { json, repeats } => crate::bench_shard::run(json, repeats, cfg),
+        Which::Compile {
+            iters,
+            warmup,
+            json,
+            large,
+        } => crate::bench_compile::run(iters.max(1), warmup, json, large, cfg),
+        Which::Jit { json, threads } => crate::bench_jit::run(json, threads),
     }
 }
 

@@ -5,9 +5,13 @@
 //! gt worker --connect 127.0.0.1:29000
 //! gt bench ops [--json]
 //! gt bench shard [--json]
+//! gt bench compile [--iters 100] [--warmup 5] [--large] [--json]
+//! gt bench jit [--json] [--threads N]
 //! ```
 
 mod bench;
+mod bench_compile;
+mod bench_jit;
 mod bench_shard;
 mod cluster;
 
@@ -114,6 +118,7 @@ fn run(cli: Cli) -> Result<()> {
                 max_frame: cfg.max_frame,
                 peer_listen: peer_listen.parse()?,
                 advertise,
+                hotpath: cfg.hotpath.clone(),
                 ..Default::default()
             };
             ctrlc::set_handler(|| {

@@ -25,6 +25,9 @@ pub struct CoreConfig {
     /// `GT_AUTO_SHARD=1`: creations with at least this many elements are sharded along axis 0
     /// over every worker.
     pub auto_shard: Option<usize>,
+    /// Most instructions per transport batch to a worker (`GT_WORKER_BATCH_SIZE`; `None`:
+    /// everything queued goes in one batch). Batching never changes the instruction stream.
+    pub worker_batch: Option<usize>,
 }
 
 impl Default for CoreConfig {
@@ -34,6 +37,7 @@ impl Default for CoreConfig {
             join_timeout: Duration::from_secs(30),
             shard: Arc::default(),
             auto_shard: None,
+            worker_batch: None,
         }
     }
 }
@@ -281,7 +285,7 @@ impl Core {
                         }
                     }
                     w.injected.clear();
-                    if w.alive && w.tx.send(batch).is_err() {
+                    if w.alive && send_split(&w.tx, batch, self.cfg.worker_batch).is_err() {
                         broken = Some(WorkerId(i as u32));
                         break;
                     }
@@ -638,5 +642,23 @@ impl Core {
             w.outbox.push(WorkerMsg::Ping);
         }
         self.admit_waiting(now);
+    }
+}
+
+/// Sends `batch` in order, in transport batches of at most `cap` messages.
+fn send_split(
+    tx: &gt_transport::Tx<WorkerMsg>,
+    batch: Vec<WorkerMsg>,
+    cap: Option<usize>,
+) -> Result<(), gt_transport::Closed> {
+    match cap {
+        Some(c) if c > 0 && batch.len() > c => {
+            let mut it = batch.into_iter().peekable();
+            while it.peek().is_some() {
+                tx.send(it.by_ref().take(c).collect())?;
+            }
+            Ok(())
+        }
+        _ => tx.send(batch),
     }
 }

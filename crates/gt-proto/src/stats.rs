@@ -73,6 +73,12 @@ pub struct CompileStats {
     pub compiled_runs: u64,
     /// Instructions executed inside compiled programs.
     pub compiled_instructions: u64,
+    /// Fused elementwise loops in the compiled programs.
+    pub fused_loops: u64,
+    /// Instructions those loops replace.
+    pub fused_instructions: u64,
+    /// Instructions removed as dead (results freed inside the trace without being read).
+    pub dead_instructions: u64,
 }
 
 /// The dispatcher's own counters (`ClientMsg::DispatcherStats`).

@@ -1,6 +1,7 @@
 //! The seam between the instruction stream and the kernels: an engine takes the op as data.
 //! The CPU engine implements it today; a CUDA engine (behind a cargo feature) will later.
 
+use crate::compile::loop_ir::LoopKernel;
 use gt_core::Result;
 use gt_ops::Op;
 use gt_proto::TensorData;
@@ -28,8 +29,25 @@ pub trait Engine {
     fn upload(&mut self, data: &TensorData) -> Result<Self::Tensor>;
     /// The contents of `t`, row-major.
     fn download(&mut self, t: &Self::Tensor) -> TensorData;
+    /// Shape and dtype of `t`.
+    fn meta(&self, t: &Self::Tensor) -> gt_ops::Meta;
     /// Bytes of storage `t` keeps alive (shared storage counts fully).
     fn storage_bytes(&self, t: &Self::Tensor) -> usize;
     /// Pool counters.
     fn pool_stats(&self) -> PoolStats;
+    /// Runs a fused loop over `shape` with `outputs` outputs of `dtype`, reading `inputs`, which
+    /// the loop expects as contiguous tensors of `shapes`. `None`: the engine cannot run it
+    /// (no loop support, or an input is a strided view); the caller runs the ops one by one.
+    fn run_loop(
+        &mut self,
+        kernel: &dyn LoopKernel,
+        shape: &gt_core::Shape,
+        dtype: gt_core::DType,
+        outputs: usize,
+        inputs: &[&Self::Tensor],
+        shapes: &[&gt_core::Shape],
+    ) -> Option<Result<Vec<Self::Tensor>>> {
+        let _ = (kernel, shape, dtype, outputs, inputs, shapes);
+        None
+    }
 }

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`engine`]: the `Engine` trait — the seam between the instruction stream and kernels.
+//! - [`hotpath`]: hot-path detection (per-stream signatures, repetition and period detection).
 //! - [`compile`]: the trace compiler (hot sequences → fused programs).
 //! - [`cpu`]: the CPU engine: strided tensors, a size-bucketed buffer pool, kernels, `gemm`.
 //! - [`state`]: the synchronous core: tensor table, poisoning, stats (testable without sockets).
@@ -11,6 +12,7 @@
 pub mod compile;
 pub mod cpu;
 pub mod engine;
+pub mod hotpath;
 pub mod peers;
 pub mod server;
 pub mod state;

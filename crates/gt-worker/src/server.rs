@@ -4,6 +4,7 @@
 //! peer listener for transfers from other workers.
 
 use crate::cpu::CpuEngine;
+use crate::hotpath::HotPathConfig;
 use crate::peers::{Mailbox, PeerLinks, PeerNet};
 use crate::state::WorkerState;
 use crossbeam_channel::{Receiver, Sender};
@@ -32,6 +33,8 @@ pub struct WorkerConfig {
     pub advertise: Option<String>,
     /// How long a `Recv` waits for its transfer.
     pub transfer_timeout: Duration,
+    /// Hot-path detection and trace compilation (`GT_AUTO_COMPILE` and friends).
+    pub hotpath: HotPathConfig,
 }
 
 impl Default for WorkerConfig {
@@ -43,6 +46,7 @@ impl Default for WorkerConfig {
             peer_listen: Addr::Tcp("127.0.0.1:0".into()),
             advertise: None,
             transfer_timeout: Duration::from_secs(60),
+            hotpath: HotPathConfig::default(),
         }
     }
 }
@@ -52,6 +56,7 @@ impl Default for WorkerConfig {
 pub struct Worker {
     rx: Receiver<Vec<WorkerMsg>>,
     inbound: Inbound,
+    hotpath: HotPathConfig,
 }
 
 /// The dispatcher-facing input of a worker.
@@ -113,7 +118,17 @@ impl Worker {
             mailbox: Arc::new(Mailbox::default()),
             replies: Arc::new(OnceLock::new()),
         };
-        Worker { rx, inbound }
+        Worker {
+            rx,
+            inbound,
+            hotpath: HotPathConfig::default(),
+        }
+    }
+
+    /// Detects and compiles hot sequences as `cfg` says (off by default).
+    pub fn with_hotpath(mut self, cfg: HotPathConfig) -> Worker {
+        self.hotpath = cfg;
+        self
     }
 
     /// The input to register with the dispatcher. The executor stops once every clone is gone.
@@ -137,11 +152,11 @@ impl Worker {
     ) -> JoinHandle<()> {
         let _ = self.inbound.replies.set(replies.clone());
         let links = PeerLinks::new(net, self.inbound.mailbox.clone(), transfer_timeout);
-        let rx = self.rx;
+        let (rx, hot) = (self.rx, self.hotpath);
         drop(self.inbound); // only the dispatcher's clones keep the queue open
         std::thread::Builder::new()
             .name(format!("gt-worker-{}", id.0))
-            .spawn(move || execute_loop(id, engine, rx, replies, links))
+            .spawn(move || execute_loop(id, engine, hot, rx, replies, links))
             .expect("spawning a thread")
     }
 }
@@ -149,11 +164,12 @@ impl Worker {
 fn execute_loop(
     id: WorkerId,
     engine: CpuEngine,
+    hot: HotPathConfig,
     rx: Receiver<Vec<WorkerMsg>>,
     replies: Tx<WorkerReply>,
     mut links: PeerLinks,
 ) {
-    let mut state = WorkerState::new(id, engine);
+    let mut state = WorkerState::with_hotpath(id, engine, &hot);
     let mut out = Vec::new();
     while let Ok(batch) = rx.recv() {
         for msg in batch {
@@ -168,7 +184,7 @@ fn execute_loop(
 
 /// Runs a worker connected to the dispatcher at `dispatcher` until that connection ends.
 pub fn run(dispatcher: &Addr, cfg: &WorkerConfig) -> Result<()> {
-    let worker = Worker::new();
+    let worker = Worker::new().with_hotpath(cfg.hotpath.clone());
     let peer_listener = Listener::bind(&cfg.peer_listen)?;
     let advertise = cfg
         .advertise

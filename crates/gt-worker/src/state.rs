@@ -1,7 +1,12 @@
 //! The worker's synchronous core: the tensor table (ready or poisoned), instruction handling and
 //! statistics. Peer transfers go through the [`Peers`] trait, so this is testable without sockets.
+//! With hot-path detection on, every instruction passes through the stream modifier in
+//! [`trace`] first, which may buffer a hot sequence and run it as a compiled plan.
+
+mod trace;
 
 use crate::engine::Engine;
+use crate::hotpath::HotPathConfig;
 use gt_core::{Error, Key, Result, SessionId, WorkerId};
 use gt_proto::{PeerMsg, TensorData, WorkerMsg, WorkerReply, WorkerStats};
 use rustc_hash::FxHashMap;
@@ -32,11 +37,17 @@ pub struct WorkerState<E: Engine> {
     ops_executed: u64,
     by_name: FxHashMap<&'static str, u64>,
     errors: u64,
+    trace: Option<Box<trace::Tracer>>,
 }
 
 impl<E: Engine> WorkerState<E> {
-    /// A worker with no tensors.
+    /// A worker with no tensors and hot-path detection off.
     pub fn new(id: WorkerId, engine: E) -> Self {
+        Self::with_hotpath(id, engine, &HotPathConfig::default())
+    }
+
+    /// A worker with no tensors, detecting and compiling hot sequences as `cfg` says.
+    pub fn with_hotpath(id: WorkerId, engine: E, cfg: &HotPathConfig) -> Self {
         WorkerState {
             id,
             engine,
@@ -44,11 +55,25 @@ impl<E: Engine> WorkerState<E> {
             ops_executed: 0,
             by_name: FxHashMap::default(),
             errors: 0,
+            trace: cfg
+                .enabled()
+                .then(|| Box::new(trace::Tracer::new(cfg.clone()))),
         }
     }
 
     /// Handles one instruction, pushing any reply to `out`.
     pub fn handle(&mut self, msg: WorkerMsg, peers: &mut dyn Peers, out: &mut Vec<WorkerReply>) {
+        match self.trace.take() {
+            None => self.exec_now(msg, peers, out),
+            Some(mut tr) => {
+                self.handle_traced(&mut tr, msg, peers, out);
+                self.trace = Some(tr);
+            }
+        }
+    }
+
+    /// Executes one instruction right away.
+    fn exec_now(&mut self, msg: WorkerMsg, peers: &mut dyn Peers, out: &mut Vec<WorkerReply>) {
         match msg {
             WorkerMsg::Exec {
                 out: key,
@@ -205,8 +230,16 @@ impl<E: Engine> WorkerState<E> {
             errors: self.errors,
             sessions: sessions.len() as u64,
             alive: true,
-            hotpath: Default::default(),
-            compile: Default::default(),
+            hotpath: self
+                .trace
+                .as_ref()
+                .map(|t| t.hotpath_stats())
+                .unwrap_or_default(),
+            compile: self
+                .trace
+                .as_ref()
+                .map(|t| t.cache.stats.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -274,6 +307,12 @@ mod tests {
         }
         fn download(&mut self, t: &f64) -> TensorData {
             TensorData::from_f64([1], &[*t])
+        }
+        fn meta(&self, _: &f64) -> gt_ops::Meta {
+            gt_ops::Meta {
+                shape: [1].into(),
+                dtype: DType::F64,
+            }
         }
         fn storage_bytes(&self, _: &f64) -> usize {
             8
@@ -375,5 +414,55 @@ mod tests {
         );
         assert_eq!(w.stats().live_tensors, 0);
         assert_eq!(w.stats().errors, 1);
+    }
+
+    #[test]
+    fn hot_sequences_emit_one_start_and_end_per_run_and_flush_on_reads() {
+        let cfg = HotPathConfig {
+            auto_compile: true,
+            threshold: 2,
+            min_seq: 2,
+            compile_inline: true,
+            ..Default::default()
+        };
+        let mut w = WorkerState::with_hotpath(WorkerId(0), Scalars, &cfg);
+        let full = Op::Full {
+            shape: [1].into(),
+            value: 3.0,
+            dtype: DType::F64,
+        };
+        let mut events = Vec::new();
+        for i in 0..6u64 {
+            let base = 10 * (i + 1);
+            let mut out = Vec::new();
+            for m in [
+                WorkerMsg::Exec {
+                    out: key(base),
+                    op: full.clone(),
+                    inputs: Default::default(),
+                },
+                WorkerMsg::Exec {
+                    out: key(base + 1),
+                    op: Op::Unary(UnaryOp::Neg),
+                    inputs: [key(base)].into_iter().collect(),
+                },
+                WorkerMsg::Free { key: key(base) },
+            ] {
+                w.handle(m, &mut NoPeers, &mut out);
+            }
+            events.push(out.len());
+            assert_eq!(
+                read(&mut w, key(base + 1)).unwrap().to_f64_vec(),
+                vec![-3.0]
+            );
+        }
+        // Iterations 1-2 make it hot; from 3 on, each run is one Start and one End.
+        assert_eq!(events, vec![0, 0, 2, 2, 2, 2]);
+        let st = w.stats();
+        assert_eq!(st.compile.traces_compiled, 1);
+        assert_eq!(st.compile.compiled_runs, 3);
+        assert_eq!(st.hotpath.hot_sequences, 1);
+        assert_eq!(st.hotpath.total_instructions, 18);
+        assert_eq!(st.live_tensors, 6);
     }
 }

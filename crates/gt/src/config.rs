@@ -4,6 +4,7 @@
 use gt_core::{Error, Result};
 use gt_dispatcher::ShardConfig;
 use std::sync::Arc;
+pub use gt_worker::hotpath::HotPathConfig;
 use std::time::Duration;
 
 /// The process-wide configuration.
@@ -34,6 +35,13 @@ pub struct Config {
     pub auto_shard: bool,
     /// `GT_SHARD_THRESHOLD` (default 65536): elements from which `GT_AUTO_SHARD` shards.
     pub shard_threshold: usize,
+    /// `GT_AUTO_COMPILE`, `GT_COMPILE`, `GT_HOTPATH_THRESHOLD`, `GT_HOTPATH_MIN_SEQ`,
+    /// `GT_HOTPATH_WINDOW`, `GT_COMPILE_CACHE`: hot-path detection and trace compilation in
+    /// the workers this process starts.
+    pub hotpath: HotPathConfig,
+    /// `GT_WORKER_BATCH_SIZE` (default: unlimited): most instructions per dispatcher → worker
+    /// transport batch.
+    pub worker_batch: Option<usize>,
 }
 
 impl Default for Config {
@@ -50,6 +58,8 @@ impl Default for Config {
             sharding: Arc::default(),
             auto_shard: false,
             shard_threshold: 65536,
+            hotpath: HotPathConfig::default(),
+            worker_batch: None,
         }
     }
 }
@@ -67,6 +77,18 @@ fn parse<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
         Some(v) => match v.trim().parse::<T>() {
             Ok(x) if x >= min => Ok(Some(x)),
             _ => Err(Error::Config(format!("{name}={v} is not a number ≥ {min}"))),
+        },
+    }
+}
+
+/// A boolean switch: `1`/`true`/`on`/`yes` or `0`/`false`/`off`/`no` (unset: off).
+fn flag(name: &str) -> Result<bool> {
+    match var(name) {
+        None => Ok(false),
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "on" | "yes" => Ok(true),
+            "0" | "false" | "off" | "no" => Ok(false),
+            _ => Err(Error::Config(format!("{name}={v} is not 0 or 1"))),
         },
     }
 }
@@ -90,12 +112,18 @@ impl Config {
                 Some(p) => Arc::new(ShardConfig::from_file(std::path::Path::new(&p))?),
                 None => d.sharding,
             },
-            auto_shard: match var("GT_AUTO_SHARD").as_deref().map(str::trim) {
-                None | Some("0") | Some("false") => false,
-                Some("1") | Some("true") => true,
-                Some(v) => return Err(Error::Config(format!("GT_AUTO_SHARD={v} is not 0 or 1"))),
-            },
+            auto_shard: flag("GT_AUTO_SHARD")?,
             shard_threshold: parse("GT_SHARD_THRESHOLD", 1usize)?.unwrap_or(d.shard_threshold),
+            hotpath: HotPathConfig {
+                auto_compile: flag("GT_AUTO_COMPILE")?,
+                compile_all: flag("GT_COMPILE")?,
+                threshold: parse("GT_HOTPATH_THRESHOLD", 1u32)?.unwrap_or(d.hotpath.threshold),
+                min_seq: parse("GT_HOTPATH_MIN_SEQ", 1usize)?.unwrap_or(d.hotpath.min_seq),
+                window: parse("GT_HOTPATH_WINDOW", 1usize)?.unwrap_or(d.hotpath.window),
+                cache_dir: var("GT_COMPILE_CACHE").map(Into::into),
+                compile_inline: false,
+            },
+            worker_batch: parse("GT_WORKER_BATCH_SIZE", 1usize)?,
         })
     }
 
@@ -104,6 +132,7 @@ impl Config {
         gt_dispatcher::CoreConfig {
             heartbeat_timeout: self.heartbeat_timeout,
             shard: self.sharding.clone(),
+            worker_batch: self.worker_batch,
             auto_shard: self.auto_shard.then_some(self.shard_threshold),
             ..Default::default()
         }

@@ -42,7 +42,7 @@ impl Embedded {
         let dispatcher = Dispatcher::try_start(dcfg)?;
         let peers = Arc::new(InProcPeers::default());
         for i in 0..workers {
-            let w = Worker::new();
+            let w = Worker::new().with_hotpath(config.hotpath.clone());
             let addr = format!("inproc:{i}");
             peers.register(&addr, w.mailbox());
             let (id, replies) = dispatcher.connect_worker(&addr, w.inbound().into_tx())?;

@@ -31,6 +31,7 @@ mod tests;
 pub use buffer::{Buffer, Pool, DEFAULT_POOL_CAP};
 pub use layout::Layout;
 
+use crate::compile::loop_ir::LoopKernel;
 use crate::engine::{Engine, PoolStats};
 use bytemuck::Pod;
 use gt_core::{DType, Error, Result, Shape};
@@ -371,12 +372,74 @@ impl Engine for CpuEngine {
         }
     }
 
+    fn meta(&self, t: &CpuTensor) -> Meta {
+        t.meta()
+    }
+
     fn storage_bytes(&self, t: &CpuTensor) -> usize {
         t.storage.len_bytes()
     }
 
     fn pool_stats(&self) -> PoolStats {
         self.pool.stats()
+    }
+
+    fn run_loop(
+        &mut self,
+        kernel: &dyn LoopKernel,
+        shape: &Shape,
+        dtype: DType,
+        outputs: usize,
+        inputs: &[&CpuTensor],
+        shapes: &[&Shape],
+    ) -> Option<Result<Vec<CpuTensor>>> {
+        let usable = inputs.len() == shapes.len()
+            && inputs
+                .iter()
+                .zip(shapes)
+                .all(|(t, s)| t.is_contiguous() && t.shape() == *s);
+        if !usable {
+            return None;
+        }
+        let n = shape.numel();
+        let mut bufs: Vec<Buffer> = (0..outputs)
+            .map(|_| self.pool.alloc(n * dtype.size()))
+            .collect();
+        // Addresses as integers so the parallel closure is Send; the buffers outlive the calls.
+        let ins: SmallVec<[usize; 4]> = inputs
+            .iter()
+            .map(|t| {
+                let base = t.storage.as_slice::<u8>().as_ptr();
+                base.wrapping_add(t.layout.offset * t.dtype.size()) as usize
+            })
+            .collect();
+        let outs: SmallVec<[usize; 4]> = bufs
+            .iter_mut()
+            .map(|b| b.as_mut_slice::<u8>().as_mut_ptr() as usize)
+            .collect();
+        let call = |range: std::ops::Range<usize>| {
+            let i: SmallVec<[*const u8; 4]> = ins.iter().map(|&p| p as *const u8).collect();
+            let o: SmallVec<[*mut u8; 4]> = outs.iter().map(|&p| p as *mut u8).collect();
+            // SAFETY: inputs are contiguous tensors of the shapes the spec's strides were made
+            // for, outputs are fresh buffers of `n` elements, and ranges never overlap.
+            unsafe { kernel.run(&i, &o, range) }
+        };
+        let work = n * (inputs.len() + outputs).max(1);
+        match &self.rayon {
+            Some(pool) if work >= PAR_MIN_WORK => {
+                let chunk = n.div_ceil(self.threads * 4).max(PAR_GRAIN / 4);
+                pool.install(|| {
+                    (0..n.div_ceil(chunk))
+                        .into_par_iter()
+                        .for_each(|c| call(c * chunk..((c + 1) * chunk).min(n)))
+                });
+            }
+            _ => call(0..n),
+        }
+        Some(Ok(bufs
+            .into_iter()
+            .map(|b| CpuTensor::from_buffer(b, layout::copy_shape(shape), dtype))
+            .collect()))
     }
 }
 

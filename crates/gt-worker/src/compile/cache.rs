@@ -1,0 +1,222 @@
+//! The worker's plan cache, keyed by hot-sequence signature: compiles in the background (or
+//! inline), blacklists signatures whose compile failed, and disables plans measured slower than
+//! eager execution of the same trace.
+
+use super::program::{compile, CompileJob, Plan};
+use gt_proto::CompileStats;
+use rustc_hash::FxHashMap;
+use std::sync::{Arc, Mutex};
+
+/// Compiled runs measured before the regression guard decides.
+const GUARD_RUNS: u32 = 5;
+/// A plan whose best run is this much slower than the best eager run is disabled.
+const GUARD_SLOWER: f64 = 1.25;
+
+type Slot = Arc<Mutex<Option<Result<Plan, String>>>>;
+
+enum Entry {
+    Pending(Slot),
+    Ready(Arc<Plan>, Perf),
+    Off,
+}
+
+#[derive(Default)]
+struct Perf {
+    eager_best_ns: u64,
+    compiled_best_ns: u64,
+    runs: u32,
+}
+
+/// What the cache has for a signature.
+pub enum Lookup {
+    /// Nothing yet: compile it.
+    Missing,
+    /// Being compiled: run eagerly.
+    Pending,
+    /// Compiled.
+    Ready(Arc<Plan>),
+    /// Failed or disabled: run eagerly and stop buffering it.
+    Off,
+}
+
+/// Plans by signature, and the compiler's counters.
+pub struct PlanCache {
+    entries: FxHashMap<u64, Entry>,
+    eager_ns: FxHashMap<u64, u64>,
+    inline: bool,
+    /// The counters reported in `WorkerStats::compile`.
+    pub stats: CompileStats,
+}
+
+impl PlanCache {
+    /// An empty cache; `inline` compiles on the caller's thread.
+    pub fn new(inline: bool) -> PlanCache {
+        PlanCache {
+            entries: FxHashMap::default(),
+            eager_ns: FxHashMap::default(),
+            inline,
+            stats: CompileStats::default(),
+        }
+    }
+
+    /// The state of `sig`, collecting a finished background compile.
+    pub fn lookup(&mut self, sig: u64) -> Lookup {
+        let Some(e) = self.entries.get_mut(&sig) else {
+            return Lookup::Missing;
+        };
+        if let Entry::Pending(slot) = e {
+            let done = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let Some(done) = done else {
+                return Lookup::Pending;
+            };
+            *e = match done {
+                Ok(p) => {
+                    self.stats.traces_compiled += 1;
+                    self.stats.compile_time_us += p.compile_us;
+                    self.stats.fused_loops += p.loops.0 as u64;
+                    self.stats.fused_instructions += p.loops.1 as u64;
+                    self.stats.dead_instructions += p.dead as u64;
+                    tracing::debug!(target: "gt::compile", "trace {sig:016x}: {} instructions, {} dead, {} loops fusing {}, compiled in {} µs", p.instructions, p.dead, p.loops.0, p.loops.1, p.compile_us);
+                    let perf = Perf {
+                        eager_best_ns: self.eager_ns.get(&sig).copied().unwrap_or(0),
+                        ..Default::default()
+                    };
+                    Entry::Ready(Arc::new(p), perf)
+                }
+                Err(msg) => {
+                    self.stats.fallbacks += 1;
+                    tracing::debug!(target: "gt::compile", "trace {sig:016x} runs eagerly: {msg}");
+                    Entry::Off
+                }
+            };
+        }
+        match self.entries.get(&sig) {
+            Some(Entry::Ready(p, _)) => Lookup::Ready(p.clone()),
+            Some(Entry::Off) => Lookup::Off,
+            Some(Entry::Pending(_)) => Lookup::Pending,
+            None => Lookup::Missing,
+        }
+    }
+
+    /// Starts compiling `job` (in the background unless the cache compiles inline).
+    pub fn start(&mut self, job: CompileJob) {
+        let sig = job.sig;
+        self.stats.cache_misses += 1;
+        let slot: Slot = Arc::new(Mutex::new(None));
+        self.entries.insert(sig, Entry::Pending(slot.clone()));
+        let work = move || {
+            let r = std::panic::catch_unwind(|| compile(job))
+                .map_err(|_| "the compiler panicked".to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        };
+        if self.inline {
+            work();
+        } else if let Err(e) = std::thread::Builder::new()
+            .name("gt-compile".into())
+            .spawn(work)
+        {
+            tracing::warn!(target: "gt::compile", "could not start a compile thread: {e}");
+            self.entries.insert(sig, Entry::Off);
+            self.stats.fallbacks += 1;
+        }
+    }
+
+    /// Counts a stream finding a plan another stream (or an earlier run) made.
+    pub fn hit(&mut self) {
+        self.stats.cache_hits += 1;
+    }
+
+    /// Records an eager run of the trace (the baseline of the regression guard).
+    pub fn record_eager(&mut self, sig: u64, ns: u64) {
+        let e = self.eager_ns.entry(sig).or_insert(u64::MAX);
+        *e = (*e).min(ns);
+        if let Some(Entry::Ready(_, perf)) = self.entries.get_mut(&sig) {
+            perf.eager_best_ns = *e;
+        }
+    }
+
+    /// Records a compiled run; returns true when the plan was just disabled as slower than eager.
+    pub fn record_compiled(&mut self, sig: u64, ns: u64, instructions: u64) -> bool {
+        self.stats.compiled_runs += 1;
+        self.stats.compiled_instructions += instructions;
+        let Some(Entry::Ready(_, perf)) = self.entries.get_mut(&sig) else {
+            return false;
+        };
+        perf.runs += 1;
+        perf.compiled_best_ns = if perf.runs == 1 {
+            ns
+        } else {
+            perf.compiled_best_ns.min(ns)
+        };
+        let slower = perf.eager_best_ns > 0
+            && perf.eager_best_ns != u64::MAX
+            && perf.runs == GUARD_RUNS
+            && perf.compiled_best_ns as f64 > perf.eager_best_ns as f64 * GUARD_SLOWER;
+        if slower {
+            tracing::debug!(target: "gt::compile", "trace {sig:016x} disabled: compiled {} ns > eager {} ns", perf.compiled_best_ns, perf.eager_best_ns);
+            self.entries.insert(sig, Entry::Off);
+            self.stats.disabled += 1;
+        }
+        slower
+    }
+
+    /// Counts a buffered prefix flushed eagerly.
+    pub fn deviation(&mut self) {
+        self.stats.deviations += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::program::PlanOp;
+    use crate::compile::trace::{Arg, Bound};
+    use gt_core::{DType, Key, SessionId};
+    use gt_ops::{Meta, Op};
+
+    fn job(k: usize) -> CompileJob {
+        let m = |r, c| Meta {
+            shape: [r, c].into(),
+            dtype: DType::F32,
+        };
+        CompileJob {
+            sig: 7,
+            ops: vec![PlanOp::Exec(Op::MatMul, 2)],
+            bound: Bound {
+                args: vec![Arg::Ext(0), Arg::Ext(1)],
+                ext: vec![Key::new(SessionId(1), 1), Key::new(SessionId(1), 2)],
+                free_ext: vec![],
+                live: vec![(0, Key::new(SessionId(1), 3))],
+            },
+            ext_metas: vec![m(2, 3), m(k, 4)],
+        }
+    }
+
+    #[test]
+    fn a_failed_compile_is_blacklisted_and_counted() {
+        let mut c = PlanCache::new(true);
+        assert!(matches!(c.lookup(7), Lookup::Missing));
+        c.start(job(5)); // 2x3 @ 5x4: shape inference fails
+        assert!(matches!(c.lookup(7), Lookup::Off));
+        assert_eq!((c.stats.fallbacks, c.stats.traces_compiled), (1, 0));
+        let mut ok = PlanCache::new(true);
+        ok.start(job(3));
+        assert!(matches!(ok.lookup(7), Lookup::Ready(_)));
+        assert_eq!((ok.stats.cache_misses, ok.stats.traces_compiled), (1, 1));
+    }
+
+    #[test]
+    fn a_plan_slower_than_eager_is_disabled() {
+        let mut c = PlanCache::new(true);
+        c.start(job(3));
+        c.record_eager(7, 1_000);
+        assert!(matches!(c.lookup(7), Lookup::Ready(_)));
+        let disabled: Vec<bool> = (0..GUARD_RUNS)
+            .map(|_| c.record_compiled(7, 5_000, 1))
+            .collect();
+        assert_eq!(disabled.last(), Some(&true));
+        assert!(matches!(c.lookup(7), Lookup::Off));
+        assert_eq!(c.stats.disabled, 1);
+    }
+}

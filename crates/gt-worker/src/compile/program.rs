@@ -1,0 +1,350 @@
+//! A compiled trace: the plan made once per hot signature (shape inference of every node,
+//! dead-code elimination, last-use release points) and its execution on an [`Engine`].
+//!
+//! What a plan saves over replaying the trace: instructions whose result is freed inside the
+//! trace without being read are not executed at all (DCE); internal values live in a slot
+//! vector instead of the worker's tensor table (no hashing, no inserts or removals); each
+//! internal buffer goes back to the engine's pool right after its last use, so the next
+//! allocation of that size class reuses it while it is still in cache; shape inference and
+//! validation were done at compile time. Op order is unchanged, so results are bit-identical.
+
+use super::fuse::{fuse, Group, Item};
+use super::trace::{Arg, Bound};
+use crate::engine::Engine;
+use gt_core::{Error, Result};
+use gt_ops::{infer, Meta, Op};
+use gt_proto::WorkerMsg;
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
+
+/// One instruction of the trace as the compiler sees it (upload bytes and random seeds are
+/// runtime parameters and stay in the instruction).
+#[derive(Clone, Debug)]
+pub enum PlanOp {
+    /// An op with this many inputs.
+    Exec(Op, u32),
+    /// An upload of this meta.
+    Upload(Meta),
+    /// A free.
+    Free,
+}
+
+impl PlanOp {
+    /// The compiler's view of `msg` (`None` for instructions a trace cannot hold).
+    pub fn of(msg: &WorkerMsg) -> Option<PlanOp> {
+        Some(match msg {
+            WorkerMsg::Exec { op, inputs, .. } => PlanOp::Exec(op.clone(), inputs.len() as u32),
+            WorkerMsg::Upload { data, .. } => PlanOp::Upload(Meta {
+                shape: data.shape.clone(),
+                dtype: data.dtype,
+            }),
+            WorkerMsg::Free { .. } => PlanOp::Free,
+            _ => return None,
+        })
+    }
+
+    fn accepts(&self, msg: &WorkerMsg) -> bool {
+        match (self, msg) {
+            (PlanOp::Exec(op, n), WorkerMsg::Exec { op: o, inputs, .. }) => {
+                *n as usize == inputs.len() && crate::hotpath::signature::same_program_op(op, o)
+            }
+            (PlanOp::Upload(m), WorkerMsg::Upload { data, .. }) => {
+                m.dtype == data.dtype && m.shape == data.shape
+            }
+            (PlanOp::Free, WorkerMsg::Free { .. }) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Everything needed to compile one trace (taken from its first complete instance).
+#[derive(Clone, Debug)]
+pub struct CompileJob {
+    /// The hot sequence's signature.
+    pub sig: u64,
+    /// The instructions.
+    pub ops: Vec<PlanOp>,
+    /// Their canonical form.
+    pub bound: Bound,
+    /// Metas of the external inputs.
+    pub ext_metas: Vec<Meta>,
+}
+
+#[derive(Debug)]
+enum Work {
+    One { msg: u32, args: SmallVec<[Arg; 3]> },
+    Loop(Box<Group>),
+}
+
+#[derive(Debug)]
+struct PStep {
+    work: Work,
+    release: SmallVec<[u32; 2]>,
+}
+
+/// A compiled trace.
+#[derive(Debug)]
+pub struct Plan {
+    /// The signature it was compiled for.
+    pub sig: u64,
+    ops: Vec<PlanOp>,
+    bound: Bound,
+    ext_metas: Vec<Meta>,
+    steps: Vec<PStep>,
+    names: Vec<(&'static str, u64)>,
+    /// Instructions in the trace.
+    pub instructions: usize,
+    /// Instructions removed as dead.
+    pub dead: usize,
+    /// Fused loops, and the instructions they replace.
+    pub loops: (usize, usize),
+    /// Microseconds the compile took.
+    pub compile_us: u64,
+}
+
+/// Compiles a trace. Fails when any instruction would fail shape inference (the trace then
+/// runs eagerly, which reports the error where it happens).
+pub fn compile(job: CompileJob) -> Result<Plan> {
+    let t0 = std::time::Instant::now();
+    let CompileJob {
+        sig,
+        ops,
+        bound,
+        ext_metas,
+    } = job;
+    let n = ops.len();
+    // Shape inference of every node, and each instruction's arguments.
+    let mut metas: Vec<Option<Meta>> = vec![None; n];
+    let mut args: Vec<SmallVec<[Arg; 3]>> = Vec::with_capacity(n);
+    let mut cursor = 0usize;
+    for (i, op) in ops.iter().enumerate() {
+        let k = match op {
+            PlanOp::Exec(_, k) => *k as usize,
+            PlanOp::Upload(_) => 0,
+            PlanOp::Free => 1,
+        };
+        let a: SmallVec<[Arg; 3]> = bound
+            .args
+            .get(cursor..cursor + k)
+            .ok_or_else(|| Error::invalid("compile", "trace arguments do not match its ops"))?
+            .into();
+        cursor += k;
+        match op {
+            PlanOp::Exec(o, _) => {
+                let m = {
+                    let ins: SmallVec<[&Meta; 3]> = a
+                        .iter()
+                        .map(|x| match x {
+                            Arg::Node(j) => metas[*j as usize].as_ref(),
+                            Arg::Ext(j) => ext_metas.get(*j as usize),
+                        })
+                        .collect::<Option<_>>()
+                        .ok_or_else(|| Error::invalid("compile", "input without a meta"))?;
+                    infer(o, &ins)?
+                };
+                metas[i] = Some(m);
+            }
+            PlanOp::Upload(m) => metas[i] = Some(m.clone()),
+            PlanOp::Free => {}
+        }
+        args.push(a);
+    }
+    // Liveness: live-outs, then everything they need, walking backwards.
+    let mut needed = vec![false; n];
+    for &(node, _) in &bound.live {
+        needed[node as usize] = true;
+    }
+    for i in (0..n).rev() {
+        if needed[i] {
+            for a in &args[i] {
+                if let Arg::Node(j) = a {
+                    needed[*j as usize] = true;
+                }
+            }
+        }
+    }
+    let is_live: Vec<bool> = {
+        let mut v = vec![false; n];
+        for &(node, _) in &bound.live {
+            v[node as usize] = true;
+        }
+        v
+    };
+    // Readers of every node, for fusion (which values escape a fused run).
+    let mut users: Vec<SmallVec<[u32; 4]>> = vec![SmallVec::new(); n];
+    for i in 0..n {
+        if needed[i] && !matches!(ops[i], PlanOp::Free) {
+            for a in &args[i] {
+                if let Arg::Node(j) = a {
+                    users[*j as usize].push(i as u32);
+                }
+            }
+        }
+    }
+    let mut dead = 0;
+    let mut names: FxHashMap<&'static str, u64> = FxHashMap::default();
+    for (i, op) in ops.iter().enumerate() {
+        match op {
+            PlanOp::Free => {}
+            _ if !needed[i] => dead += 1,
+            PlanOp::Exec(o, _) => *names.entry(o.name()).or_insert(0) += 1,
+            PlanOp::Upload(_) => *names.entry("upload").or_insert(0) += 1,
+        }
+    }
+    let items = fuse(&ops, &args, &metas, &ext_metas, &needed, &users, &is_live);
+    // Steps, with each internal value released after its last use.
+    let mut steps = Vec::with_capacity(items.len());
+    let mut last_use: Vec<Option<usize>> = vec![None; n];
+    let mut loops = (0, 0);
+    for item in items {
+        let work = match item {
+            Item::One(i) => Work::One {
+                msg: i,
+                args: args[i as usize].clone(),
+            },
+            Item::Loop(g) => {
+                loops.0 += 1;
+                loops.1 += g.members.len();
+                Work::Loop(g)
+            }
+        };
+        let reads: SmallVec<[Arg; 4]> = match &work {
+            Work::One { args, .. } => args.iter().copied().collect(),
+            Work::Loop(g) => g.loads.iter().map(|l| l.0).collect(),
+        };
+        for a in reads {
+            if let Arg::Node(j) = a {
+                last_use[j as usize] = Some(steps.len());
+            }
+        }
+        steps.push(PStep {
+            work,
+            release: SmallVec::new(),
+        });
+    }
+    for (node, lu) in last_use.iter().enumerate() {
+        if let Some(s) = lu {
+            if !is_live[node] {
+                steps[*s].release.push(node as u32);
+            }
+        }
+    }
+    let mut names: Vec<_> = names.into_iter().collect();
+    names.sort();
+    Ok(Plan {
+        sig,
+        ops,
+        bound,
+        ext_metas,
+        steps,
+        names,
+        instructions: n,
+        dead,
+        loops,
+        compile_us: t0.elapsed().as_micros() as u64,
+    })
+}
+
+impl Plan {
+    /// Whether an instance (`msgs`, bound as `bound`, with external inputs of `ext_metas`) is
+    /// the program this plan was compiled for.
+    pub fn accepts(&self, msgs: &[WorkerMsg], bound: &Bound, ext_metas: &[Meta]) -> bool {
+        msgs.len() == self.ops.len()
+            && bound.same_shape(&self.bound)
+            && ext_metas == self.ext_metas.as_slice()
+            && self.ops.iter().zip(msgs).all(|(p, m)| p.accepts(m))
+    }
+
+    /// Executed ops by name (for the worker's `ops_by_name`).
+    pub fn names(&self) -> &[(&'static str, u64)] {
+        &self.names
+    }
+
+    /// Runs the plan on `msgs` (an accepted instance) with external inputs `ext`; returns the
+    /// live-outs in the order of the instance's `Bound::live`.
+    pub fn run<E: Engine>(
+        &self,
+        engine: &mut E,
+        msgs: &[WorkerMsg],
+        ext: &[&E::Tensor],
+    ) -> Result<Vec<E::Tensor>> {
+        let mut slots: Vec<Option<E::Tensor>> = vec![None; msgs.len()];
+        for s in &self.steps {
+            match &s.work {
+                Work::One { msg, args } => {
+                    let t = exec_one(engine, &msgs[*msg as usize], args, &slots, ext)?;
+                    slots[*msg as usize] = Some(t);
+                }
+                Work::Loop(g) => {
+                    let ins: SmallVec<[&E::Tensor; 4]> =
+                        g.loads.iter().map(|(a, _)| arg(a, &slots, ext)).collect();
+                    let shapes: SmallVec<[&gt_core::Shape; 4]> =
+                        g.loads.iter().map(|(_, s)| s).collect();
+                    let dtype = g
+                        .spec
+                        .dtype_of(*g.spec.outputs.first().expect("outputs") as usize);
+                    match engine.run_loop(
+                        &*g.kernel,
+                        &g.spec.shape,
+                        dtype,
+                        g.outputs.len(),
+                        &ins,
+                        &shapes,
+                    ) {
+                        Some(Ok(outs)) => {
+                            drop(ins);
+                            for (node, t) in g.outputs.iter().zip(outs) {
+                                slots[*node as usize] = Some(t);
+                            }
+                        }
+                        Some(Err(e)) => return Err(e),
+                        None => {
+                            drop(ins);
+                            for (msg, args) in &g.members {
+                                let t = exec_one(engine, &msgs[*msg as usize], args, &slots, ext)?;
+                                slots[*msg as usize] = Some(t);
+                            }
+                        }
+                    }
+                }
+            }
+            for &r in &s.release {
+                slots[r as usize] = None;
+            }
+        }
+        self.bound
+            .live
+            .iter()
+            .map(|(node, _)| {
+                slots[*node as usize]
+                    .take()
+                    .ok_or_else(|| Error::invalid("compiled trace", "missing live-out"))
+            })
+            .collect()
+    }
+}
+
+fn arg<'a, T>(a: &Arg, slots: &'a [Option<T>], ext: &[&'a T]) -> &'a T {
+    match a {
+        Arg::Node(j) => slots[*j as usize].as_ref().expect("planned order"),
+        Arg::Ext(j) => ext[*j as usize],
+    }
+}
+
+/// One instruction on its eager kernel.
+fn exec_one<E: Engine>(
+    engine: &mut E,
+    msg: &WorkerMsg,
+    args: &[Arg],
+    slots: &[Option<E::Tensor>],
+    ext: &[&E::Tensor],
+) -> Result<E::Tensor> {
+    match msg {
+        WorkerMsg::Exec { op, .. } => {
+            let ins: SmallVec<[&E::Tensor; 3]> = args.iter().map(|a| arg(a, slots, ext)).collect();
+            engine.execute(op, &ins)
+        }
+        WorkerMsg::Upload { data, .. } => engine.upload(data),
+        _ => Err(Error::invalid("compiled trace", "unexpected instruction")),
+    }
+}

@@ -1,0 +1,459 @@
+//! The per-stream detector: instruction signatures, segment counting at sync points, period
+//! detection for loops without sync points, and the matcher that recognizes a hot sequence as it
+//! begins again (so the worker can buffer it and run it compiled).
+
+use super::signature::{self, InputRef, TAG_EXEC, TAG_FREE, TAG_UPLOAD};
+use gt_core::Key;
+use gt_ops::Meta;
+use gt_proto::WorkerMsg;
+use rustc_hash::{FxHashMap, FxHashSet};
+use smallvec::SmallVec;
+use std::sync::Arc;
+
+/// Longest segment counted (longer ones are not candidates; bounds memory).
+pub const MAX_SEGMENT: usize = 1 << 16;
+/// The period detector forgets hashes once it has seen this many distinct ones.
+const MAX_LAST_SEEN: usize = 1 << 16;
+/// Distinct segment signatures counted before the counts are reset.
+const MAX_COUNTED: usize = 1 << 14;
+
+/// A hot sequence: the instruction hashes it consists of, in order.
+#[derive(Clone, Debug)]
+pub struct HotSeq {
+    /// The sequence's signature (hash of its instruction hashes).
+    pub sig: u64,
+    /// One hash per instruction.
+    pub hashes: Arc<[u64]>,
+    /// Found between sync points: it only starts right after one.
+    pub anchored: bool,
+    /// Compilation failed or lost to eager: no longer buffered.
+    pub disabled: bool,
+}
+
+/// What the worker should do with the instruction just observed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Execute it now.
+    Eager,
+    /// It begins a hot sequence: buffer it.
+    Begin,
+    /// It continues the hot sequence being buffered: buffer it.
+    Buffer,
+    /// It completes hot sequence number `.0`: buffer it, then run the buffered sequence.
+    Complete(u32),
+    /// It breaks the sequence being buffered: flush the buffer eagerly, then execute it.
+    Deviate,
+}
+
+/// Detection parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct Params {
+    /// Repetitions after which a sequence is hot.
+    pub threshold: u32,
+    /// The shortest sequence considered.
+    pub min_seq: usize,
+    /// The longest period detected, and the farthest reference named by distance.
+    pub window: usize,
+}
+
+/// One stream's detector state.
+pub struct StreamDetector {
+    p: Params,
+    pos: u64,
+    seg_start: u64,
+    produced: FxHashMap<Key, u64>,
+    ext: FxHashMap<Key, u32>,
+    seg_hash: u64,
+    seg: Vec<u64>,
+    counts: FxHashMap<u64, u32>,
+    ring: Vec<u64>,
+    last_seen: FxHashMap<u64, u64>,
+    period: u64,
+    run: u64,
+    hot: Vec<HotSeq>,
+    hot_sigs: FxHashSet<u64>,
+    starts: FxHashMap<u64, SmallVec<[u32; 2]>>,
+    active: Option<(SmallVec<[u32; 4]>, usize)>,
+    new_hot: Vec<u32>,
+    /// Instructions observed.
+    pub total: u64,
+    /// Instructions that completed a hot sequence (counted when it completes).
+    pub hot_instructions: u64,
+    periods_found: u64,
+}
+
+impl StreamDetector {
+    /// A fresh detector.
+    pub fn new(p: Params) -> StreamDetector {
+        let ring = vec![0; (p.window + 1).next_power_of_two()];
+        StreamDetector {
+            p,
+            pos: 0,
+            seg_start: 0,
+            produced: FxHashMap::default(),
+            ext: FxHashMap::default(),
+            seg_hash: 0,
+            seg: Vec::new(),
+            counts: FxHashMap::default(),
+            ring,
+            last_seen: FxHashMap::default(),
+            period: 0,
+            run: 0,
+            hot: Vec::new(),
+            hot_sigs: FxHashSet::default(),
+            starts: FxHashMap::default(),
+            active: None,
+            new_hot: Vec::new(),
+            total: 0,
+            hot_instructions: 0,
+            periods_found: 0,
+        }
+    }
+
+    /// The hot sequences found so far.
+    pub fn hot(&self) -> &[HotSeq] {
+        &self.hot
+    }
+
+    /// Distinct sequences counted (segments between sync points, plus periods found).
+    pub fn unique_sequences(&self) -> u64 {
+        self.counts.len() as u64 + self.periods_found
+    }
+
+    /// Sequences that became hot that the caller has not seen yet.
+    pub fn take_new_hot(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.new_hot)
+    }
+
+    fn name(&mut self, k: Key, meta_of: &impl Fn(Key) -> Option<Meta>) -> u64 {
+        let here = self.pos;
+        let produced = self.produced.get(&k).copied();
+        let r = match produced {
+            Some(p) if p >= self.seg_start && here - p <= self.p.window as u64 => {
+                InputRef::Ago(here - p)
+            }
+            _ => {
+                let next = self.ext.len() as u32;
+                InputRef::External(*self.ext.entry(k).or_insert(next))
+            }
+        };
+        // Values made earlier in this segment have metas implied by the program; only values
+        // from before it (parameters, data) carry their own.
+        let meta = match (r, produced) {
+            (InputRef::External(_), Some(p)) if p >= self.seg_start => {
+                return signature::input_hash(0x51, r, None)
+            }
+            (InputRef::External(_), _) => meta_of(k),
+            (InputRef::Ago(_), _) => None,
+        };
+        signature::input_hash(0x51, r, meta.as_ref())
+    }
+
+    /// The signature of `msg` (an `Exec`, `Upload` or `Free`; anything else hashes to a
+    /// constant), updating dataflow, segment and period state, then the matcher's verdict.
+    pub fn observe(&mut self, msg: &WorkerMsg, meta_of: impl Fn(Key) -> Option<Meta>) -> Step {
+        let h = match msg {
+            WorkerMsg::Exec { out, op, inputs } => {
+                let mut h = signature::mix(TAG_EXEC, signature::op_hash(op));
+                for &k in inputs {
+                    h = signature::mix(h, self.name(k, &meta_of));
+                }
+                self.produced.insert(*out, self.pos);
+                h
+            }
+            WorkerMsg::Upload { out, data } => {
+                let m = Meta {
+                    shape: data.shape.clone(),
+                    dtype: data.dtype,
+                };
+                self.produced.insert(*out, self.pos);
+                signature::meta_hash(TAG_UPLOAD, &m)
+            }
+            WorkerMsg::Free { key } => {
+                let h = signature::mix(TAG_FREE, self.name(*key, &meta_of));
+                self.produced.remove(key);
+                h
+            }
+            _ => 0x0BAD,
+        };
+        let h = signature::finish(h);
+        self.record(h);
+        self.step(h)
+    }
+
+    fn record(&mut self, h: u64) {
+        self.total += 1;
+        let i = self.pos;
+        self.pos += 1;
+        if self.seg.len() < MAX_SEGMENT {
+            self.seg.push(h);
+        }
+        self.seg_hash = signature::mix(self.seg_hash, h);
+        // Period detection: `run` counts consecutive positions equal to the one a period back.
+        let mask = self.ring.len() as u64 - 1;
+        self.ring[(i & mask) as usize] = h;
+        if self.period > 0 && self.ring[((i - self.period) & mask) as usize] == h {
+            self.run += 1;
+        } else {
+            self.period = 0;
+            self.run = 0;
+            // Periods never straddle a sync point: those repetitions are the segment counter's.
+            if let Some(&j) = self.last_seen.get(&h).filter(|&&j| j >= self.seg_start) {
+                let p = i - j;
+                if p as usize >= self.p.min_seq.max(1) && p as usize <= self.p.window {
+                    self.period = p;
+                    self.run = 1;
+                }
+            }
+        }
+        if self.last_seen.len() >= MAX_LAST_SEEN {
+            self.last_seen.clear();
+        }
+        self.last_seen.insert(h, i);
+        let reps = self.p.threshold.max(2) as u64 - 1;
+        if self.period > 0 && self.run == self.period * reps {
+            let p = self.period;
+            let hashes: Vec<u64> = (0..p)
+                .map(|k| self.ring[((i + 1 - p + k) & mask) as usize])
+                .collect();
+            let sig = signature::finish(hashes.iter().fold(0x9E71, |a, &x| signature::mix(a, x)));
+            if !self.hot_sigs.contains(&sig) {
+                self.periods_found += 1;
+                self.register(sig, hashes.into(), false);
+            }
+        }
+    }
+
+    fn register(&mut self, sig: u64, hashes: Arc<[u64]>, anchored: bool) {
+        let idx = self.hot.len() as u32;
+        self.hot_sigs.insert(sig);
+        self.starts.entry(hashes[0]).or_default().push(idx);
+        self.hot.push(HotSeq {
+            sig,
+            hashes,
+            anchored,
+            disabled: false,
+        });
+        self.new_hot.push(idx);
+    }
+
+    /// Adds a hot sequence known from elsewhere (the persistent cache).
+    pub fn preload(&mut self, sig: u64, hashes: Arc<[u64]>, anchored: bool) {
+        if !hashes.is_empty() && !self.hot_sigs.contains(&sig) {
+            self.register(sig, hashes, anchored);
+            self.new_hot.pop();
+        }
+    }
+
+    fn step(&mut self, h: u64) -> Step {
+        if let Some((cands, idx)) = &mut self.active {
+            let hot = &self.hot;
+            let at = *idx;
+            cands.retain(|c| {
+                let s = &hot[*c as usize];
+                !s.disabled && s.hashes.get(at) == Some(&h)
+            });
+            if cands.is_empty() {
+                self.active = None;
+                return Step::Deviate;
+            }
+            *idx += 1;
+            let done = cands
+                .iter()
+                .copied()
+                .find(|&c| hot[c as usize].hashes.len() == at + 1);
+            if let Some(c) = done {
+                self.active = None;
+                self.hot_instructions += (at + 1) as u64;
+                return Step::Complete(c);
+            }
+            return Step::Buffer;
+        }
+        let Some(list) = self.starts.get(&h) else {
+            return Step::Eager;
+        };
+        let at_start = self.pos - self.seg_start == 1;
+        let cands: SmallVec<[u32; 4]> = list
+            .iter()
+            .copied()
+            .filter(|&c| {
+                let s = &self.hot[c as usize];
+                !s.disabled && (!s.anchored || at_start)
+            })
+            .collect();
+        if cands.is_empty() {
+            return Step::Eager;
+        }
+        if let Some(&c) = cands
+            .iter()
+            .find(|&&c| self.hot[c as usize].hashes.len() == 1)
+        {
+            self.hot_instructions += 1;
+            return Step::Complete(c);
+        }
+        self.active = Some((cands, 1));
+        Step::Begin
+    }
+
+    /// A sync point (or an instruction that cannot be traced): ends the segment, counting it,
+    /// and abandons any sequence being matched. Returns whether one was (the caller flushes).
+    pub fn sync(&mut self) -> bool {
+        let was = self.active.take().is_some();
+        let n = self.seg.len();
+        let whole = (self.pos - self.seg_start) as usize == n;
+        if whole && n >= self.p.min_seq.max(1) {
+            if self.counts.len() >= MAX_COUNTED {
+                self.counts.clear();
+            }
+            let sig = signature::finish(signature::mix(self.seg_hash, n as u64));
+            let c = self.counts.entry(sig).or_insert(0);
+            *c += 1;
+            if *c >= self.p.threshold.max(1) && !self.hot_sigs.contains(&sig) {
+                let hashes: Arc<[u64]> = self.seg.as_slice().into();
+                self.register(sig, hashes, true);
+            }
+        }
+        self.seg.clear();
+        self.seg_hash = 0;
+        self.ext.clear();
+        self.seg_start = self.pos;
+        // A sync point also breaks any period being tracked.
+        self.period = 0;
+        self.run = 0;
+        was
+    }
+
+    /// The signature and length of the first candidate of the sequence being matched.
+    pub fn active_sig(&self) -> Option<u64> {
+        let (c, _) = self.active.as_ref()?;
+        Some(self.hot[*c.first()? as usize].sig)
+    }
+
+    /// The length of the first candidate of the sequence being matched.
+    pub fn active_len(&self) -> Option<usize> {
+        let (c, _) = self.active.as_ref()?;
+        Some(self.hot[*c.first()? as usize].hashes.len())
+    }
+
+    /// Abandons the sequence being matched without ending the segment (a forced flush).
+    pub fn abandon(&mut self) -> bool {
+        self.active.take().is_some()
+    }
+
+    /// Stops buffering every hot sequence with signature `sig`.
+    pub fn disable(&mut self, sig: u64) {
+        for s in self.hot.iter_mut().filter(|s| s.sig == sig) {
+            s.disabled = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gt_core::{DType, ReqId, SessionId};
+    use gt_ops::{BinaryOp, Op, UnaryOp};
+
+    fn k(n: u64) -> Key {
+        Key::new(SessionId(1), n)
+    }
+    fn exec(out: u64, op: Op, ins: &[u64]) -> WorkerMsg {
+        WorkerMsg::Exec {
+            out: k(out),
+            op,
+            inputs: ins.iter().map(|&i| k(i)).collect(),
+        }
+    }
+    fn meta(_: Key) -> Option<Meta> {
+        Some(Meta {
+            shape: [4].into(),
+            dtype: DType::F32,
+        })
+    }
+    fn params(threshold: u32) -> Params {
+        Params {
+            threshold,
+            min_seq: 2,
+            window: 64,
+        }
+    }
+
+    /// Hashes of the instructions, each in a fresh segment of its own detector.
+    fn seg_sig(msgs: &[WorkerMsg]) -> u64 {
+        let mut d = StreamDetector::new(params(1));
+        for m in msgs {
+            d.observe(m, meta);
+        }
+        d.sync();
+        d.hot()[0].sig
+    }
+
+    #[test]
+    fn dataflow_is_part_of_the_signature() {
+        let add = Op::Binary(BinaryOp::Add);
+        let mul = Op::Binary(BinaryOp::Mul);
+        // a=f(b,c); e=g(a,d)   versus   a=f(b,c); e=g(b,c)
+        let one = [
+            exec(10, add.clone(), &[1, 2]),
+            exec(11, mul.clone(), &[10, 3]),
+        ];
+        let two = [
+            exec(10, add.clone(), &[1, 2]),
+            exec(11, mul.clone(), &[1, 2]),
+        ];
+        assert_ne!(seg_sig(&one), seg_sig(&two));
+        // Renamed tensors, same program: same signature.
+        let renamed = [exec(20, add, &[5, 6]), exec(21, mul, &[20, 7])];
+        assert_eq!(seg_sig(&one), seg_sig(&renamed));
+    }
+
+    #[test]
+    fn a_segment_repeated_threshold_times_is_hot_and_matched_next_time() {
+        let mut d = StreamDetector::new(params(3));
+        let mut id = 100;
+        let mut steps = Vec::new();
+        for _ in 0..5 {
+            // x = relu(w + b); free x; read (sync)
+            let body = [
+                exec(id, Op::Binary(BinaryOp::Add), &[1, 2]),
+                exec(id + 1, Op::Unary(UnaryOp::Relu), &[id]),
+                WorkerMsg::Free { key: k(id) },
+            ];
+            let s: Vec<Step> = body.iter().map(|m| d.observe(m, meta)).collect();
+            steps.push(s);
+            let _ = WorkerMsg::Read {
+                req: ReqId(1),
+                key: k(id + 1),
+            };
+            d.sync();
+            id += 10;
+        }
+        assert!(steps[..3].iter().flatten().all(|s| *s == Step::Eager));
+        assert_eq!(steps[3], vec![Step::Begin, Step::Buffer, Step::Complete(0)]);
+        assert_eq!(d.hot().len(), 1);
+        assert_eq!(d.hot_instructions, 6);
+    }
+
+    #[test]
+    fn a_loop_without_sync_points_is_found_by_its_period() {
+        let mut d = StreamDetector::new(params(3));
+        // a = a + b; free old a; a = a * c; free old a — forever, never read.
+        let mut a = 1;
+        let mut hot_at = None;
+        for i in 0..40 {
+            let n = 100 + 2 * i;
+            d.observe(&exec(n, Op::Binary(BinaryOp::Add), &[a, 2]), meta);
+            d.observe(&WorkerMsg::Free { key: k(a) }, meta);
+            d.observe(&exec(n + 1, Op::Binary(BinaryOp::Mul), &[n, 3]), meta);
+            d.observe(&WorkerMsg::Free { key: k(n) }, meta);
+            a = n + 1;
+            if hot_at.is_none() && !d.hot().is_empty() {
+                hot_at = Some(i);
+            }
+        }
+        assert_eq!(d.hot().len(), 1, "one period, registered once");
+        assert_eq!(d.hot()[0].hashes.len(), 4);
+        assert!(hot_at.unwrap() <= 4);
+        assert!(d.hot_instructions > 100);
+    }
+}
