@@ -5,7 +5,7 @@
 use crate::event::Event;
 use crate::log::{InstructionLog, Kind, Source};
 use gt_core::{Error, SessionId, TensorId, WorkerId};
-use gt_proto::{ClientMsg, ClientReply, WorkerMsg, WorkerReply, WorkerStats};
+use gt_proto::{ClientMsg, ClientReply, WorkerLoad, WorkerMsg, WorkerReply, WorkerStats};
 use gt_transport::Tx;
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
@@ -62,6 +62,8 @@ pub(crate) struct WorkerSlot {
     pub(crate) outbox: Vec<WorkerMsg>,
     /// Indices in `outbox` of messages the router injected (kept only while logging).
     pub(crate) injected: Vec<usize>,
+    /// Its executor load, from its latest heartbeat.
+    pub(crate) load: Option<WorkerLoad>,
 }
 
 /// What a worker-level request id answers.
@@ -98,7 +100,7 @@ pub struct Core {
     pub(crate) workers: Vec<WorkerSlot>,
     pub(crate) pending: FxHashMap<u64, (WorkerId, Pending)>,
     pub(crate) aggs: FxHashMap<u64, Agg>,
-    next_req: u64,
+    pub(crate) next_req: u64,
     pub(crate) next_xfer: u64,
     pub(crate) next_temp: u64,
     waiting: Vec<WaitingClient>,
@@ -106,6 +108,8 @@ pub struct Core {
     order: VecDeque<SessionId>,
     stopped: bool,
     pub(crate) log: Option<InstructionLog>,
+    /// Attached monitors (`gt top`, `gt trace --connect`); see `monitor.rs`.
+    pub(crate) monitor: crate::monitor::Monitors,
 }
 
 impl Core {
@@ -126,12 +130,14 @@ impl Core {
             order: VecDeque::new(),
             stopped: false,
             log: None,
+            monitor: Default::default(),
         }
     }
 
     /// Logs every event to `log` from now on (`None` turns logging off).
     pub fn set_log(&mut self, log: Option<InstructionLog>) {
         self.log = log;
+        self.sync_timing();
     }
 
     /// Whether `Shutdown` was handled.
@@ -152,6 +158,9 @@ impl Core {
     /// Handles one event. Client instructions are queued per session; [`Core::serve`] runs them
     /// round-robin so one busy client cannot starve the others.
     pub fn handle(&mut self, ev: Event, now: Instant) {
+        if let Some(log) = &mut self.log {
+            log.set_now(now);
+        }
         match ev {
             Event::ClientJoined { name, tx, accepted } => {
                 let w = WaitingClient {
@@ -195,7 +204,13 @@ impl Core {
                     homed: 0,
                     outbox: Vec::new(),
                     injected: Vec::new(),
+                    load: None,
                 });
+                if self.monitor.timing_on {
+                    self.workers[id.0 as usize]
+                        .outbox
+                        .push(WorkerMsg::Timing { on: true });
+                }
                 let _ = accepted.send(id);
                 self.announce_peers();
                 self.admit_waiting(now);
@@ -221,8 +236,12 @@ impl Core {
                 }
                 self.lose_worker(worker, reason)
             }
+            Event::MonitorJoined { tx } => self.monitor_joined(tx),
             Event::Tick => self.tick(now),
-            Event::Shutdown => self.stopped = true,
+            Event::Shutdown => {
+                self.monitors_bye("the dispatcher is shutting down");
+                self.stopped = true
+            }
         }
     }
 
@@ -380,7 +399,13 @@ impl Core {
 
     fn worker_reply(&mut self, worker: WorkerId, m: WorkerReply) {
         let req = match &m {
-            WorkerReply::Pong | WorkerReply::HotPath { .. } => return,
+            WorkerReply::Pong | WorkerReply::HotPath { .. } | WorkerReply::Timing { .. } => return,
+            WorkerReply::Load(l) => {
+                if let Some(w) = self.workers.get_mut(worker.0 as usize) {
+                    w.load = Some(*l);
+                }
+                return;
+            }
             WorkerReply::Data { req, .. }
             | WorkerReply::Stats { req, .. }
             | WorkerReply::BarrierDone { req } => *req,
@@ -420,6 +445,9 @@ impl Core {
     }
 
     pub(crate) fn part_done(&mut self, agg: u64, stats: Option<WorkerStats>) {
+        let Some(stats) = self.monitor_part(agg, stats) else {
+            return; // a monitor's poll
+        };
         let Some(a) = self.aggs.get_mut(&agg) else {
             return;
         };
@@ -588,6 +616,7 @@ impl Core {
         for w in self.workers.iter_mut().filter(|w| w.alive) {
             w.outbox.push(WorkerMsg::Ping);
         }
+        self.monitor_tick();
         self.admit_waiting(now);
     }
 }

@@ -7,11 +7,13 @@
 //! - [`core`]: the synchronous state machine that handles events (no I/O, fake-clock testable).
 //! - [`route`]: rewriting one client instruction into worker instructions.
 //! - [`log`]: the instruction log (`GT_INSTRUCTION_LOG`), one line per event.
+//! - [`monitor`]: attached monitors (`gt trace --connect`, `gt top`): lines and snapshots.
 //! - [`server`]: the shell — listeners, handshakes, socket pumps, the heartbeat ticker.
 
 pub mod core;
 pub mod event;
 pub mod log;
+pub mod monitor;
 pub mod route;
 pub mod server;
 

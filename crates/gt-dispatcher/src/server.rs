@@ -6,7 +6,7 @@ use crate::core::{Core, CoreConfig};
 use crate::event::Event;
 use crossbeam_channel::{Receiver, Sender};
 use gt_core::{Error, SessionId, WorkerId};
-use gt_proto::{ClientMsg, ClientReply, Role, WorkerMsg, WorkerReply};
+use gt_proto::{ClientMsg, ClientReply, MonitorMsg, Role, WorkerMsg, WorkerReply};
 use gt_transport::{
     accept_handshake, deferred_writer, send_welcome, spawn_reader, Addr, Listener, Stream, Tx,
 };
@@ -351,7 +351,36 @@ fn serve_connection(stream: Stream, events: Sender<Event>, cfg: DispatcherConfig
                 },
             );
         }
-        Role::Monitor | Role::Peer => reject(
+        Role::Monitor => {
+            if send_welcome(&stream, 0, 0).is_err() {
+                return;
+            }
+            let (inner, writer) = deferred_writer::<MonitorMsg>();
+            writer.start(write_half, format!("monitor-{peer}"));
+            // Monitors send nothing; the reader only notices the close, after which sends to
+            // the monitor fail and the core forgets it.
+            let closed = Arc::new(AtomicBool::new(false));
+            let flag = closed.clone();
+            let tx = Tx::from_fn(move |batch| {
+                if flag.load(Ordering::Relaxed) {
+                    return Err(gt_transport::Closed);
+                }
+                inner.send(batch)
+            });
+            let name = peer.clone();
+            spawn_reader::<MonitorMsg, _, _>(
+                stream,
+                cfg.max_frame,
+                format!("monitor-{peer}"),
+                |_| true,
+                move |_| {
+                    tracing::info!(target: "gt::dispatcher", "monitor {name} detached");
+                    closed.store(true, Ordering::Relaxed);
+                },
+            );
+            let _ = events.send(Event::MonitorJoined { tx });
+        }
+        Role::Peer => reject(
             &stream,
             &format!(
                 "the dispatcher does not accept {:?} connections",
