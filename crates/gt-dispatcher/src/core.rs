@@ -236,7 +236,7 @@ impl Core {
                 }
                 self.lose_worker(worker, reason)
             }
-            Event::MonitorJoined { tx } => self.monitor_joined(tx),
+            Event::MonitorJoined { tx, lines } => self.monitor_joined(tx, lines),
             Event::Tick => self.tick(now),
             Event::Shutdown => {
                 self.monitors_bye("the dispatcher is shutting down");

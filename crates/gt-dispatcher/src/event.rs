@@ -38,7 +38,11 @@ pub enum Event {
     /// A worker connection ended.
     WorkerLeft { worker: WorkerId, reason: String },
     /// A monitor attached: it receives log lines and a snapshot about once a second.
-    MonitorJoined { tx: Tx<MonitorMsg> },
+    MonitorJoined {
+        tx: Tx<MonitorMsg>,
+        /// Whether it wants log lines (`gt trace`) or only snapshots (`gt top`).
+        lines: bool,
+    },
     /// Heartbeat timer: ping workers, declare silent ones lost.
     Tick,
     /// Stop the core.

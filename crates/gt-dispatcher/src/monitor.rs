@@ -33,8 +33,14 @@ struct Poll {
 }
 
 impl Core {
-    pub(crate) fn monitor_joined(&mut self, tx: Tx<MonitorMsg>) {
-        tracing::info!(target: "gt::dispatcher", "a monitor attached");
+    pub(crate) fn monitor_joined(&mut self, tx: Tx<MonitorMsg>, lines: bool) {
+        tracing::info!(target: "gt::dispatcher", "a monitor attached (log lines: {lines})");
+        self.monitor.txs.push(tx.clone());
+        // A first snapshot right away, so `gt top` has something to show.
+        self.monitor.ticks = TICKS_PER_SNAPSHOT - 1;
+        if !lines {
+            return;
+        }
         if self.log.is_none() {
             match InstructionLog::for_monitors() {
                 Ok(mut log) => {
@@ -47,12 +53,9 @@ impl Core {
             }
         }
         if let Some(log) = &mut self.log {
-            log.add_monitor(tx.clone());
+            log.add_monitor(tx);
         }
-        self.monitor.txs.push(tx);
         self.sync_timing();
-        // A first snapshot right away, so `gt top` has something to show.
-        self.monitor.ticks = TICKS_PER_SNAPSHOT - 1;
     }
 
     /// Tells the workers to start or stop timing instructions, as the log wants.
@@ -68,17 +71,15 @@ impl Core {
 
     /// Called on every heartbeat tick: drops closed monitors, polls stats for the next snapshot.
     pub(crate) fn monitor_tick(&mut self) {
-        let lines_gone = self.log.as_ref().is_some_and(|l| l.monitors() == 0);
-        if self.monitor.txs.is_empty() || lines_gone {
-            if !self.monitor.txs.is_empty() {
-                self.monitor.txs.clear();
-            }
-            // A log kept only for monitors goes away with them.
-            if self.log.as_ref().is_some_and(|l| !l.has_file()) && lines_gone {
-                tracing::info!(target: "gt::dispatcher", "the last monitor detached");
-                self.log = None;
-                self.sync_timing();
-            }
+        // A log kept only for monitors goes away with the last one that reads lines.
+        if self
+            .log
+            .as_ref()
+            .is_some_and(|l| !l.has_file() && l.monitors() == 0)
+        {
+            tracing::info!(target: "gt::dispatcher", "the last line monitor detached");
+            self.log = None;
+            self.sync_timing();
         }
         let polling = !self.monitor.txs.is_empty() || self.log.as_ref().is_some_and(|l| l.timing());
         if !polling {

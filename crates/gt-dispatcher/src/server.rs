@@ -28,6 +28,9 @@ pub struct DispatcherConfig {
     pub max_frame: usize,
     /// Write the instruction log here (`GT_INSTRUCTION_LOG`, `gt dispatcher --log`).
     pub log: Option<std::path::PathBuf>,
+    /// Ask workers for per-instruction timing records while the log is open (`EXEC` lines;
+    /// `GT_INSTRUCTION_LOG_TIMING`, `gt dispatcher --log-timing`).
+    pub log_timing: bool,
 }
 
 impl Default for DispatcherConfig {
@@ -38,6 +41,7 @@ impl Default for DispatcherConfig {
             token: None,
             max_frame: gt_proto::DEFAULT_MAX_FRAME,
             log: None,
+            log_timing: false,
         }
     }
 }
@@ -71,7 +75,9 @@ impl Dispatcher {
         let (events, rx) = crossbeam_channel::unbounded();
         let mut core = Core::new(cfg.core.clone());
         if let Some(path) = &cfg.log {
-            core.set_log(Some(crate::log::InstructionLog::create(path)?));
+            let mut log = crate::log::InstructionLog::create(path)?;
+            log.set_timing(cfg.log_timing);
+            core.set_log(Some(log));
         }
         let core_thread = std::thread::Builder::new()
             .name("gt-dispatcher".into())
@@ -378,7 +384,8 @@ fn serve_connection(stream: Stream, events: Sender<Event>, cfg: DispatcherConfig
                     closed.store(true, Ordering::Relaxed);
                 },
             );
-            let _ = events.send(Event::MonitorJoined { tx });
+            let lines = hello.info != gt_proto::monitor::SNAPSHOTS_ONLY;
+            let _ = events.send(Event::MonitorJoined { tx, lines });
         }
         Role::Peer => reject(
             &stream,

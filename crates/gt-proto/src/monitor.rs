@@ -6,6 +6,9 @@ use crate::{WorkerLoad, WorkerStats};
 use gt_core::SessionId;
 use serde::{Deserialize, Serialize};
 
+/// A monitor's `Hello::info` asking for snapshots only (no log lines, so no logging cost).
+pub const SNAPSHOTS_ONLY: &str = "snapshots-only";
+
 /// Dispatcher → monitor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum MonitorMsg {

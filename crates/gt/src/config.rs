@@ -24,6 +24,57 @@ pub struct Config {
     pub heartbeat_timeout: Duration,
     /// `GT_INSTRUCTION_LOG`: the dispatcher writes one line per event to this file.
     pub instruction_log: Option<std::path::PathBuf>,
+    /// `GT_INSTRUCTION_LOG_TIMING` (default off): workers time every instruction and the log
+    /// gets an `EXEC` line for each (what `gt trace --chrome` draws as execution slices).
+    pub instruction_log_timing: bool,
+    /// `GT_VERBOSE`, `GT_DEBUG_CLIENT`, `GT_DEBUG_DISPATCHER`, `GT_DEBUG_WORKER`,
+    /// `GT_DEBUG_COMPILE`: which `tracing` output to switch on.
+    pub debug: Debug,
+}
+
+/// The debug switches: each turns on `tracing` output for one part of GT.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Debug {
+    /// `GT_VERBOSE`: informational messages from every part (`gt=info`).
+    pub verbose: bool,
+    /// `GT_DEBUG_CLIENT`: debug output of the client library (`gt::client`).
+    pub client: bool,
+    /// `GT_DEBUG_DISPATCHER`: debug output of the dispatcher (`gt::dispatcher`).
+    pub dispatcher: bool,
+    /// `GT_DEBUG_WORKER`: debug output of workers (`gt::worker`).
+    pub worker: bool,
+    /// `GT_DEBUG_COMPILE`: debug output of the hot-path detector and compiler (`gt::compile`).
+    pub compile: bool,
+}
+
+impl Debug {
+    /// Whether any switch is on.
+    pub fn any(&self) -> bool {
+        self.verbose || self.client || self.dispatcher || self.worker || self.compile
+    }
+
+    /// The `tracing` filter directives the switches stand for, added to `base` (e.g. `warn`);
+    /// `None` when no switch is on.
+    pub fn filter(&self, base: &str) -> Option<String> {
+        if !self.any() {
+            return None;
+        }
+        let mut d = vec![base.to_string()];
+        if self.verbose {
+            d.push("gt=info".into());
+        }
+        for (on, target) in [
+            (self.client, "gt::client"),
+            (self.dispatcher, "gt::dispatcher"),
+            (self.worker, "gt::worker"),
+            (self.compile, "gt::compile"),
+        ] {
+            if on {
+                d.push(format!("{target}=debug"));
+            }
+        }
+        Some(d.join(","))
+    }
 }
 
 impl Default for Config {
@@ -37,8 +88,20 @@ impl Default for Config {
             client_batch: 1024,
             heartbeat_timeout: Duration::from_millis(1500),
             instruction_log: None,
+            instruction_log_timing: false,
+            debug: Debug::default(),
         }
     }
+}
+
+/// A boolean switch: unset, empty, `0`, `false`, `no` and `off` are off; anything else is on.
+fn flag(name: &str) -> bool {
+    var(name).is_some_and(|v| {
+        !matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "0" | "false" | "no" | "off"
+        )
+    })
 }
 
 fn var(name: &str) -> Option<String> {
@@ -73,6 +136,14 @@ impl Config {
                 .map(Duration::from_millis)
                 .unwrap_or(d.heartbeat_timeout),
             instruction_log: var("GT_INSTRUCTION_LOG").map(Into::into),
+            instruction_log_timing: flag("GT_INSTRUCTION_LOG_TIMING"),
+            debug: Debug {
+                verbose: flag("GT_VERBOSE"),
+                client: flag("GT_DEBUG_CLIENT"),
+                dispatcher: flag("GT_DEBUG_DISPATCHER"),
+                worker: flag("GT_DEBUG_WORKER"),
+                compile: flag("GT_DEBUG_COMPILE"),
+            },
         })
     }
 

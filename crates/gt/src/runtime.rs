@@ -17,9 +17,28 @@ use std::time::Duration;
 static CONFIG: OnceLock<Result<Config>> = OnceLock::new();
 static DEFAULT: Mutex<Option<Session>> = Mutex::new(None);
 
-/// The configuration read from the environment (once).
+/// The configuration read from the environment (once). When a debug switch is on
+/// (`GT_VERBOSE`, `GT_DEBUG_*`), a stderr `tracing` subscriber is installed for them, unless the
+/// program installed its own first.
 pub fn config() -> Result<Config> {
-    CONFIG.get_or_init(Config::from_env).clone()
+    CONFIG
+        .get_or_init(|| {
+            let c = Config::from_env()?;
+            install_debug_output(&c.debug);
+            Ok(c)
+        })
+        .clone()
+}
+
+/// Installs a stderr subscriber for the switches in `d` (nothing when none is on, or when the
+/// process already has a subscriber).
+pub fn install_debug_output(d: &crate::config::Debug) {
+    if let Some(filter) = d.filter("warn") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
 }
 
 /// An embedded runtime: a dispatcher and workers in this process.
@@ -39,6 +58,7 @@ impl Embedded {
             token: config.token.clone(),
             max_frame: config.max_frame,
             log: config.instruction_log.clone(),
+            log_timing: config.instruction_log_timing,
             ..Default::default()
         };
         let dispatcher = Dispatcher::try_start(dcfg)?;
