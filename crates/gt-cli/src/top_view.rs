@@ -318,3 +318,100 @@ pub fn human_bytes(b: u64) -> String {
         format!("{v:.1} {}", units[i])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::Monitor;
+    use gt_proto::MonitorMsg;
+    use gt_transport::Addr;
+    use ratatui::backend::TestBackend;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    fn screen(top: &Top) -> String {
+        let mut term = ratatui::Terminal::new(TestBackend::new(110, 18)).unwrap();
+        term.draw(|f| top.draw(f)).unwrap();
+        let buf = term.backend().buffer().clone();
+        let mut s = String::new();
+        for y in 0..buf.area.height {
+            for x in 0..buf.area.width {
+                s.push_str(buf[(x, y)].symbol());
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    /// A real dispatcher and worker over TCP, a client running adds, and the view fed by a real
+    /// monitor connection; rendered headless.
+    #[test]
+    fn renders_a_live_cluster() {
+        let d = gt_dispatcher::Dispatcher::start(Default::default());
+        let addr = d.listen(&Addr::Tcp("127.0.0.1:0".into())).unwrap();
+        let a = addr.to_string();
+        let wa: Addr = a.parse().unwrap();
+        std::thread::spawn(move || gt_worker::server::run(&wa, &Default::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, ca) = (stop.clone(), a.clone());
+        let client = std::thread::spawn(move || {
+            let opts = gt_client::connect::ConnectOptions {
+                name: "top-test".into(),
+                ..Default::default()
+            };
+            let s = gt_client::connect(&ca, &opts).unwrap();
+            let b = s.try_randn([8, 8], gt::DType::F32).unwrap();
+            let mut x = s.try_zeros_like(&b).unwrap();
+            while !flag.load(Ordering::Relaxed) {
+                for _ in 0..50 {
+                    x = x.try_add(&b).unwrap();
+                }
+                x.to_vec().unwrap();
+            }
+        });
+        let mut mon =
+            Monitor::connect(&a, None, 1 << 20, gt_proto::monitor::SNAPSHOTS_ONLY).unwrap();
+        let mut top = Top::new(&a);
+        // Two snapshots with a client active in between (and no log lines: snapshots only).
+        let mut snaps = 0;
+        while snaps < 3 {
+            for m in mon.recv().unwrap().expect("dispatcher alive") {
+                match m {
+                    MonitorMsg::Snapshot(s) if !s.workers.is_empty() && !s.clients.is_empty() => {
+                        top.update(s);
+                        snaps += 1;
+                    }
+                    MonitorMsg::Lines(l) => panic!("a snapshots-only monitor got lines: {l}"),
+                    _ => {}
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        client.join().unwrap();
+        let w = top.workers();
+        assert_eq!(w.len(), 1);
+        assert!(w[0].alive && w[0].ops_per_s > 0.0, "{w:?}");
+        assert!(w[0].pool_hit_pct > 0.0, "{w:?}");
+        let c = top.clients();
+        assert_eq!(c.len(), 1);
+        assert!(c[0].name == "top-test" && c[0].per_s > 0.0, "{c:?}");
+        let text = screen(&top);
+        for want in [
+            "gt top",
+            "workers (sorted by worker)",
+            "busy",
+            "ops/s",
+            "pool hit",
+            "compiles",
+            "top-test",
+            "instr/s",
+            "q/Esc/Ctrl-C quit",
+        ] {
+            assert!(text.contains(want), "{want:?} missing:\n{text}");
+        }
+        assert!(top.key('s'));
+        assert!(screen(&top).contains("sorted by busy"));
+        assert!(!top.key('q'));
+        d.shutdown();
+    }
+}

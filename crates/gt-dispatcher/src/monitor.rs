@@ -11,18 +11,32 @@ use crate::log::InstructionLog;
 use gt_core::WorkerId;
 use gt_proto::{ClientView, MonitorMsg, Snapshot, WorkerMsg, WorkerStats, WorkerView};
 use gt_transport::Tx;
+use std::time::Instant;
 
 /// Heartbeat ticks between snapshots (the heartbeat is 250 ms by default).
 const TICKS_PER_SNAPSHOT: u32 = 4;
 
 /// The core's monitor state.
-#[derive(Default)]
 pub struct Monitors {
+    /// When the dispatcher started (snapshot times count from here).
+    started: Instant,
     txs: Vec<Tx<MonitorMsg>>,
     ticks: u32,
     poll: Option<Poll>,
     /// Whether the workers were told to send timing records.
     pub(crate) timing_on: bool,
+}
+
+impl Default for Monitors {
+    fn default() -> Self {
+        Monitors {
+            started: Instant::now(),
+            txs: Vec::new(),
+            ticks: 0,
+            poll: None,
+            timing_on: false,
+        }
+    }
 }
 
 /// A stats request to every worker, answered into a snapshot.
@@ -171,11 +185,7 @@ impl Core {
             .collect();
         clients.sort_by_key(|c| c.session);
         let snap = Snapshot {
-            at_ms: self
-                .log
-                .as_ref()
-                .map(|l| l.elapsed().as_millis() as u64)
-                .unwrap_or(0),
+            at_ms: self.monitor.started.elapsed().as_millis() as u64,
             workers,
             clients,
         };

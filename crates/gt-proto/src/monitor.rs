@@ -23,7 +23,7 @@ pub enum MonitorMsg {
 /// Every worker's and client's state at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
-    /// Milliseconds since the dispatcher started.
+    /// Milliseconds since the dispatcher started (rates come from differences).
     pub at_ms: u64,
     /// Workers in id order (dead ones included, `stats.alive == false`).
     pub workers: Vec<WorkerView>,

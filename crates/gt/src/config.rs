@@ -157,3 +157,32 @@ impl Config {
         })
     }
 }
+
+#[cfg(test)]
+mod debug_tests {
+    use super::Debug;
+
+    #[test]
+    fn switches_become_tracing_filters_per_role() {
+        assert_eq!(Debug::default().filter("warn"), None);
+        let d = Debug {
+            verbose: true,
+            worker: true,
+            compile: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            d.filter("warn").as_deref(),
+            Some("warn,gt=info,gt::worker=debug,gt::compile=debug")
+        );
+        let d = Debug {
+            client: true,
+            dispatcher: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            d.filter("info").as_deref(),
+            Some("info,gt::client=debug,gt::dispatcher=debug")
+        );
+    }
+}
