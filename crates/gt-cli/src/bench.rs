@@ -73,8 +73,11 @@ fn add_loop(s: &Session, iters: usize) -> Result<f64> {
     time_add(&mut a, iters)
 }
 
+/// Alternating rounds of the logging row (the best of each side is kept: the machine is noisy).
+const LOG_ROUNDS: usize = 5;
+
 /// µs per op of the embedded add loop with the instruction log off and on (to a temporary
-/// file), the best of three alternating rounds each. Every round starts a fresh runtime and
+/// file), the best of [`LOG_ROUNDS`] alternating rounds each. Every round starts a fresh runtime and
 /// shuts it down untimed, so a log still being written cannot slow the next round down.
 fn logging(iters: usize, cfg: &Config) -> Result<(f64, f64)> {
     let path = std::env::temp_dir().join(format!("gt-bench-{}.log", std::process::id()));
@@ -93,7 +96,7 @@ fn logging(iters: usize, cfg: &Config) -> Result<(f64, f64)> {
         Ok(us)
     };
     let (mut best_off, mut best_on) = (f64::INFINITY, f64::INFINITY);
-    for _ in 0..3 {
+    for _ in 0..LOG_ROUNDS {
         best_off = best_off.min(round(None)?);
         best_on = best_on.min(round(Some(path.clone()))?);
     }

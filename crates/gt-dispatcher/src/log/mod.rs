@@ -36,6 +36,11 @@ pub use format::{client_msg_name, worker_msg_name};
 
 /// Records per batch before it is handed to the writer early.
 pub(crate) const BATCH: usize = 1024;
+/// Records that make a batch worth waking the writer for.
+const HANDOFF: usize = 512;
+/// A smaller batch is handed over once its oldest record is this old (µs). The heartbeat tick
+/// runs a core round at least every 250 ms, so an idle dispatcher's lines are never stuck.
+const HANDOFF_US: u64 = 5_000;
 /// Ops the core remembers by number (most recently used first).
 const OPS: usize = 8;
 
@@ -178,6 +183,8 @@ pub struct InstructionLog {
     start_unix_ns: u64,
     /// Microseconds since `start` of the core's current round.
     now_us: u64,
+    /// When the last batch was handed to the writer.
+    handed_us: u64,
     named: Vec<bool>,
     batch: Vec<Record>,
     writer: writer::Writer,
@@ -214,6 +221,7 @@ impl InstructionLog {
             start,
             start_unix_ns,
             now_us: 0,
+            handed_us: 0,
             named: Vec::new(),
             batch: Vec::with_capacity(BATCH),
             writer: writer::Writer::spawn(file)?,
@@ -246,7 +254,7 @@ impl InstructionLog {
     /// Streams every line from now on to `tx` (until it closes).
     pub fn add_monitor(&mut self, tx: Tx<MonitorMsg>) {
         self.batch.push(Record::Monitor(tx));
-        self.flush();
+        self.flush_now();
     }
 
     /// Sets the time stamped on the following records (the core's current round).
@@ -264,8 +272,18 @@ impl InstructionLog {
         self.start.elapsed()
     }
 
-    /// Hands the records pushed so far to the writer thread.
+    /// Called at the end of every core round: hands the records pushed so far to the writer
+    /// thread once there are enough of them or they have waited long enough (waking the writer
+    /// for every small round costs more than formatting).
     pub fn flush(&mut self) {
+        if self.batch.len() >= HANDOFF || self.now_us.saturating_sub(self.handed_us) >= HANDOFF_US {
+            self.flush_now();
+        }
+    }
+
+    /// Hands the records pushed so far to the writer thread now.
+    pub fn flush_now(&mut self) {
+        self.handed_us = self.now_us;
         if !self.batch.is_empty() {
             let next = self.writer.empty_batch();
             self.writer.send(std::mem::replace(&mut self.batch, next));
@@ -299,7 +317,7 @@ impl InstructionLog {
     fn push(&mut self, r: Record) {
         self.batch.push(r);
         if self.batch.len() >= BATCH {
-            self.flush();
+            self.flush_now();
         }
     }
 
@@ -441,7 +459,7 @@ impl InstructionLog {
 
 impl Drop for InstructionLog {
     fn drop(&mut self) {
-        self.flush();
+        self.flush_now();
         self.writer.close();
     }
 }

@@ -34,7 +34,12 @@ pub(crate) struct Writer {
 impl Writer {
     pub(crate) fn spawn(file: Option<(std::fs::File, String)>) -> std::io::Result<Writer> {
         let (tx, rx) = crossbeam_channel::bounded::<Vec<Record>>(QUEUE);
-        let (back, spare) = crossbeam_channel::bounded(8);
+        // Batches circulate between the core and the writer; a few made up front mean the core
+        // never waits on a fresh allocation (and its page faults) in steady state.
+        let (back, spare) = crossbeam_channel::bounded(64);
+        for _ in 0..8 {
+            let _ = back.try_send(Vec::with_capacity(super::BATCH));
+        }
         let monitors = Arc::new(AtomicUsize::new(0));
         let has_file = file.is_some();
         let m = monitors.clone();
