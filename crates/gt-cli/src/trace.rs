@@ -45,7 +45,8 @@ impl Monitor {
         info: &str,
     ) -> Result<Monitor> {
         let a: Addr = addr.parse()?;
-        let stream = Stream::connect(&a, Duration::from_secs(10))
+        // An interactive tool: a dispatcher that is not there is reported after a short retry.
+        let stream = Stream::connect(&a, Duration::from_secs(2))
             .with_context(|| format!("connecting to the dispatcher at {addr}"))?;
         let hello = Hello::new(Role::Monitor, token, info);
         connect_handshake(&stream, &hello, max_frame)
