@@ -130,6 +130,30 @@ fn live_capture_chrome_export_and_timeline_from_real_processes() {
         std::thread::sleep(Duration::from_millis(50));
     }
     drop((x, a, b, y, s));
+
+    // A second capture over TCP, stopped with Ctrl-C (SIGINT): it says so and exits cleanly.
+    let mut second = Command::new(GT)
+        .args(["trace", "--connect", &addrs[0], "--out"])
+        .arg(dir.join("second.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gt trace");
+    let mut err2 = BufReader::new(second.stderr.take().unwrap());
+    let mut line = String::new();
+    err2.read_line(&mut line).unwrap();
+    assert!(line.contains("attached"), "{line}");
+    let kill = Command::new("kill")
+        .args(["-INT", &second.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = second.wait().unwrap();
+    let mut rest2 = String::new();
+    std::io::Read::read_to_string(&mut err2, &mut rest2).unwrap();
+    assert!(status.success(), "{rest2}");
+    assert!(rest2.contains("stopped (Ctrl-C)"), "{rest2}");
+
     d.kill();
     let status = trace.wait().unwrap();
     let mut rest = String::new();
