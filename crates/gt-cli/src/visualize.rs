@@ -110,8 +110,22 @@ fn timeline(lines: &[Line]) -> Timeline {
     // Each transfer's two ends, by transfer id (either may be logged first).
     let mut ends: BTreeMap<String, (Option<End>, Option<End>)> = BTreeMap::new();
     let mut hot_open: HashMap<(u32, String), f64> = HashMap::new();
-    for l in lines {
-        let at = l.at_us as f64;
+    // The elapsed column has millisecond resolution: spread the lines of each millisecond evenly
+    // over it, in order, so a burst of instructions reads as a burst rather than one tick.
+    let mut spread = Vec::with_capacity(lines.len());
+    let mut i = 0;
+    while i < lines.len() {
+        let j = i + lines[i..]
+            .iter()
+            .take_while(|l| l.at_us == lines[i].at_us)
+            .count();
+        let n = (j - i) as f64;
+        for k in 0..(j - i) {
+            spread.push(lines[i].at_us as f64 + 1000.0 * k as f64 / n);
+        }
+        i = j;
+    }
+    for (l, &at) in lines.iter().zip(&spread) {
         t.end_us = t.end_us.max(at);
         match (l.event.as_str(), &l.source) {
             ("RECV", Source::Client { session, name }) if l.command == "Exec" => {

@@ -118,11 +118,34 @@ fn start_default() -> Result<Session> {
         Some(rt) => rt,
         None => {
             let rt = Embedded::start(cfg.workers, cfg.threads_per_worker(cfg.workers), &cfg)?;
+            if cfg.instruction_log.is_some() {
+                finish_log_at_exit();
+            }
             EMBEDDED.get_or_init(|| rt)
         }
     };
     rt.session("embedded")
 }
+
+/// The default runtime lives in a static, which is never dropped: without this, a program that
+/// simply returns from `main` would lose the instruction log's last lines (still queued for the
+/// writer thread). At exit, the dispatcher is shut down, which writes the log out.
+#[cfg(unix)]
+fn finish_log_at_exit() {
+    extern "C" fn finish() {
+        if let Some(rt) = EMBEDDED.get() {
+            rt.dispatcher.shutdown();
+        }
+    }
+    // SAFETY: registers a plain `extern "C"` function with no arguments, as atexit requires.
+    let rc = unsafe { libc::atexit(finish) };
+    if rc != 0 {
+        tracing::warn!(target: "gt::runtime", "cannot register the exit hook; the end of the instruction log may be lost if the program exits without dropping its runtime");
+    }
+}
+
+#[cfg(not(unix))]
+fn finish_log_at_exit() {}
 
 fn connect_options(cfg: &Config) -> ConnectOptions {
     ConnectOptions {
