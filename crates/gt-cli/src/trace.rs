@@ -112,15 +112,19 @@ fn capture(addr: &str, a: &TraceArgs) -> Result<String> {
     eprintln!("gt trace: attached to {addr}; capturing until Ctrl-C");
     let mut text = String::new();
     let mut lines = 0usize;
+    // After a goodbye the last lines may still be on their way; read until the close.
+    let mut bye: Option<String> = None;
     let why = loop {
         let batch = match mon.recv() {
             Ok(Some(b)) => b,
             Ok(None) if stop.load(Ordering::Relaxed) => break "stopped (Ctrl-C)".to_string(),
-            Ok(None) => break "the dispatcher closed the connection".to_string(),
+            Ok(None) => match &bye {
+                Some(r) => break format!("the dispatcher shut down ({r})"),
+                None => break "the dispatcher closed the connection".to_string(),
+            },
             Err(_) if stop.load(Ordering::Relaxed) => break "stopped (Ctrl-C)".to_string(),
             Err(e) => break format!("the connection failed: {e}"),
         };
-        let mut bye = None;
         for m in batch {
             match m {
                 MonitorMsg::Lines(chunk) => {
@@ -138,9 +142,6 @@ fn capture(addr: &str, a: &TraceArgs) -> Result<String> {
         }
         if let Some(o) = &mut out {
             o.flush()?;
-        }
-        if let Some(r) = bye {
-            break format!("the dispatcher said goodbye: {r}");
         }
     };
     eprintln!("gt trace: capture ended — {why}; {lines} lines captured");

@@ -239,7 +239,7 @@ impl Core {
             Event::MonitorJoined { tx, lines } => self.monitor_joined(tx, lines),
             Event::Tick => self.tick(now),
             Event::Shutdown => {
-                self.monitors_bye("the dispatcher is shutting down");
+                self.monitors_bye("it was stopped");
                 self.stopped = true
             }
         }
