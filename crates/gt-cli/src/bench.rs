@@ -23,6 +23,9 @@ pub enum Which {
         /// Iterations of each loop.
         #[arg(long, default_value_t = 10_000)]
         iters: usize,
+        /// Only the instruction-log row (logging off vs on).
+        #[arg(long)]
+        log_only: bool,
     },
     /// Sharding: a matmul chain and an MLP step on 1 vs 2 workers (1 thread each).
     Shard {
@@ -65,7 +68,24 @@ const PYTORCH_MATMUL_US: f64 = 9.1;
 
 pub fn run(which: Which, cfg: &Config) -> Result<()> {
     match which {
-        Which::Ops { json, iters } => ops(json, iters.max(1), cfg),
+        Which::Ops {
+            json,
+            iters,
+            log_only: true,
+        } => {
+            let (off, on) = logging(iters.max(1), cfg)?;
+            if json {
+                println!("{}", logging_json(off, on));
+            } else {
+                println!("{}", logging_line(off, on));
+            }
+            Ok(())
+        }
+        Which::Ops {
+            json,
+            iters,
+            log_only: false,
+        } => ops(json, iters.max(1), cfg),
         Which::Shard { json, repeats } => crate::bench_shard::run(json, repeats, cfg),
         Which::Compile {
             iters,
@@ -94,34 +114,33 @@ fn add_loop(s: &Session, iters: usize) -> Result<f64> {
     time_add(&mut a, iters)
 }
 
+/// Alternating rounds of the logging row (the best of each side is kept: the machine is noisy).
+const LOG_ROUNDS: usize = 5;
+
 /// µs per op of the embedded add loop with the instruction log off and on (to a temporary
-/// file), the best of three alternating rounds each.
+/// file), the best of [`LOG_ROUNDS`] alternating rounds each. Every round starts a fresh runtime and
+/// shuts it down untimed, so a log still being written cannot slow the next round down.
 fn logging(iters: usize, cfg: &Config) -> Result<(f64, f64)> {
     let path = std::env::temp_dir().join(format!("gt-bench-{}.log", std::process::id()));
     let threads = cfg.threads_per_worker(1);
-    let off = Embedded::start(
-        1,
-        threads,
-        &Config {
-            instruction_log: None,
-            ..cfg.clone()
-        },
-    )?;
-    let on = Embedded::start(
-        1,
-        threads,
-        &Config {
-            instruction_log: Some(path.clone()),
-            ..cfg.clone()
-        },
-    )?;
-    let (s_off, s_on) = (off.session("bench-log-off")?, on.session("bench-log-on")?);
+    let round = |log: Option<std::path::PathBuf>| -> Result<f64> {
+        let rt = Embedded::start(
+            1,
+            threads,
+            &Config {
+                instruction_log: log,
+                ..cfg.clone()
+            },
+        )?;
+        let us = add_loop(&rt.session("bench-log")?, iters)?;
+        drop(rt);
+        Ok(us)
+    };
     let (mut best_off, mut best_on) = (f64::INFINITY, f64::INFINITY);
-    for _ in 0..3 {
-        best_off = best_off.min(add_loop(&s_off, iters)?);
-        best_on = best_on.min(add_loop(&s_on, iters)?);
+    for _ in 0..LOG_ROUNDS {
+        best_off = best_off.min(round(None)?);
+        best_on = best_on.min(round(Some(path.clone()))?);
     }
-    drop((s_off, s_on, off, on));
     let _ = std::fs::remove_file(&path);
     Ok((best_off, best_on))
 }
@@ -162,7 +181,6 @@ fn ops(json: bool, iters: usize, cfg: &Config) -> Result<()> {
     drop(rt);
     progress("embedded add loop with the instruction log off and on");
     let (log_off, log_on) = logging(iters, cfg)?;
-    let overhead = log_on / log_off - 1.0;
 
     let opts = gt_client::connect::ConnectOptions {
         token: cfg.token.clone(),
@@ -202,13 +220,7 @@ fn ops(json: bool, iters: usize, cfg: &Config) -> Result<()> {
             "iters": iters,
             "add_16x16_us": pick(|v| v.0),
             "matmul_64x64_us": pick(|v| v.1),
-            "logging": {
-                "add_16x16_us_off": log_off,
-                "add_16x16_us_on": log_on,
-                "instructions_per_s_off": 1e6 / log_off,
-                "instructions_per_s_on": 1e6 / log_on,
-                "overhead": overhead,
-            },
+            "logging": logging_json(log_off, log_on),
             "pytorch_eager_us": { "add_16x16": PYTORCH_ADD_US, "matmul_64x64": PYTORCH_MATMUL_US },
         });
         println!("{out}");
@@ -237,11 +249,30 @@ fn ops(json: bool, iters: usize, cfg: &Config) -> Result<()> {
         PYTORCH_ADD_US / embedded.0,
         PYTORCH_MATMUL_US / embedded.1
     );
-    println!(
-        "instruction log (embedded add): off {log_off:.3} µs/op ({:.0} instructions/s), on {log_on:.3} µs/op ({:.0} instructions/s), overhead {:+.1}%",
-        1e6 / log_off,
-        1e6 / log_on,
-        overhead * 100.0
-    );
+    println!("{}", logging_line(log_off, log_on));
     Ok(())
+}
+
+/// Client instructions per `a = a + b` iteration: the `Exec` and the `Free` of the old `a`.
+const INSTRUCTIONS_PER_ADD: f64 = 2.0;
+
+/// The logging row as JSON.
+fn logging_json(off: f64, on: f64) -> serde_json::Value {
+    serde_json::json!({
+        "add_16x16_us_off": off,
+        "add_16x16_us_on": on,
+        "instructions_per_s_off": INSTRUCTIONS_PER_ADD * 1e6 / off,
+        "instructions_per_s_on": INSTRUCTIONS_PER_ADD * 1e6 / on,
+        "overhead": on / off - 1.0,
+    })
+}
+
+/// The logging row as a line of text.
+fn logging_line(off: f64, on: f64) -> String {
+    format!(
+        "instruction log (embedded add loop): off {off:.3} µs/add ({:.0} instructions/s), on {on:.3} µs/add ({:.0} instructions/s), cost {:+.1}%",
+        INSTRUCTIONS_PER_ADD * 1e6 / off,
+        INSTRUCTIONS_PER_ADD * 1e6 / on,
+        (on / off - 1.0) * 100.0
+    )
 }

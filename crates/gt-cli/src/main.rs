@@ -7,6 +7,9 @@
 //! gt bench shard [--json]
 //! gt bench compile [--iters 100] [--warmup 5] [--large] [--json]
 //! gt bench jit [--json] [--threads N]
+//! gt trace --log /tmp/gt.log --chrome trace.json     (or --connect ADDR [--out FILE])
+//! gt top --connect 127.0.0.1:29000
+//! gt visualize /tmp/gt.log -o timeline.png
 //! ```
 
 mod bench;
@@ -14,6 +17,12 @@ mod bench_compile;
 mod bench_jit;
 mod bench_shard;
 mod cluster;
+mod top;
+mod top_view;
+mod trace;
+mod trace_chrome;
+mod trace_parse;
+mod visualize;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -47,6 +56,10 @@ enum Command {
         /// Validated before the dispatcher starts.
         #[arg(long, value_name = "PATH")]
         config: Option<std::path::PathBuf>,
+        /// Have workers time every instruction while logging: an EXEC line each, drawn as
+        /// execution slices by `gt trace` (default: GT_INSTRUCTION_LOG_TIMING).
+        #[arg(long)]
+        log_timing: bool,
     },
     /// Run a worker that executes instructions for a dispatcher.
     Worker {
@@ -64,6 +77,40 @@ enum Command {
         #[arg(long, value_name = "HOST:PORT")]
         advertise: Option<String>,
     },
+    /// Turn an instruction log into a Chrome/Perfetto trace, or capture one from a running
+    /// dispatcher.
+    Trace {
+        /// Read this instruction log (GT_INSTRUCTION_LOG / gt dispatcher --log).
+        #[arg(long, value_name = "PATH", conflicts_with = "connect")]
+        log: Option<std::path::PathBuf>,
+        /// Attach to this running dispatcher (HOST:PORT or unix:/path) and capture until Ctrl-C
+        /// or until the dispatcher exits.
+        #[arg(long, value_name = "ADDR")]
+        connect: Option<String>,
+        /// Write Chrome trace-event JSON here (open it at https://ui.perfetto.dev).
+        #[arg(long, value_name = "FILE")]
+        chrome: Option<std::path::PathBuf>,
+        /// With --connect: also write the captured lines here (an instruction log).
+        #[arg(long, value_name = "FILE", requires = "connect")]
+        out: Option<std::path::PathBuf>,
+    },
+    /// A live view of a running dispatcher's workers and clients (q or Esc quits).
+    Top {
+        /// The dispatcher's address: HOST:PORT or unix:/path.
+        #[arg(long, value_name = "ADDR")]
+        connect: String,
+    },
+    /// Draw a timeline (PNG or SVG, by the output's extension) from an instruction log.
+    Visualize {
+        /// The instruction log to draw.
+        log: std::path::PathBuf,
+        /// The picture to write: .png or .svg.
+        #[arg(short, long, value_name = "FILE")]
+        output: std::path::PathBuf,
+        /// Width in pixels.
+        #[arg(long, default_value_t = 1600)]
+        width: u32,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -74,12 +121,20 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     // Servers report joins and losses; benchmarks keep their output clean.
-    let default = match cli.command {
-        Command::Bench { .. } => "warn",
+    let base = match cli.command {
+        Command::Bench { .. }
+        | Command::Trace { .. }
+        | Command::Top { .. }
+        | Command::Visualize { .. } => "warn",
         Command::Dispatcher { .. } | Command::Worker { .. } => "info",
     };
+    // GT_LOG (a full filter) wins; else the GT_VERBOSE / GT_DEBUG_* switches add to the base.
+    let switches = Config::from_env()
+        .ok()
+        .and_then(|c| c.debug.filter(base))
+        .unwrap_or_else(|| base.to_string());
     let filter = tracing_subscriber::EnvFilter::try_from_env("GT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(switches));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -98,12 +153,13 @@ fn run(cli: Cli) -> Result<()> {
             unix,
             log,
             config,
+            log_timing,
         } => {
             let mut cfg = cfg;
             if let Some(p) = config {
                 cfg.sharding = std::sync::Arc::new(gt::ShardConfig::from_file(&p)?);
             }
-            dispatcher(&cfg, listen, unix, log)
+            dispatcher(&cfg, listen, unix, log, log_timing)
         }
         Command::Worker {
             connect,
@@ -129,6 +185,21 @@ fn run(cli: Cli) -> Result<()> {
             gt_worker::server::run(&addr, &wcfg).with_context(|| format!("worker for {addr}"))
         }
         Command::Bench { which } => bench::run(which, &cfg),
+        Command::Trace {
+            log,
+            connect,
+            chrome,
+            out,
+        } => trace::run(trace::TraceArgs {
+            log,
+            connect,
+            chrome,
+            out,
+            token: cfg.token.clone(),
+            max_frame: cfg.max_frame,
+        }),
+        Command::Top { connect } => top::run(&connect, cfg.token.clone(), cfg.max_frame),
+        Command::Visualize { log, output, width } => visualize::run(&log, &output, width),
     }
 }
 
@@ -137,12 +208,14 @@ fn dispatcher(
     listen: Option<String>,
     unix: Option<std::path::PathBuf>,
     log: Option<std::path::PathBuf>,
+    log_timing: bool,
 ) -> Result<()> {
     let dcfg = gt_dispatcher::DispatcherConfig {
         core: cfg.core_config(),
         token: cfg.token.clone(),
         max_frame: cfg.max_frame,
         log: log.or_else(|| cfg.instruction_log.clone()),
+        log_timing: log_timing || cfg.instruction_log_timing,
         ..Default::default()
     };
     let d = std::sync::Arc::new(gt_dispatcher::Dispatcher::try_start(dcfg)?);

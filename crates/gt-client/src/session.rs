@@ -140,6 +140,7 @@ impl Session {
         if buf.len() >= self.0.batch_size {
             let batch = std::mem::replace(&mut *buf, Vec::with_capacity(self.0.batch_size));
             drop(buf);
+            tracing::debug!(target: "gt::client", "sending a full batch of {} instructions", batch.len());
             let _ = self.0.tx.send(batch);
         }
     }
@@ -153,6 +154,7 @@ impl Session {
             }
             std::mem::replace(&mut *buf, Vec::with_capacity(self.0.batch_size))
         };
+        tracing::debug!(target: "gt::client", "flushing {} instructions", batch.len());
         self.0.tx.send(batch).map_err(|_| self.connection_error())
     }
 
@@ -176,9 +178,19 @@ impl Session {
             self.0.router.waiters.lock().unwrap().remove(&req);
             return Err(e);
         }
-        self.push(make(req));
+        let msg = make(req);
+        let what = match &msg {
+            ClientMsg::Read { .. } => "read",
+            ClientMsg::Stats { .. } => "stats",
+            ClientMsg::Sync { .. } => "sync",
+            _ => "request",
+        };
+        self.push(msg);
         self.flush()?;
-        rx.recv().map_err(|_| self.connection_error())
+        let waited = std::time::Instant::now();
+        let reply = rx.recv().map_err(|_| self.connection_error());
+        tracing::debug!(target: "gt::client", "sync point: {what} {} answered after {:?}", req.0, waited.elapsed());
+        reply
     }
 
     /// Waits until everything sent so far has executed. Returns an error naming a worker that

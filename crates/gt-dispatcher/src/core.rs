@@ -6,7 +6,9 @@ use crate::event::Event;
 use crate::log::{InstructionLog, Kind, Source};
 use crate::shard::{Dist, ShardConfig};
 use gt_core::{Error, SessionId, TensorId, WorkerId};
-use gt_proto::{ClientMsg, ClientReply, ShardStats, WorkerMsg, WorkerReply, WorkerStats};
+use gt_proto::{
+    ClientMsg, ClientReply, ShardStats, WorkerLoad, WorkerMsg, WorkerReply, WorkerStats,
+};
 use gt_transport::Tx;
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
@@ -86,6 +88,8 @@ pub(crate) struct WorkerSlot {
     pub(crate) outbox: Vec<WorkerMsg>,
     /// Indices in `outbox` of messages the router injected (kept only while logging).
     pub(crate) injected: Vec<usize>,
+    /// Its executor load, from its latest heartbeat.
+    pub(crate) load: Option<WorkerLoad>,
 }
 
 /// What a worker-level request id answers.
@@ -122,7 +126,7 @@ pub struct Core {
     pub(crate) workers: Vec<WorkerSlot>,
     pub(crate) pending: FxHashMap<u64, (WorkerId, Pending)>,
     pub(crate) aggs: FxHashMap<u64, Agg>,
-    next_req: u64,
+    pub(crate) next_req: u64,
     pub(crate) next_xfer: u64,
     pub(crate) next_temp: u64,
     waiting: Vec<WaitingClient>,
@@ -132,6 +136,8 @@ pub struct Core {
     pub(crate) log: Option<InstructionLog>,
     /// Sharding counters over every session.
     pub(crate) shard_total: ShardStats,
+    /// Attached monitors (`gt top`, `gt trace --connect`); see `monitor.rs`.
+    pub(crate) monitor: crate::monitor::Monitors,
 }
 
 impl Core {
@@ -153,12 +159,14 @@ impl Core {
             stopped: false,
             log: None,
             shard_total: ShardStats::default(),
+            monitor: Default::default(),
         }
     }
 
     /// Logs every event to `log` from now on (`None` turns logging off).
     pub fn set_log(&mut self, log: Option<InstructionLog>) {
         self.log = log;
+        self.sync_timing();
     }
 
     /// Whether `Shutdown` was handled.
@@ -179,6 +187,9 @@ impl Core {
     /// Handles one event. Client instructions are queued per session; [`Core::serve`] runs them
     /// round-robin so one busy client cannot starve the others.
     pub fn handle(&mut self, ev: Event, now: Instant) {
+        if let Some(log) = &mut self.log {
+            log.set_now(now);
+        }
         match ev {
             Event::ClientJoined { name, tx, accepted } => {
                 let w = WaitingClient {
@@ -222,7 +233,13 @@ impl Core {
                     homed: 0,
                     outbox: Vec::new(),
                     injected: Vec::new(),
+                    load: None,
                 });
+                if self.monitor.timing_on {
+                    self.workers[id.0 as usize]
+                        .outbox
+                        .push(WorkerMsg::Timing { on: true });
+                }
                 let _ = accepted.send(id);
                 self.announce_peers();
                 self.admit_waiting(now);
@@ -248,8 +265,12 @@ impl Core {
                 }
                 self.lose_worker(worker, reason)
             }
+            Event::MonitorJoined { tx, lines } => self.monitor_joined(tx, lines),
             Event::Tick => self.tick(now),
-            Event::Shutdown => self.stopped = true,
+            Event::Shutdown => {
+                self.monitors_bye("it was stopped");
+                self.stopped = true
+            }
         }
     }
 
@@ -411,7 +432,13 @@ impl Core {
 
     fn worker_reply(&mut self, worker: WorkerId, m: WorkerReply) {
         let req = match &m {
-            WorkerReply::Pong | WorkerReply::HotPath { .. } => return,
+            WorkerReply::Pong | WorkerReply::HotPath { .. } | WorkerReply::Timing { .. } => return,
+            WorkerReply::Load(l) => {
+                if let Some(w) = self.workers.get_mut(worker.0 as usize) {
+                    w.load = Some(*l);
+                }
+                return;
+            }
             WorkerReply::Data { req, .. }
             | WorkerReply::Stats { req, .. }
             | WorkerReply::BarrierDone { req } => *req,
@@ -451,6 +478,9 @@ impl Core {
     }
 
     pub(crate) fn part_done(&mut self, agg: u64, stats: Option<WorkerStats>) {
+        let Some(stats) = self.monitor_part(agg, stats) else {
+            return; // a monitor's poll
+        };
         let Some(a) = self.aggs.get_mut(&agg) else {
             return;
         };
@@ -641,6 +671,7 @@ impl Core {
         for w in self.workers.iter_mut().filter(|w| w.alive) {
             w.outbox.push(WorkerMsg::Ping);
         }
+        self.monitor_tick();
         self.admit_waiting(now);
     }
 }

@@ -2,7 +2,7 @@
 //! what they receive into events on one channel; the core handles them in order.
 
 use gt_core::{SessionId, WorkerId};
-use gt_proto::{ClientMsg, ClientReply, WorkerMsg, WorkerReply};
+use gt_proto::{ClientMsg, ClientReply, MonitorMsg, WorkerMsg, WorkerReply};
 use gt_transport::Tx;
 
 /// Something the dispatcher core must handle.
@@ -37,6 +37,12 @@ pub enum Event {
     },
     /// A worker connection ended.
     WorkerLeft { worker: WorkerId, reason: String },
+    /// A monitor attached: it receives log lines and a snapshot about once a second.
+    MonitorJoined {
+        tx: Tx<MonitorMsg>,
+        /// Whether it wants log lines (`gt trace`) or only snapshots (`gt top`).
+        lines: bool,
+    },
     /// Heartbeat timer: ping workers, declare silent ones lost.
     Tick,
     /// Stop the core.

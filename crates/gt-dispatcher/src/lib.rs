@@ -8,11 +8,13 @@
 //! - [`route`]: rewriting one client instruction into worker instructions.
 //! - [`shard`]: the sharding modifier (signal configs, placements, rules, collectives).
 //! - [`log`]: the instruction log (`GT_INSTRUCTION_LOG`), one line per event.
+//! - [`monitor`]: attached monitors (`gt trace --connect`, `gt top`): lines and snapshots.
 //! - [`server`]: the shell — listeners, handshakes, socket pumps, the heartbeat ticker.
 
 pub mod core;
 pub mod event;
 pub mod log;
+pub mod monitor;
 pub mod route;
 pub mod server;
 pub mod shard;

@@ -6,7 +6,7 @@ use crate::core::{Core, CoreConfig};
 use crate::event::Event;
 use crossbeam_channel::{Receiver, Sender};
 use gt_core::{Error, SessionId, WorkerId};
-use gt_proto::{ClientMsg, ClientReply, Role, WorkerMsg, WorkerReply};
+use gt_proto::{ClientMsg, ClientReply, MonitorMsg, Role, WorkerMsg, WorkerReply};
 use gt_transport::{
     accept_handshake, deferred_writer, send_welcome, spawn_reader, Addr, Listener, Stream, Tx,
 };
@@ -28,6 +28,9 @@ pub struct DispatcherConfig {
     pub max_frame: usize,
     /// Write the instruction log here (`GT_INSTRUCTION_LOG`, `gt dispatcher --log`).
     pub log: Option<std::path::PathBuf>,
+    /// Ask workers for per-instruction timing records while the log is open (`EXEC` lines;
+    /// `GT_INSTRUCTION_LOG_TIMING`, `gt dispatcher --log-timing`).
+    pub log_timing: bool,
 }
 
 impl Default for DispatcherConfig {
@@ -38,6 +41,7 @@ impl Default for DispatcherConfig {
             token: None,
             max_frame: gt_proto::DEFAULT_MAX_FRAME,
             log: None,
+            log_timing: false,
         }
     }
 }
@@ -71,7 +75,9 @@ impl Dispatcher {
         let (events, rx) = crossbeam_channel::unbounded();
         let mut core = Core::new(cfg.core.clone());
         if let Some(path) = &cfg.log {
-            core.set_log(Some(crate::log::InstructionLog::create(path)?));
+            let mut log = crate::log::InstructionLog::create(path)?;
+            log.set_timing(cfg.log_timing);
+            core.set_log(Some(log));
         }
         let core_thread = std::thread::Builder::new()
             .name("gt-dispatcher".into())
@@ -351,7 +357,37 @@ fn serve_connection(stream: Stream, events: Sender<Event>, cfg: DispatcherConfig
                 },
             );
         }
-        Role::Monitor | Role::Peer => reject(
+        Role::Monitor => {
+            if send_welcome(&stream, 0, 0).is_err() {
+                return;
+            }
+            let (inner, writer) = deferred_writer::<MonitorMsg>();
+            writer.start(write_half, format!("monitor-{peer}"));
+            // Monitors send nothing; the reader only notices the close, after which sends to
+            // the monitor fail and the core forgets it.
+            let closed = Arc::new(AtomicBool::new(false));
+            let flag = closed.clone();
+            let tx = Tx::from_fn(move |batch| {
+                if flag.load(Ordering::Relaxed) {
+                    return Err(gt_transport::Closed);
+                }
+                inner.send(batch)
+            });
+            let name = peer.clone();
+            spawn_reader::<MonitorMsg, _, _>(
+                stream,
+                cfg.max_frame,
+                format!("monitor-{peer}"),
+                |_| true,
+                move |_| {
+                    tracing::info!(target: "gt::dispatcher", "monitor {name} detached");
+                    closed.store(true, Ordering::Relaxed);
+                },
+            );
+            let lines = hello.info != gt_proto::monitor::SNAPSHOTS_ONLY;
+            let _ = events.send(Event::MonitorJoined { tx, lines });
+        }
+        Role::Peer => reject(
             &stream,
             &format!(
                 "the dispatcher does not accept {:?} connections",

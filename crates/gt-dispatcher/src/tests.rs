@@ -475,3 +475,53 @@ fn a_lost_worker_poisons_distributed_tensors_and_frees_their_other_parts() {
         "{r:?}"
     );
 }
+
+#[test]
+fn hotpath_events_and_timing_records_become_lines() {
+    use gt_proto::{ExecSpan, HotPathEvent};
+    let path = std::env::temp_dir().join(format!("gt-core-hot-{}.log", std::process::id()));
+    let now = Instant::now();
+    let mut core = Core::new(CoreConfig::default());
+    core.set_log(Some(crate::log::InstructionLog::create(&path).unwrap()));
+    let (w0, _w0) = add_worker(&mut core, now);
+    let (a, _) = add_client(&mut core, now);
+    let hot = |event| WorkerReply::HotPath { session: a, event };
+    core.handle(
+        Event::WorkerBatch {
+            worker: w0,
+            msgs: vec![
+                hot(HotPathEvent::Start {
+                    signature: 0xabc,
+                    len: 3,
+                }),
+                WorkerReply::Timing {
+                    spans: vec![ExecSpan {
+                        key: gt_core::Key::new(a, 7),
+                        op: "add".into(),
+                        start_unix_ns: 0,
+                        dur_ns: 1500,
+                    }],
+                },
+                hot(HotPathEvent::End {
+                    signature: 0xabc,
+                    compiled: true,
+                }),
+            ],
+        },
+        now,
+    );
+    core.flush();
+    drop(core);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let got = mask_elapsed(&text);
+    let want = [
+        "X.XXXs | #0000 | CONNECT      | WORKER 0                    | -               |          0B | peer=inproc",
+        "X.XXXs | #0001 | CONNECT      | CLIENT s1 t                 | -               |          0B | home=0 workers=1",
+        "X.XXXs | #0002 | HOTPATH_START | CLIENT s1 t                 | HotPath         |          6B | signature=0000000000000abc len=3 worker=0",
+        "X.XXXs | #0003 | EXEC         | WORKER 0                    | Timing          |          0B | key=s1:7 op=add t=0.000000s dur=1.500us",
+        "X.XXXs | #0004 | HOTPATH_END  | CLIENT s1 t                 | HotPath         |          6B | signature=0000000000000abc compiled=true worker=0",
+        "X.XXXs | #0005 | WORKER_SEND  | WORKER 0                    | Peers           |         10B | peers=1",
+    ];
+    assert_eq!(got, want, "\n{}", got.join("\n"));
+}

@@ -16,6 +16,7 @@ pub mod grad;
 #[cfg(test)]
 mod gradcheck;
 pub mod infer;
+mod kind_names;
 pub mod op;
 pub mod random;
 pub mod reference;

@@ -113,6 +113,9 @@ pub enum WorkerMsg {
     PeerLost { worker: WorkerId, error: Error },
     /// Liveness probe; answered with `Pong` right away, even while executing.
     Ping,
+    /// Turn per-instruction timing records ([`WorkerReply::Timing`]) on or off. Handled by the
+    /// worker's shell as soon as it arrives; off (the default) costs one flag load per batch.
+    Timing { on: bool },
 }
 
 /// Worker → dispatcher.
@@ -134,6 +137,36 @@ pub enum WorkerReply {
         session: SessionId,
         event: HotPathEvent,
     },
+    /// Unsolicited, with every `Pong`: how busy the executor is.
+    Load(WorkerLoad),
+    /// Unsolicited while timing is on: how long each instruction of a batch took.
+    Timing { spans: Vec<ExecSpan> },
+}
+
+/// A worker's executor load, cumulative since it started (rates come from differences).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerLoad {
+    /// Nanoseconds since the executor started.
+    pub uptime_ns: u64,
+    /// Nanoseconds spent handling instructions.
+    pub busy_ns: u64,
+    /// Instructions handled.
+    pub handled: u64,
+    /// Instructions received but not yet handled.
+    pub queued: u64,
+}
+
+/// The execution of one instruction on a worker (timing records).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExecSpan {
+    /// The tensor it produced (or read, sent or freed).
+    pub key: Key,
+    /// The op name (`add`, `matmul`…) or the instruction (`upload`, `send`, `recv`, `free`…).
+    pub op: std::borrow::Cow<'static, str>,
+    /// Start, in nanoseconds since the Unix epoch (the worker's clock).
+    pub start_unix_ns: u64,
+    /// Duration in nanoseconds.
+    pub dur_ns: u64,
 }
 
 /// What a worker's hot-path detector reports (logged as `HOTPATH_START` / `HOTPATH_END`).

@@ -444,8 +444,21 @@ fn format_tape() -> PyResult<String> {
 /// Every worker's statistics as JSON (a sync point).
 #[pyfunction]
 fn worker_stats_json(py: Python<'_>) -> PyResult<String> {
-    let stats = py.detach(gt::debug::worker_stats).py()?;
-    serde_json::to_string(&stats).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    let reports = py.detach(gt::debug::worker_stats).py()?;
+    let json_err = |e: serde_json::Error| PyRuntimeError::new_err(e.to_string());
+    let mut list = Vec::with_capacity(reports.len());
+    for r in &reports {
+        let mut v = serde_json::to_value(&r.stats).map_err(json_err)?;
+        let kinds: serde_json::Map<String, serde_json::Value> = r
+            .ops_by_kind
+            .iter()
+            .map(|(k, n)| (k.label().to_string(), (*n).into()))
+            .collect();
+        v["ops_by_kind"] = kinds.into();
+        v["data_movement"] = r.data_movement.into();
+        list.push(v);
+    }
+    serde_json::to_string(&list).map_err(json_err)
 }
 
 /// Every worker's statistics as a table (a sync point).

@@ -2,6 +2,12 @@
 //! notices are handled at once (even while a long kernel runs), everything else is queued for the
 //! executor thread, which owns the [`WorkerState`]. [`run`] does the same over a socket, with a
 //! peer listener for transfers from other workers.
+//!
+//! Observability lives here, around the core: the executor adds up its busy time and the queue
+//! depth in [`LoadCounters`] (two clock reads per batch), every `Pong` carries a
+//! [`WorkerLoad`] built from them, and while the dispatcher has switched timing on
+//! (`WorkerMsg::Timing`) each instruction is timed and reported in a `WorkerReply::Timing`
+//! batch. With timing off, that costs one relaxed flag load per batch.
 
 use crate::cpu::CpuEngine;
 use crate::hotpath::HotPathConfig;
@@ -9,14 +15,15 @@ use crate::peers::{Mailbox, PeerLinks, PeerNet};
 use crate::state::WorkerState;
 use crossbeam_channel::{Receiver, Sender};
 use gt_core::{Error, Result, WorkerId};
-use gt_proto::{Hello, PeerMsg, Role, WorkerMsg, WorkerReply};
+use gt_proto::{ExecSpan, Hello, PeerMsg, Role, WorkerLoad, WorkerMsg, WorkerReply};
 use gt_transport::{
     accept_handshake, connect_handshake, send_welcome, spawn_reader, spawn_writer, Addr, Listener,
     Stream, Tx,
 };
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Everything a worker needs to know, read once by the binary.
 #[derive(Clone, Debug)]
@@ -65,30 +72,79 @@ pub struct Inbound {
     exec: Sender<Vec<WorkerMsg>>,
     mailbox: Arc<Mailbox>,
     replies: Arc<OnceLock<Tx<WorkerReply>>>,
+    load: Arc<LoadCounters>,
+}
+
+/// The executor's load, shared between the executor (which adds) and the inbound side (which
+/// reports it with every `Pong`).
+pub struct LoadCounters {
+    started: Instant,
+    busy_ns: AtomicU64,
+    handled: AtomicU64,
+    /// Instructions pushed to the executor's queue, minus those it has handled.
+    queued: AtomicU64,
+    /// Whether each instruction is timed (`WorkerMsg::Timing`).
+    timing: AtomicBool,
+}
+
+impl Default for LoadCounters {
+    fn default() -> Self {
+        LoadCounters {
+            started: Instant::now(),
+            busy_ns: AtomicU64::new(0),
+            handled: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            timing: AtomicBool::new(false),
+        }
+    }
+}
+
+impl LoadCounters {
+    /// The current load.
+    pub fn snapshot(&self) -> WorkerLoad {
+        WorkerLoad {
+            uptime_ns: self.started.elapsed().as_nanos() as u64,
+            busy_ns: self.busy_ns.load(Ordering::Relaxed),
+            handled: self.handled.load(Ordering::Relaxed),
+            queued: self.queued.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl Inbound {
     /// Accepts one batch from the dispatcher.
     pub fn push(&self, msgs: Vec<WorkerMsg>) -> bool {
-        let urgent = msgs
-            .iter()
-            .any(|m| matches!(m, WorkerMsg::Ping | WorkerMsg::PeerLost { .. }));
+        let urgent = msgs.iter().any(|m| {
+            matches!(
+                m,
+                WorkerMsg::Ping | WorkerMsg::PeerLost { .. } | WorkerMsg::Timing { .. }
+            )
+        });
         if !urgent {
-            return self.exec.send(msgs).is_ok();
+            return self.queue(msgs);
         }
         let mut rest = Vec::with_capacity(msgs.len());
         for m in msgs {
             match m {
                 WorkerMsg::Ping => {
                     if let Some(r) = self.replies.get() {
-                        let _ = r.send(vec![WorkerReply::Pong]);
+                        let load = WorkerReply::Load(self.load.snapshot());
+                        let _ = r.send(vec![WorkerReply::Pong, load]);
                     }
                 }
                 WorkerMsg::PeerLost { worker, error } => self.mailbox.lose(worker, error),
+                WorkerMsg::Timing { on } => self.load.timing.store(on, Ordering::Relaxed),
                 other => rest.push(other),
             }
         }
-        rest.is_empty() || self.exec.send(rest).is_ok()
+        rest.is_empty() || self.queue(rest)
+    }
+
+    fn queue(&self, msgs: Vec<WorkerMsg>) -> bool {
+        self.load
+            .queued
+            .fetch_add(msgs.len() as u64, Ordering::Relaxed);
+        self.exec.send(msgs).is_ok()
     }
 
     /// As a [`Tx`] for in-process dispatchers.
@@ -117,6 +173,7 @@ impl Worker {
             exec,
             mailbox: Arc::new(Mailbox::default()),
             replies: Arc::new(OnceLock::new()),
+            load: Arc::new(LoadCounters::default()),
         };
         Worker {
             rx,
@@ -153,10 +210,11 @@ impl Worker {
         let _ = self.inbound.replies.set(replies.clone());
         let links = PeerLinks::new(net, self.inbound.mailbox.clone(), transfer_timeout);
         let (rx, hot) = (self.rx, self.hotpath);
+        let load = self.inbound.load.clone();
         drop(self.inbound); // only the dispatcher's clones keep the queue open
         std::thread::Builder::new()
             .name(format!("gt-worker-{}", id.0))
-            .spawn(move || execute_loop(id, engine, hot, rx, replies, links))
+            .spawn(move || execute_loop(id, engine, hot, rx, replies, links, load))
             .expect("spawning a thread")
     }
 }
@@ -168,18 +226,77 @@ fn execute_loop(
     rx: Receiver<Vec<WorkerMsg>>,
     replies: Tx<WorkerReply>,
     mut links: PeerLinks,
+    load: Arc<LoadCounters>,
 ) {
     let mut state = WorkerState::with_hotpath(id, engine, &hot);
     let mut out = Vec::new();
+    // Timing records are stamped with the Unix clock so the dispatcher can place them on its own
+    // timeline; one reading anchors the monotonic clock used per instruction.
+    let (epoch_unix, epoch) = (unix_ns(), Instant::now());
     while let Ok(batch) = rx.recv() {
-        for msg in batch {
-            state.handle(msg, &mut links, &mut out);
+        let n = batch.len() as u64;
+        let start = Instant::now();
+        if load.timing.load(Ordering::Relaxed) {
+            let mut spans = Vec::with_capacity(batch.len());
+            for msg in batch {
+                let (key, op) = describe(&msg);
+                let t0 = Instant::now();
+                state.handle(msg, &mut links, &mut out);
+                let t1 = Instant::now();
+                if let Some(key) = key {
+                    spans.push(ExecSpan {
+                        key,
+                        op: op.into(),
+                        start_unix_ns: epoch_unix + (t0 - epoch).as_nanos() as u64,
+                        dur_ns: (t1 - t0).as_nanos() as u64,
+                    });
+                }
+            }
+            if !spans.is_empty() {
+                out.push(WorkerReply::Timing { spans });
+            }
+        } else {
+            for msg in batch {
+                state.handle(msg, &mut links, &mut out);
+            }
         }
+        load.busy_ns
+            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        load.handled.fetch_add(n, Ordering::Relaxed);
+        load.queued.fetch_sub(n, Ordering::Relaxed);
         if !out.is_empty() && replies.send(std::mem::take(&mut out)).is_err() {
             break;
         }
     }
     tracing::debug!(target: "gt::worker", "worker {} stopped", id.0);
+}
+
+fn unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// The key and name a timing record gives an instruction (`None`: not worth a record).
+fn describe(m: &WorkerMsg) -> (Option<gt_core::Key>, &'static str) {
+    match m {
+        WorkerMsg::Exec { out, op, .. } => (Some(*out), op.name()),
+        WorkerMsg::Upload { out, .. } => (Some(*out), "upload"),
+        WorkerMsg::Alias { out, .. } => (Some(*out), "alias"),
+        WorkerMsg::Read { key, .. } => (Some(*key), "read"),
+        WorkerMsg::Send { key, .. } => (Some(*key), "send"),
+        WorkerMsg::Recv { out, .. } => (Some(*out), "recv"),
+        WorkerMsg::Free { .. }
+        | WorkerMsg::FreeSession { .. }
+        | WorkerMsg::Poison { .. }
+        | WorkerMsg::Stats { .. }
+        | WorkerMsg::Barrier { .. }
+        | WorkerMsg::Peers { .. }
+        | WorkerMsg::PeerLost { .. }
+        | WorkerMsg::Ping
+        | WorkerMsg::Timing { .. } => (None, ""),
+    }
 }
 
 /// Runs a worker connected to the dispatcher at `dispatcher` until that connection ends.

@@ -181,6 +181,8 @@ impl<E: Engine> WorkerState<E> {
             WorkerMsg::Peers { peers: list } => peers.set_peers(self.id, list),
             WorkerMsg::PeerLost { worker, error } => peers.lost(worker, error),
             WorkerMsg::Ping => out.push(WorkerReply::Pong),
+            // The shell (server.rs) consumes timing switches before they are queued.
+            WorkerMsg::Timing { .. } => {}
         }
     }
 

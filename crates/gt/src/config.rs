@@ -42,6 +42,57 @@ pub struct Config {
     /// `GT_WORKER_BATCH_SIZE` (default: unlimited): most instructions per dispatcher → worker
     /// transport batch.
     pub worker_batch: Option<usize>,
+    /// `GT_INSTRUCTION_LOG_TIMING` (default off): workers time every instruction and the log
+    /// gets an `EXEC` line for each (what `gt trace --chrome` draws as execution slices).
+    pub instruction_log_timing: bool,
+    /// `GT_VERBOSE`, `GT_DEBUG_CLIENT`, `GT_DEBUG_DISPATCHER`, `GT_DEBUG_WORKER`,
+    /// `GT_DEBUG_COMPILE`: which `tracing` output to switch on.
+    pub debug: Debug,
+}
+
+/// The debug switches: each turns on `tracing` output for one part of GT.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Debug {
+    /// `GT_VERBOSE`: informational messages from every part (`gt=info`).
+    pub verbose: bool,
+    /// `GT_DEBUG_CLIENT`: debug output of the client library (`gt::client`).
+    pub client: bool,
+    /// `GT_DEBUG_DISPATCHER`: debug output of the dispatcher (`gt::dispatcher`).
+    pub dispatcher: bool,
+    /// `GT_DEBUG_WORKER`: debug output of workers (`gt::worker`).
+    pub worker: bool,
+    /// `GT_DEBUG_COMPILE`: debug output of the hot-path detector and compiler (`gt::compile`).
+    pub compile: bool,
+}
+
+impl Debug {
+    /// Whether any switch is on.
+    pub fn any(&self) -> bool {
+        self.verbose || self.client || self.dispatcher || self.worker || self.compile
+    }
+
+    /// The `tracing` filter directives the switches stand for, added to `base` (e.g. `warn`);
+    /// `None` when no switch is on.
+    pub fn filter(&self, base: &str) -> Option<String> {
+        if !self.any() {
+            return None;
+        }
+        let mut d = vec![base.to_string()];
+        if self.verbose {
+            d.push("gt=info".into());
+        }
+        for (on, target) in [
+            (self.client, "gt::client"),
+            (self.dispatcher, "gt::dispatcher"),
+            (self.worker, "gt::worker"),
+            (self.compile, "gt::compile"),
+        ] {
+            if on {
+                d.push(format!("{target}=debug"));
+            }
+        }
+        Some(d.join(","))
+    }
 }
 
 impl Default for Config {
@@ -60,10 +111,13 @@ impl Default for Config {
             shard_threshold: 65536,
             hotpath: HotPathConfig::default(),
             worker_batch: None,
+            instruction_log_timing: false,
+            debug: Debug::default(),
         }
     }
 }
 
+/// A boolean switch: unset, empty, `0`, `false`, `no` and `off` are off; anything else is on.
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
@@ -124,6 +178,14 @@ impl Config {
                 compile_inline: false,
             },
             worker_batch: parse("GT_WORKER_BATCH_SIZE", 1usize)?,
+            instruction_log_timing: flag("GT_INSTRUCTION_LOG_TIMING")?,
+            debug: Debug {
+                verbose: flag("GT_VERBOSE")?,
+                client: flag("GT_DEBUG_CLIENT")?,
+                dispatcher: flag("GT_DEBUG_DISPATCHER")?,
+                worker: flag("GT_DEBUG_WORKER")?,
+                compile: flag("GT_DEBUG_COMPILE")?,
+            },
         })
     }
 
@@ -146,5 +208,34 @@ impl Config {
                 .unwrap_or(1);
             (cores / workers.max(1)).max(1)
         })
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::Debug;
+
+    #[test]
+    fn switches_become_tracing_filters_per_role() {
+        assert_eq!(Debug::default().filter("warn"), None);
+        let d = Debug {
+            verbose: true,
+            worker: true,
+            compile: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            d.filter("warn").as_deref(),
+            Some("warn,gt=info,gt::worker=debug,gt::compile=debug")
+        );
+        let d = Debug {
+            client: true,
+            dispatcher: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            d.filter("info").as_deref(),
+            Some("info,gt::client=debug,gt::dispatcher=debug")
+        );
     }
 }

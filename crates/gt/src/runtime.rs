@@ -17,9 +17,28 @@ use std::time::Duration;
 static CONFIG: OnceLock<Result<Config>> = OnceLock::new();
 static DEFAULT: Mutex<Option<Session>> = Mutex::new(None);
 
-/// The configuration read from the environment (once).
+/// The configuration read from the environment (once). When a debug switch is on
+/// (`GT_VERBOSE`, `GT_DEBUG_*`), a stderr `tracing` subscriber is installed for them, unless the
+/// program installed its own first.
 pub fn config() -> Result<Config> {
-    CONFIG.get_or_init(Config::from_env).clone()
+    CONFIG
+        .get_or_init(|| {
+            let c = Config::from_env()?;
+            install_debug_output(&c.debug);
+            Ok(c)
+        })
+        .clone()
+}
+
+/// Installs a stderr subscriber for the switches in `d` (nothing when none is on, or when the
+/// process already has a subscriber).
+pub fn install_debug_output(d: &crate::config::Debug) {
+    if let Some(filter) = d.filter("warn") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
 }
 
 /// An embedded runtime: a dispatcher and workers in this process.
@@ -37,6 +56,7 @@ impl Embedded {
             token: config.token.clone(),
             max_frame: config.max_frame,
             log: config.instruction_log.clone(),
+            log_timing: config.instruction_log_timing,
             ..Default::default()
         };
         let dispatcher = Dispatcher::try_start(dcfg)?;
@@ -119,11 +139,34 @@ fn start_default() -> Result<Session> {
         None => {
             let workers = WORKERS_OVERRIDE.lock().unwrap().unwrap_or(cfg.workers);
             let rt = Embedded::start(workers, cfg.threads_per_worker(workers), &cfg)?;
+            if cfg.instruction_log.is_some() {
+                finish_log_at_exit();
+            }
             EMBEDDED.get_or_init(|| rt)
         }
     };
     rt.session("embedded")
 }
+
+/// The default runtime lives in a static, which is never dropped: without this, a program that
+/// simply returns from `main` would lose the instruction log's last lines (still queued for the
+/// writer thread). At exit, the dispatcher is shut down, which writes the log out.
+#[cfg(unix)]
+fn finish_log_at_exit() {
+    extern "C" fn finish() {
+        if let Some(rt) = EMBEDDED.get() {
+            rt.dispatcher.shutdown();
+        }
+    }
+    // SAFETY: registers a plain `extern "C"` function with no arguments, as atexit requires.
+    let rc = unsafe { libc::atexit(finish) };
+    if rc != 0 {
+        tracing::warn!(target: "gt::runtime", "cannot register the exit hook; the end of the instruction log may be lost if the program exits without dropping its runtime");
+    }
+}
+
+#[cfg(not(unix))]
+fn finish_log_at_exit() {}
 
 fn connect_options(cfg: &Config) -> ConnectOptions {
     ConnectOptions {

@@ -169,3 +169,55 @@ fn an_uncreatable_log_is_an_error_at_start() {
     };
     assert!(err.contains("instruction log"), "{err}");
 }
+
+/// The child side of `a_program_that_just_exits_keeps_its_whole_log`: the default runtime (a
+/// static, never dropped) logs to `GT_INSTRUCTION_LOG`, then the process exits at once.
+#[test]
+fn exit_child() {
+    if std::env::var_os("GT_LOG_EXIT_CHILD").is_none() {
+        return;
+    }
+    let b = gt::ones([4, 4]);
+    let mut a = gt::zeros([4, 4]);
+    for _ in 0..300 {
+        a = &a + &b;
+    }
+    assert_eq!(a.to_vec().unwrap()[0], 300.0);
+    std::process::exit(0);
+}
+
+#[test]
+fn a_program_that_just_exits_keeps_its_whole_log() {
+    let path = std::env::temp_dir().join(format!("gt-exit-log-{}.log", std::process::id()));
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "exit_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("GT_LOG_EXIT_CHILD", "1")
+        .env("GT_INSTRUCTION_LOG", &path)
+        .env("GT_WORKERS", "1")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let adds = text
+        .lines()
+        .filter(|l| l.contains("| RECV ") && l.contains("op=add"))
+        .count();
+    assert_eq!(adds, 300, "{text}");
+    let last = text.lines().last().unwrap_or("");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("| SEND ") && l.contains("| Data ")),
+        "the read's reply, logged just before exit, is in the file (last line {last:?})"
+    );
+    for l in text.lines() {
+        parse(l).unwrap_or_else(|e| panic!("{e}"));
+    }
+}

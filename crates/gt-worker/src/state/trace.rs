@@ -188,9 +188,10 @@ impl<E: Engine> WorkerState<E> {
                 }
                 return self.exec_now(msg, peers, out);
             }
-            WorkerMsg::Peers { .. } | WorkerMsg::PeerLost { .. } | WorkerMsg::Ping => {
-                return self.exec_now(msg, peers, out)
-            }
+            WorkerMsg::Peers { .. }
+            | WorkerMsg::PeerLost { .. }
+            | WorkerMsg::Ping
+            | WorkerMsg::Timing { .. } => return self.exec_now(msg, peers, out),
         };
         let (tensors, engine) = (&self.tensors, &self.engine);
         let st = tr.stream(s);

@@ -1,0 +1,469 @@
+//! The instruction log (`GT_INSTRUCTION_LOG=path`, `gt dispatcher --log PATH`): one line per
+//! event the dispatcher sees or produces, written to a file and/or streamed to monitors.
+//!
+//! ```text
+//! <elapsed>s | #<seq> | <EVENT> | <source> | <command> | <size> | <details>
+//! 1.608s | #0011 | RECV         | CLIENT s1 embedded          | Exec            |       117B | out=t2 op=add inputs=t0,t1
+//! ```
+//! Events: `RECV` (client → dispatcher), `SEND` (dispatcher → client), `WORKER_SEND` (dispatcher →
+//! worker), `WORKER_RECV` (worker → dispatcher), `MODIFIER_INJECT` (worker messages the router
+//! injected: the Send/Recv pairs of worker-to-worker moves and the Free of their temporaries),
+//! `HOTPATH_START` / `HOTPATH_END` (a worker's hot-path detector entered or left a hot sequence
+//! of a client's stream), `EXEC` (a worker's timing record of one instruction, while timing is
+//! on), `CONNECT` / `DISCONNECT`, and `ERROR`. The size is the message's postcard-encoded size
+//! (`0B` for events that are not messages, whose command is `-`).
+//!
+//! Cost: the core holds an `Option<InstructionLog>`, so nothing happens when logging is off. When
+//! on, the core only pushes small binary [`Record`]s (the hot ones — client and worker `Exec` and
+//! `Free` — copy a few ids and the op; rare events format their details on the spot) stamped with
+//! the time of the core's current round. [`InstructionLog::flush`] (end of every core round) hands
+//! the batch to a writer thread ([`writer`]) that numbers, formats and writes the lines, and
+//! streams them to monitors.
+
+mod format;
+pub mod writer;
+
+use gt_core::{Key, SessionId, TensorId, WorkerId};
+use gt_ops::Op;
+use gt_proto::{ClientMsg, ClientReply, MonitorMsg, WorkerMsg, WorkerReply};
+use gt_transport::Tx;
+use serde::Serialize;
+use smallvec::SmallVec;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+pub use format::{client_msg_name, worker_msg_name};
+
+/// Records per batch before it is handed to the writer early.
+pub(crate) const BATCH: usize = 1024;
+/// Records that make a batch worth waking the writer for.
+const HANDOFF: usize = 512;
+/// A smaller batch is handed over once its oldest record is this old (µs). The heartbeat tick
+/// runs a core round at least every 250 ms, so an idle dispatcher's lines are never stuck.
+const HANDOFF_US: u64 = 5_000;
+/// Ops the core remembers by number (most recently used first).
+const OPS: usize = 8;
+
+/// The kind of a log line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Recv,
+    Send,
+    WorkerSend,
+    WorkerRecv,
+    ModifierInject,
+    Connect,
+    Disconnect,
+    Error,
+    HotpathStart,
+    HotpathEnd,
+    Exec,
+}
+
+impl Kind {
+    /// The EVENT column.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Recv => "RECV",
+            Kind::Send => "SEND",
+            Kind::WorkerSend => "WORKER_SEND",
+            Kind::WorkerRecv => "WORKER_RECV",
+            Kind::ModifierInject => "MODIFIER_INJECT",
+            Kind::Connect => "CONNECT",
+            Kind::Disconnect => "DISCONNECT",
+            Kind::Error => "ERROR",
+            Kind::HotpathStart => "HOTPATH_START",
+            Kind::HotpathEnd => "HOTPATH_END",
+            Kind::Exec => "EXEC",
+        }
+    }
+
+    /// The EVENT column padded to 12 characters (longer labels are not cut).
+    pub fn padded(self) -> &'static str {
+        match self {
+            Kind::Recv => "RECV        ",
+            Kind::Send => "SEND        ",
+            Kind::WorkerSend => "WORKER_SEND ",
+            Kind::WorkerRecv => "WORKER_RECV ",
+            Kind::ModifierInject => "MODIFIER_INJECT",
+            Kind::Connect => "CONNECT     ",
+            Kind::Disconnect => "DISCONNECT  ",
+            Kind::Error => "ERROR       ",
+            Kind::HotpathStart => "HOTPATH_START",
+            Kind::HotpathEnd => "HOTPATH_END ",
+            Kind::Exec => "EXEC        ",
+        }
+    }
+
+    /// Every kind, for parsers and tests.
+    pub const ALL: [Kind; 11] = [
+        Kind::Recv,
+        Kind::Send,
+        Kind::WorkerSend,
+        Kind::WorkerRecv,
+        Kind::ModifierInject,
+        Kind::Connect,
+        Kind::Disconnect,
+        Kind::Error,
+        Kind::HotpathStart,
+        Kind::HotpathEnd,
+        Kind::Exec,
+    ];
+}
+
+/// The source column: who the event is about.
+#[derive(Clone, Copy, Debug)]
+pub enum Source<'a> {
+    /// An admitted client session and its name.
+    Client(SessionId, &'a str),
+    /// A client without a session yet (e.g. refused).
+    Joining(&'a str),
+    /// A worker.
+    Worker(WorkerId),
+}
+
+/// The source of a record (client names are looked up by the writer).
+#[derive(Clone, Debug)]
+pub(crate) enum Src {
+    Client(SessionId),
+    Joining(String),
+    Worker(WorkerId),
+}
+
+/// One event, as the core pushes it. Times are microseconds since the log started.
+pub(crate) enum Record {
+    /// A client session's name (sent before its first line; writes nothing).
+    Name { sid: SessionId, name: String },
+    /// A new monitor: the writer streams lines to it until it closes.
+    Monitor(Tx<MonitorMsg>),
+    /// Op number `n` is `op` until forgotten (ops travel once, records carry their number).
+    DefineOp { n: u32, op: Box<Op> },
+    /// Op number `n` will not be used again.
+    ForgetOp { n: u32 },
+    ClientExec {
+        at: u64,
+        sid: SessionId,
+        out: TensorId,
+        op: u32,
+        inputs: SmallVec<[TensorId; 2]>,
+    },
+    ClientFree {
+        at: u64,
+        sid: SessionId,
+        id: TensorId,
+    },
+    WorkerExec {
+        at: u64,
+        kind: Kind,
+        w: WorkerId,
+        out: Key,
+        op: u32,
+        inputs: SmallVec<[Key; 2]>,
+    },
+    WorkerFree {
+        at: u64,
+        kind: Kind,
+        w: WorkerId,
+        key: Key,
+    },
+    /// Anything else, its details already formatted.
+    Text {
+        at: u64,
+        kind: Kind,
+        src: Src,
+        cmd: &'static str,
+        size: usize,
+        details: String,
+    },
+}
+
+/// An open instruction log. Dropping it writes everything logged so far.
+pub struct InstructionLog {
+    start: Instant,
+    start_unix_ns: u64,
+    /// Microseconds since `start` of the core's current round.
+    now_us: u64,
+    /// When the last batch was handed to the writer.
+    handed_us: u64,
+    named: Vec<bool>,
+    batch: Vec<Record>,
+    writer: writer::Writer,
+    timing: bool,
+    /// Recently used ops and their numbers, most recent first.
+    ops: Vec<(Op, u32)>,
+    next_op: u32,
+}
+
+impl InstructionLog {
+    /// Creates (truncates) `path` and starts the writer thread; elapsed times count from now.
+    pub fn create(path: &Path) -> std::io::Result<InstructionLog> {
+        let file = std::fs::File::create(path).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot create the instruction log {}: {e}", path.display()),
+            )
+        })?;
+        Self::start(Some((file, path.display().to_string())))
+    }
+
+    /// A log with no file, for monitors only (see [`InstructionLog::add_monitor`]).
+    pub fn for_monitors() -> std::io::Result<InstructionLog> {
+        Self::start(None)
+    }
+
+    fn start(file: Option<(std::fs::File, String)>) -> std::io::Result<InstructionLog> {
+        let start = Instant::now();
+        let start_unix_ns = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        Ok(InstructionLog {
+            start,
+            start_unix_ns,
+            now_us: 0,
+            handed_us: 0,
+            named: Vec::new(),
+            batch: Vec::with_capacity(BATCH),
+            writer: writer::Writer::spawn(file)?,
+            timing: false,
+            ops: Vec::with_capacity(OPS),
+            next_op: 0,
+        })
+    }
+
+    /// Whether workers should send timing records (`EXEC` lines).
+    pub fn timing(&self) -> bool {
+        self.timing
+    }
+
+    /// Asks for (or stops asking for) `EXEC` lines; the core passes this on to the workers.
+    pub fn set_timing(&mut self, on: bool) {
+        self.timing = on;
+    }
+
+    /// Whether a file is written (a monitors-only log has none).
+    pub fn has_file(&self) -> bool {
+        self.writer.has_file
+    }
+
+    /// Monitors still attached, as last seen by the writer.
+    pub fn monitors(&self) -> usize {
+        self.writer.monitors()
+    }
+
+    /// Streams every line from now on to `tx` (until it closes).
+    pub fn add_monitor(&mut self, tx: Tx<MonitorMsg>) {
+        self.batch.push(Record::Monitor(tx));
+        self.flush_now();
+    }
+
+    /// Sets the time stamped on the following records (the core's current round).
+    pub fn set_now(&mut self, now: Instant) {
+        self.now_us = now.saturating_duration_since(self.start).as_micros() as u64;
+    }
+
+    /// Microseconds since the log started, for a Unix time in nanoseconds (timing records).
+    pub fn unix_to_us(&self, unix_ns: u64) -> u64 {
+        unix_ns.saturating_sub(self.start_unix_ns) / 1000
+    }
+
+    /// Milliseconds since the log started.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Called at the end of every core round: hands the records pushed so far to the writer
+    /// thread once there are enough of them or they have waited long enough (waking the writer
+    /// for every small round costs more than formatting).
+    pub fn flush(&mut self) {
+        if self.batch.len() >= HANDOFF || self.now_us.saturating_sub(self.handed_us) >= HANDOFF_US {
+            self.flush_now();
+        }
+    }
+
+    /// Hands the records pushed so far to the writer thread now.
+    pub fn flush_now(&mut self) {
+        self.handed_us = self.now_us;
+        if !self.batch.is_empty() {
+            let next = self.writer.empty_batch();
+            self.writer.send(std::mem::replace(&mut self.batch, next));
+        }
+    }
+
+    /// The number of `op`, defining it for the writer when it is new.
+    fn op(&mut self, op: &Op) -> u32 {
+        if let Some(i) = self.ops.iter().position(|(o, _)| o == op) {
+            let n = self.ops[i].1;
+            if i > 0 {
+                self.ops.swap(i, i - 1);
+            }
+            return n;
+        }
+        let n = self.next_op;
+        self.next_op = self.next_op.wrapping_add(1);
+        if self.ops.len() >= OPS {
+            if let Some((_, old)) = self.ops.pop() {
+                self.batch.push(Record::ForgetOp { n: old });
+            }
+        }
+        self.ops.push((op.clone(), n));
+        self.batch.push(Record::DefineOp {
+            n,
+            op: Box::new(op.clone()),
+        });
+        n
+    }
+
+    fn push(&mut self, r: Record) {
+        self.batch.push(r);
+        if self.batch.len() >= BATCH {
+            self.flush_now();
+        }
+    }
+
+    fn name(&mut self, sid: SessionId, name: &str) {
+        let i = sid.0 as usize;
+        if self.named.get(i) != Some(&true) {
+            if self.named.len() <= i {
+                self.named.resize(i + 1, false);
+            }
+            self.named[i] = true;
+            self.batch.push(Record::Name {
+                sid,
+                name: name.into(),
+            });
+        }
+    }
+
+    fn src(&mut self, src: Source) -> Src {
+        match src {
+            Source::Client(sid, name) => {
+                self.name(sid, name);
+                Src::Client(sid)
+            }
+            Source::Joining(name) => Src::Joining(name.into()),
+            Source::Worker(w) => Src::Worker(w),
+        }
+    }
+
+    fn text(&mut self, kind: Kind, src: Src, cmd: &'static str, size: usize, details: String) {
+        let at = self.now_us;
+        self.push(Record::Text {
+            at,
+            kind,
+            src,
+            cmd,
+            size,
+            details,
+        });
+    }
+
+    /// A line that is not a message (connects, disconnects, errors).
+    pub fn note(&mut self, kind: Kind, src: Source, details: std::fmt::Arguments) {
+        let src = self.src(src);
+        self.text(kind, src, "-", 0, details.to_string());
+    }
+
+    /// A client instruction (`RECV`).
+    pub fn client_msg(&mut self, sid: SessionId, name: &str, m: &ClientMsg) {
+        self.name(sid, name);
+        let at = self.now_us;
+        match m {
+            ClientMsg::Exec { out, op, inputs } => {
+                let op = self.op(op);
+                self.push(Record::ClientExec {
+                    at,
+                    sid,
+                    out: *out,
+                    op,
+                    inputs: inputs.clone(),
+                })
+            }
+            ClientMsg::Free { id } => self.push(Record::ClientFree { at, sid, id: *id }),
+            _ => {
+                let details = format::client_msg_details(m);
+                self.text(
+                    Kind::Recv,
+                    Src::Client(sid),
+                    client_msg_name(m),
+                    size_of(m),
+                    details,
+                );
+            }
+        }
+    }
+
+    /// A reply to a client (`SEND`).
+    pub fn client_reply(&mut self, sid: SessionId, name: &str, r: &ClientReply) {
+        self.name(sid, name);
+        let (cmd, details) = format::client_reply(r);
+        self.text(Kind::Send, Src::Client(sid), cmd, size_of(r), details);
+    }
+
+    /// A message to a worker (`WORKER_SEND`, or `MODIFIER_INJECT` when the router injected it).
+    pub fn worker_msg(&mut self, kind: Kind, w: WorkerId, m: &WorkerMsg) {
+        let at = self.now_us;
+        match m {
+            WorkerMsg::Exec { out, op, inputs } => {
+                let op = self.op(op);
+                self.push(Record::WorkerExec {
+                    at,
+                    kind,
+                    w,
+                    out: *out,
+                    op,
+                    inputs: inputs.clone(),
+                })
+            }
+            WorkerMsg::Free { key } => self.push(Record::WorkerFree {
+                at,
+                kind,
+                w,
+                key: *key,
+            }),
+            _ => {
+                let details = format::worker_msg_details(m);
+                self.text(
+                    kind,
+                    Src::Worker(w),
+                    worker_msg_name(m),
+                    size_of(m),
+                    details,
+                );
+            }
+        }
+    }
+
+    /// A reply from a worker: `WORKER_RECV`, `HOTPATH_START`/`HOTPATH_END` for hot-path events
+    /// (their source is the client stream they are about), one `EXEC` line per timing record.
+    pub fn worker_reply(&mut self, w: WorkerId, r: &WorkerReply) {
+        match r {
+            WorkerReply::HotPath { session, event } => {
+                let (kind, details) = format::hotpath(w, event);
+                self.text(kind, Src::Client(*session), "HotPath", size_of(r), details);
+            }
+            WorkerReply::Timing { spans } => {
+                for s in spans {
+                    let t = self.unix_to_us(s.start_unix_ns);
+                    let details = format::exec_span(s, t);
+                    self.text(Kind::Exec, Src::Worker(w), "Timing", 0, details);
+                }
+            }
+            _ => {
+                let (cmd, details) = format::worker_reply(r);
+                self.text(Kind::WorkerRecv, Src::Worker(w), cmd, size_of(r), details);
+            }
+        }
+    }
+}
+
+impl Drop for InstructionLog {
+    fn drop(&mut self) {
+        self.flush_now();
+        self.writer.close();
+    }
+}
+
+pub(crate) fn size_of<T: Serialize + ?Sized>(m: &T) -> usize {
+    postcard::experimental::serialized_size(m).unwrap_or(0)
+}
