@@ -194,9 +194,14 @@ fn time(iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     Ok(best)
 }
 
-/// Runs `k` over the whole space into `out`, split into `threads` contiguous ranges.
+/// Elements below which a fused loop stays on the calling thread (like the engine's kernels:
+/// starting a thread costs tens of microseconds).
+const PAR_MIN: usize = 1 << 19;
+
+/// Runs `k` over the whole space into `out`, split into `threads` contiguous ranges when large.
 fn run_kernel(k: &dyn LoopKernel, ins: &[*const u8], out: &mut [u8], numel: usize, threads: usize) {
-    let chunk = numel.div_ceil(threads.max(1)).max(1);
+    let threads = if numel < PAR_MIN { 1 } else { threads.max(1) };
+    let chunk = numel.div_ceil(threads).max(1);
     let out_ptr = out.as_mut_ptr() as usize;
     let ins: Vec<usize> = ins.iter().map(|&p| p as usize).collect();
     std::thread::scope(|s| {
