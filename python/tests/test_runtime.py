@@ -171,8 +171,10 @@ def test_debug_tape_and_worker_stats(capsys):
     stats = gt.debug.get_worker_stats()
     assert stats and stats[0]["alive"] and stats[0]["ops_executed"] > 0
     assert "hotpath" in stats[0] and "compile" in stats[0]
+    assert stats[0]["ops_by_kind"]["matmul"] >= 1, stats[0]["ops_by_kind"]
     gt.debug.print_worker_stats()
-    assert "ops_executed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "executed:" in out and "by kind:" in out and "hot path:" in out, out
 
 
 def test_gpu_workers_sets_the_embedded_worker_count():

@@ -3,8 +3,8 @@
 
 use gt_core::{Error, Result};
 use gt_dispatcher::ShardConfig;
-use std::sync::Arc;
 pub use gt_worker::hotpath::HotPathConfig;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The process-wide configuration.

@@ -42,6 +42,9 @@ fn parse(line: &str) -> Result<Line, String> {
         "WORKER_SEND",
         "WORKER_RECV",
         "MODIFIER_INJECT",
+        "HOTPATH_START",
+        "HOTPATH_END",
+        "EXEC",
         "CONNECT",
         "DISCONNECT",
         "ERROR",
@@ -219,5 +222,48 @@ fn a_program_that_just_exits_keeps_its_whole_log() {
     );
     for l in text.lines() {
         parse(l).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// With compilation on, a repeating training-like loop shows up in the log as `HOTPATH_START` /
+/// `HOTPATH_END` lines on its client stream (the worker's detector reports them).
+#[test]
+fn hot_sequences_are_logged_as_hotpath_lines() {
+    let path = std::env::temp_dir().join(format!("gt-hot-log-{}.log", std::process::id()));
+    let cfg = gt::config::Config {
+        instruction_log: Some(path.clone()),
+        hotpath: gt::config::HotPathConfig {
+            auto_compile: true,
+            threshold: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let rt = Embedded::start(1, 1, &cfg).unwrap();
+    let s = rt.session("hot").unwrap();
+    let w = s.try_randn([8, 8], DType::F32).unwrap();
+    for _ in 0..8 {
+        let x = s.try_randn([4, 8], DType::F32).unwrap();
+        let y = x.matmul(&w).relu();
+        let loss = (&y * &y).sum();
+        loss.item().unwrap();
+    }
+    let hot = s.worker_stats().unwrap().remove(0).hotpath;
+    assert!(hot.hot_sequences >= 1, "{hot:?}");
+    drop(s);
+    drop(rt); // writes out the log
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let lines: Vec<Line> = text
+        .lines()
+        .map(|l| parse(l).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    for event in ["HOTPATH_START", "HOTPATH_END"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.event == event && l.source.ends_with(" hot")),
+            "no {event} line on the client's stream in\n{text}"
+        );
     }
 }
