@@ -1,7 +1,7 @@
-//! The eager kernels' conversions, restated for the fused-loop generators (the CPU engine keeps
-//! its own private copies): how `cast` converts between dtypes and how a scalar constant becomes
-//! a value of a dtype. Both generators use these, so a `Cast` or `Const` node stores exactly what
-//! the eager `cast` / `full` / tensor-scalar kernels would.
+//! Dtype conversions, defined once for the eager `cast` kernels and the fused-loop generators:
+//! how `cast` converts between dtypes and how a scalar constant becomes a value of a dtype, so a
+//! `Cast` or `Const` node stores exactly what the eager `cast` / `full` / tensor-scalar kernels
+//! would.
 
 use gt_core::DType;
 

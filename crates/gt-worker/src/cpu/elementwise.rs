@@ -9,6 +9,7 @@
 
 use super::layout::{coalesce, for_each_run, Layout};
 use super::{not_float, CpuEngine, CpuTensor, Elem};
+use crate::compile::loop_conv::Conv;
 use bytemuck::Pod;
 use gt_core::{DType, Result, Shape};
 use gt_ops::scalar::{binary as bin, unary as un};
@@ -337,86 +338,11 @@ fn scalar_t<T: Elem>(
     }
 }
 
-/// Element types a cast reads, with their conversions to every dtype's storage type
-/// (bool is stored as one byte, 0 or 1).
-pub(crate) trait CastSrc: Pod + Sync + Send {
-    fn to_f32(self) -> f32;
-    fn to_f64(self) -> f64;
-    fn to_i64(self) -> i64;
-    fn to_bool(self) -> u8;
-}
+/// Element types a cast reads. Their conversions are [`Conv`]'s, the one definition shared with
+/// the fused-loop generators, so fused and eager casts agree by construction.
+pub(crate) trait CastSrc: Pod + Sync + Send + Conv {}
 
-macro_rules! cast_src_float {
-    ($t:ty) => {
-        impl CastSrc for $t {
-            #[inline(always)]
-            fn to_f32(self) -> f32 {
-                self as f32
-            }
-            #[inline(always)]
-            fn to_f64(self) -> f64 {
-                self as f64
-            }
-            /// Truncates toward zero (saturating; NaN gives 0).
-            #[inline(always)]
-            fn to_i64(self) -> i64 {
-                self as i64
-            }
-            #[inline(always)]
-            fn to_bool(self) -> u8 {
-                (self != 0.0) as u8
-            }
-        }
-    };
-}
-cast_src_float!(f32);
-cast_src_float!(f64);
-
-impl CastSrc for i64 {
-    #[inline(always)]
-    fn to_f32(self) -> f32 {
-        self as f32
-    }
-    #[inline(always)]
-    fn to_f64(self) -> f64 {
-        self as f64
-    }
-    #[inline(always)]
-    fn to_i64(self) -> i64 {
-        self
-    }
-    #[inline(always)]
-    fn to_bool(self) -> u8 {
-        (self != 0) as u8
-    }
-}
-
-impl CastSrc for u8 {
-    #[inline(always)]
-    fn to_f32(self) -> f32 {
-        if self != 0 {
-            1.0
-        } else {
-            0.0
-        }
-    }
-    #[inline(always)]
-    fn to_f64(self) -> f64 {
-        if self != 0 {
-            1.0
-        } else {
-            0.0
-        }
-    }
-    #[inline(always)]
-    fn to_i64(self) -> i64 {
-        (self != 0) as i64
-    }
-    #[inline(always)]
-    fn to_bool(self) -> u8 {
-        (self != 0) as u8
-    }
-}
+impl<T: Pod + Sync + Send + Conv> CastSrc for T {}
 
 /// `x` converted to `to` (a cheap clone when the dtype already matches).
 pub(crate) fn cast(eng: &CpuEngine, x: &CpuTensor, to: DType) -> CpuTensor {
