@@ -10,38 +10,9 @@ use gt::nn::{mse_loss, Linear, Module, Sequential};
 use gt::optim::{Optimizer, Sgd};
 use gt::runtime::Embedded;
 
-struct Args {
-    steps: usize,
-    workers: usize,
-    config: std::path::PathBuf,
-}
-
-fn args() -> Args {
-    let mut a = Args {
-        steps: 50,
-        workers: 2,
-        config: concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/dp_mlp.yaml").into(),
-    };
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut it = argv.iter();
-    while let Some(flag) = it.next() {
-        let value = it.next();
-        let ok = match (flag.as_str(), value) {
-            ("--steps", Some(v)) => v.parse().map(|n| a.steps = n).is_ok(),
-            ("--workers", Some(v)) => v.parse().map(|n: usize| a.workers = n.max(1)).is_ok(),
-            ("--config", Some(v)) => {
-                a.config = v.into();
-                true
-            }
-            _ => false,
-        };
-        if !ok {
-            eprintln!("usage: dp_mlp [--steps N] [--workers N] [--config PATH]");
-            std::process::exit(2);
-        }
-    }
-    a
-}
+#[path = "shard_common/mod.rs"]
+mod shard_common;
+use shard_common::Args;
 
 /// Trains on a fresh embedded runtime of `workers` workers; returns the losses.
 fn train(workers: usize, a: &Args) -> gt::Result<(Vec<f64>, gt::DispatcherStats)> {
@@ -75,34 +46,9 @@ fn train(workers: usize, a: &Args) -> gt::Result<(Vec<f64>, gt::DispatcherStats)
 }
 
 fn main() -> gt::Result<()> {
-    let a = args();
+    let a = shard_common::args("dp_mlp", 50);
     let (dp, stats) = train(a.workers, &a)?;
     let (single, _) = train(1, &a)?;
-    let diff = dp
-        .iter()
-        .zip(&single)
-        .map(|(p, q)| (p - q).abs() / q.abs().max(1e-12))
-        .fold(0.0, f64::max);
-    println!(
-        "data parallel on {} workers: loss {:.5} -> {:.5} over {} steps",
-        a.workers,
-        dp[0],
-        dp[dp.len() - 1],
-        a.steps
-    );
-    println!(
-        "single worker:              loss {:.5} -> {:.5}",
-        single[0],
-        single[single.len() - 1]
-    );
-    println!("max relative loss difference {diff:.2e}");
-    println!(
-        "sharding: {} sharded ops, {} all-reduces, {} transfers, {} bytes moved, {} gathered ops",
-        stats.shard.sharded_ops,
-        stats.shard.all_reduces,
-        stats.shard.transfers,
-        stats.shard.bytes_moved,
-        stats.shard.gathered_ops
-    );
+    shard_common::report("data parallel", &a, &dp, &single, &stats);
     Ok(())
 }

@@ -11,38 +11,9 @@ use gt::optim::{Optimizer, Sgd};
 use gt::runtime::Embedded;
 use gt::Tensor;
 
-struct Args {
-    steps: usize,
-    workers: usize,
-    config: std::path::PathBuf,
-}
-
-fn args() -> Args {
-    let mut a = Args {
-        steps: 30,
-        workers: 2,
-        config: concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/tp_mlp.yaml").into(),
-    };
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut it = argv.iter();
-    while let Some(flag) = it.next() {
-        let value = it.next();
-        let ok = match (flag.as_str(), value) {
-            ("--steps", Some(v)) => v.parse().map(|n| a.steps = n).is_ok(),
-            ("--workers", Some(v)) => v.parse().map(|n: usize| a.workers = n.max(1)).is_ok(),
-            ("--config", Some(v)) => {
-                a.config = v.into();
-                true
-            }
-            _ => false,
-        };
-        if !ok {
-            eprintln!("usage: tp_mlp [--steps N] [--workers N] [--config PATH]");
-            std::process::exit(2);
-        }
-    }
-    a
-}
+#[path = "shard_common/mod.rs"]
+mod shard_common;
+use shard_common::Args;
 
 /// `relu(x W1ᵀ + b1) W2ᵀ + b2`, with W1/b1 split by output feature and W2 by input feature.
 struct TensorParallelMlp {
@@ -96,34 +67,9 @@ fn train(workers: usize, a: &Args) -> gt::Result<(Vec<f64>, gt::DispatcherStats)
 }
 
 fn main() -> gt::Result<()> {
-    let a = args();
+    let a = shard_common::args("tp_mlp", 30);
     let (tp, stats) = train(a.workers, &a)?;
     let (single, _) = train(1, &a)?;
-    let diff = tp
-        .iter()
-        .zip(&single)
-        .map(|(p, q)| (p - q).abs() / q.abs().max(1e-12))
-        .fold(0.0, f64::max);
-    println!(
-        "tensor parallel on {} workers: loss {:.5} -> {:.5} over {} steps",
-        a.workers,
-        tp[0],
-        tp[tp.len() - 1],
-        a.steps
-    );
-    println!(
-        "single worker:                loss {:.5} -> {:.5}",
-        single[0],
-        single[single.len() - 1]
-    );
-    println!("max relative loss difference {diff:.2e}");
-    println!(
-        "sharding: {} sharded ops, {} all-reduces, {} transfers, {} bytes moved, {} gathered ops",
-        stats.shard.sharded_ops,
-        stats.shard.all_reduces,
-        stats.shard.transfers,
-        stats.shard.bytes_moved,
-        stats.shard.gathered_ops
-    );
+    shard_common::report("tensor parallel", &a, &tp, &single, &stats);
     Ok(())
 }
