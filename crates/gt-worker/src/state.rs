@@ -3,6 +3,7 @@
 //! With hot-path detection on, every instruction passes through the stream modifier in
 //! [`trace`] first, which may buffer a hot sequence and run it as a compiled plan.
 
+mod stream;
 mod trace;
 
 use crate::engine::Engine;
@@ -37,7 +38,7 @@ pub struct WorkerState<E: Engine> {
     ops_executed: u64,
     by_name: FxHashMap<&'static str, u64>,
     errors: u64,
-    trace: Option<Box<trace::Tracer>>,
+    trace: Option<Box<trace::Tracer<E::Tensor>>>,
 }
 
 impl<E: Engine> WorkerState<E> {

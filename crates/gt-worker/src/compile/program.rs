@@ -80,6 +80,8 @@ enum Work {
 struct PStep {
     work: Work,
     release: SmallVec<[u32; 2]>,
+    /// The last instruction the step executes: it can run once that one has arrived.
+    trigger: u32,
 }
 
 /// A compiled trace.
@@ -91,6 +93,8 @@ pub struct Plan {
     bound: Bound,
     ext_metas: Vec<Meta>,
     steps: Vec<PStep>,
+    /// Where each instruction's arguments start in `bound.args` (one more entry at the end).
+    arg_start: Vec<u32>,
     names: Vec<(&'static str, u64)>,
     /// Instructions in the trace.
     pub instructions: usize,
@@ -117,7 +121,9 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
     let mut metas: Vec<Option<Meta>> = vec![None; n];
     let mut args: Vec<SmallVec<[Arg; 3]>> = Vec::with_capacity(n);
     let mut cursor = 0usize;
+    let mut arg_start = Vec::with_capacity(n + 1);
     for (i, op) in ops.iter().enumerate() {
+        arg_start.push(cursor as u32);
         let k = match op {
             PlanOp::Exec(_, k) => *k as usize,
             PlanOp::Upload(_) => 0,
@@ -149,6 +155,7 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
         }
         args.push(a);
     }
+    arg_start.push(cursor as u32);
     // Liveness: live-outs, then everything they need, walking backwards.
     let mut needed = vec![false; n];
     for &(node, _) in &bound.live {
@@ -197,15 +204,19 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
     let mut last_use: Vec<Option<usize>> = vec![None; n];
     let mut loops = (0, 0);
     for item in items {
-        let work = match item {
-            Item::One(i) => Work::One {
-                msg: i,
-                args: args[i as usize].clone(),
-            },
+        let (work, trigger) = match item {
+            Item::One(i) => (
+                Work::One {
+                    msg: i,
+                    args: args[i as usize].clone(),
+                },
+                i,
+            ),
             Item::Loop(g) => {
                 loops.0 += 1;
                 loops.1 += g.members.len();
-                Work::Loop(g)
+                let last = g.members.iter().map(|m| m.0).max().unwrap_or(0);
+                (Work::Loop(g), last)
             }
         };
         let reads: SmallVec<[Arg; 4]> = match &work {
@@ -220,6 +231,7 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
         steps.push(PStep {
             work,
             release: SmallVec::new(),
+            trigger,
         });
     }
     for (node, lu) in last_use.iter().enumerate() {
@@ -237,6 +249,7 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
         bound,
         ext_metas,
         steps,
+        arg_start,
         names,
         instructions: n,
         dead,
@@ -260,58 +273,48 @@ impl Plan {
         &self.names
     }
 
-    /// Runs the plan on `msgs` (an accepted instance) with external inputs `ext`; returns the
-    /// live-outs in the order of the instance's `Bound::live`.
-    pub fn run<E: Engine>(
-        &self,
-        engine: &mut E,
-        msgs: &[WorkerMsg],
-        ext: &[&E::Tensor],
-    ) -> Result<Vec<E::Tensor>> {
-        let mut slots: Vec<Option<E::Tensor>> = vec![None; msgs.len()];
-        for s in &self.steps {
-            match &s.work {
-                Work::One { msg, args } => {
-                    let t = exec_one(engine, &msgs[*msg as usize], args, &slots, ext)?;
-                    slots[*msg as usize] = Some(t);
-                }
-                Work::Loop(g) => {
-                    let ins: SmallVec<[&E::Tensor; 4]> =
-                        g.loads.iter().map(|(a, _)| arg(a, &slots, ext)).collect();
-                    let shapes: SmallVec<[&gt_core::Shape; 4]> =
-                        g.loads.iter().map(|(_, s)| s).collect();
-                    let dtype = g
-                        .spec
-                        .dtype_of(*g.spec.outputs.first().expect("outputs") as usize);
-                    match engine.run_loop(
-                        &*g.kernel,
-                        &g.spec.shape,
-                        dtype,
-                        g.outputs.len(),
-                        &ins,
-                        &shapes,
-                    ) {
-                        Some(Ok(outs)) => {
-                            drop(ins);
-                            for (node, t) in g.outputs.iter().zip(outs) {
-                                slots[*node as usize] = Some(t);
-                            }
-                        }
-                        Some(Err(e)) => return Err(e),
-                        None => {
-                            drop(ins);
-                            for (msg, args) in &g.members {
-                                let t = exec_one(engine, &msgs[*msg as usize], args, &slots, ext)?;
-                                slots[*msg as usize] = Some(t);
-                            }
-                        }
-                    }
-                }
-            }
-            for &r in &s.release {
-                slots[r as usize] = None;
-            }
-        }
+    /// Instructions in the trace.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the trace is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Whether instruction `i` of an instance, `msg`, is the op the plan has there.
+    pub fn op_accepts(&self, i: usize, msg: &WorkerMsg) -> bool {
+        self.ops.get(i).is_some_and(|p| p.accepts(msg))
+    }
+
+    /// The canonical arguments of instruction `i`.
+    pub fn args_of(&self, i: usize) -> &[Arg] {
+        &self.bound.args[self.arg_start[i] as usize..self.arg_start[i + 1] as usize]
+    }
+
+    /// The meta external input `j` must have.
+    pub fn ext_meta(&self, j: usize) -> Option<&Meta> {
+        self.ext_metas.get(j)
+    }
+
+    /// The canonical form the plan was compiled for.
+    pub fn bound(&self) -> &Bound {
+        &self.bound
+    }
+
+    /// Steps of the program.
+    pub fn steps(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// The instruction after whose arrival step `s` can run.
+    pub fn trigger(&self, s: usize) -> usize {
+        self.steps[s].trigger as usize
+    }
+
+    /// The live-outs from a finished run's slots, in the order of `Bound::live`.
+    pub fn take_live<T>(&self, slots: &mut [Option<T>]) -> Result<Vec<T>> {
         self.bound
             .live
             .iter()
@@ -322,12 +325,66 @@ impl Plan {
             })
             .collect()
     }
+
+    /// Runs step `s` (every earlier step has run; its instructions are in `msgs`).
+    pub fn run_step<E: Engine>(
+        &self,
+        s: usize,
+        engine: &mut E,
+        msgs: &[WorkerMsg],
+        slots: &mut [Option<E::Tensor>],
+        ext: &[E::Tensor],
+    ) -> Result<()> {
+        let s = &self.steps[s];
+        match &s.work {
+            Work::One { msg, args } => {
+                let t = exec_one(engine, &msgs[*msg as usize], args, slots, ext)?;
+                slots[*msg as usize] = Some(t);
+            }
+            Work::Loop(g) => {
+                let ins: SmallVec<[&E::Tensor; 4]> =
+                    g.loads.iter().map(|(a, _)| arg(a, slots, ext)).collect();
+                let shapes: SmallVec<[&gt_core::Shape; 4]> =
+                    g.loads.iter().map(|(_, s)| s).collect();
+                let dtype = g
+                    .spec
+                    .dtype_of(*g.spec.outputs.first().expect("outputs") as usize);
+                match engine.run_loop(
+                    &*g.kernel,
+                    &g.spec.shape,
+                    dtype,
+                    g.outputs.len(),
+                    &ins,
+                    &shapes,
+                ) {
+                    Some(Ok(outs)) => {
+                        drop(ins);
+                        for (node, t) in g.outputs.iter().zip(outs) {
+                            slots[*node as usize] = Some(t);
+                        }
+                    }
+                    Some(Err(e)) => return Err(e),
+                    None => {
+                        drop(ins);
+                        for (msg, args) in &g.members {
+                            let t = exec_one(engine, &msgs[*msg as usize], args, slots, ext)?;
+                            slots[*msg as usize] = Some(t);
+                        }
+                    }
+                }
+            }
+        }
+        for &r in &s.release {
+            slots[r as usize] = None;
+        }
+        Ok(())
+    }
 }
 
-fn arg<'a, T>(a: &Arg, slots: &'a [Option<T>], ext: &[&'a T]) -> &'a T {
+fn arg<'a, T>(a: &Arg, slots: &'a [Option<T>], ext: &'a [T]) -> &'a T {
     match a {
         Arg::Node(j) => slots[*j as usize].as_ref().expect("planned order"),
-        Arg::Ext(j) => ext[*j as usize],
+        Arg::Ext(j) => &ext[*j as usize],
     }
 }
 
@@ -337,7 +394,7 @@ fn exec_one<E: Engine>(
     msg: &WorkerMsg,
     args: &[Arg],
     slots: &[Option<E::Tensor>],
-    ext: &[&E::Tensor],
+    ext: &[E::Tensor],
 ) -> Result<E::Tensor> {
     match msg {
         WorkerMsg::Exec { op, .. } => {

@@ -10,7 +10,7 @@ use gt_ops::{random, Dist, Meta};
 
 /// Approximate cost of one random value relative to a memory-bound element (for the decision
 /// to go parallel).
-const RANDOM_COST: usize = 32;
+const RANDOM_COST: usize = 8;
 
 /// Fills a new tensor of `out` by computing element `i` as `gen(i)` in f64 and converting it to
 /// the dtype (bool: nonzero is true; i64: truncation toward zero).
@@ -58,7 +58,9 @@ pub(crate) fn arange(eng: &CpuEngine, out: &Meta, start: f64, step: f64) -> CpuT
     generate(eng, out, 1, |i| start + step * i as f64)
 }
 
-/// Counter-based random values of `dist` for `(seed, stream)`.
+/// Counter-based random values of `dist` for `(seed, stream)`, generated in blocks by the
+/// vectorized batch fills of [`random`] (bit-identical to the scalar functions the reference
+/// uses).
 pub(crate) fn random(
     eng: &CpuEngine,
     out: &Meta,
@@ -66,15 +68,34 @@ pub(crate) fn random(
     seed: u64,
     stream: u64,
 ) -> Result<CpuTensor> {
-    if !out.dtype.is_float() {
-        return Err(not_float("random", out.dtype));
+    let fill = match dist {
+        Dist::Uniform => random::fill_uniform,
+        Dist::Normal => random::fill_normal,
+    };
+    let n = out.shape.numel();
+    let work = n.saturating_mul(RANDOM_COST);
+    macro_rules! fill {
+        ($t:ty) => {
+            eng.new_tensor::<$t>(&out.shape, out.dtype, |o| {
+                eng.for_chunks(o, work, |start, chunk| {
+                    let mut block = [0.0f64; BLOCK];
+                    for (k, part) in chunk.chunks_mut(BLOCK).enumerate() {
+                        let vals = &mut block[..part.len()];
+                        fill(seed, stream, (start + k * BLOCK) as u64, vals);
+                        for (d, &v) in part.iter_mut().zip(vals.iter()) {
+                            *d = v as $t;
+                        }
+                    }
+                })
+            })
+        };
     }
-    Ok(match dist {
-        Dist::Uniform => generate(eng, out, RANDOM_COST, |i| {
-            random::uniform(seed, stream, i as u64)
-        }),
-        Dist::Normal => generate(eng, out, RANDOM_COST, |i| {
-            random::normal(seed, stream, i as u64)
-        }),
+    Ok(match out.dtype {
+        DType::F32 => fill!(f32),
+        DType::F64 => fill!(f64),
+        DType::I64 | DType::Bool => return Err(not_float("random", out.dtype)),
     })
 }
+
+/// Values generated per batch-fill call (a stack buffer, converted to the dtype after).
+const BLOCK: usize = 256;

@@ -6,6 +6,7 @@
 //! of a stream are flushed (executed eagerly, in order) before anything that could observe them,
 //! so `item()` in the middle of a hot sequence never waits for a sequence that will not finish.
 
+use super::stream::{Mode, Record, Run};
 use super::{Slot, WorkerState};
 use crate::compile::cache::{Lookup, PlanCache};
 use crate::compile::persist::{self, Saved};
@@ -22,9 +23,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use std::time::Instant;
 
 /// One client stream.
-struct Stream {
+struct Stream<T> {
     det: StreamDetector,
-    buf: Vec<WorkerMsg>,
+    mode: Mode<T>,
     /// The signature announced by the last `HotPath::Start`.
     started: Option<u64>,
     /// Signatures this stream has already looked up in the plan cache.
@@ -32,9 +33,9 @@ struct Stream {
 }
 
 /// Detector states, buffers and the plan cache of one worker.
-pub(crate) struct Tracer {
+pub(crate) struct Tracer<T> {
     cfg: HotPathConfig,
-    streams: FxHashMap<SessionId, Stream>,
+    streams: FxHashMap<SessionId, Stream<T>>,
     pub(crate) cache: PlanCache,
     scratch: Scratch,
     saved: Vec<Saved>,
@@ -42,8 +43,8 @@ pub(crate) struct Tracer {
     gone: (u64, u64, u64, u64),
 }
 
-impl Tracer {
-    pub(crate) fn new(cfg: HotPathConfig) -> Tracer {
+impl<T> Tracer<T> {
+    pub(crate) fn new(cfg: HotPathConfig) -> Tracer<T> {
         let saved = cfg
             .cache_dir
             .as_deref()
@@ -62,7 +63,7 @@ impl Tracer {
         }
     }
 
-    fn stream(&mut self, s: SessionId) -> &mut Stream {
+    fn stream(&mut self, s: SessionId) -> &mut Stream<T> {
         let (cfg, saved) = (&self.cfg, &self.saved);
         self.streams.entry(s).or_insert_with(|| {
             let mut det = StreamDetector::new(Params {
@@ -75,7 +76,7 @@ impl Tracer {
             }
             Stream {
                 det,
-                buf: Vec::new(),
+                mode: Mode::Idle,
                 started: None,
                 seen: FxHashSet::default(),
             }
@@ -138,7 +139,7 @@ impl<E: Engine> WorkerState<E> {
 
     pub(super) fn handle_traced(
         &mut self,
-        tr: &mut Tracer,
+        tr: &mut Tracer<E::Tensor>,
         msg: WorkerMsg,
         peers: &mut dyn Peers,
         out: &mut Vec<WorkerReply>,
@@ -147,8 +148,13 @@ impl<E: Engine> WorkerState<E> {
             WorkerMsg::Exec { out: k, inputs, .. } => {
                 let s = k.session();
                 if inputs.iter().any(|i| i.session() != s) {
-                    // Dispatcher temporaries of another stream: not part of any trace.
+                    // Dispatcher temporaries of another stream: not part of any trace, and
+                    // every stream they name must have its tensors in the table.
+                    let others: Vec<SessionId> = inputs.iter().map(|i| i.session()).collect();
                     self.sync_stream(tr, s, peers, out);
+                    for o in others {
+                        self.sync_stream(tr, o, peers, out);
+                    }
                     return self.exec_now(msg, peers, out);
                 }
                 s
@@ -180,7 +186,7 @@ impl<E: Engine> WorkerState<E> {
             }
             WorkerMsg::FreeSession { session } => {
                 if let Some(st) = tr.streams.remove(session) {
-                    // Its buffered instructions only made tensors that are dropped now.
+                    // A streamed run only made tensors of this session: dropped with it.
                     tr.gone.0 += st.det.total;
                     tr.gone.1 += st.det.hot_instructions;
                     tr.gone.2 += st.det.unique_sequences();
@@ -201,7 +207,6 @@ impl<E: Engine> WorkerState<E> {
             Step::Begin => {
                 let sig = st.det.active_sig().unwrap_or(0);
                 st.started = Some(sig);
-                st.buf.push(msg);
                 out.push(WorkerReply::HotPath {
                     session: s,
                     event: HotPathEvent::Start {
@@ -209,10 +214,11 @@ impl<E: Engine> WorkerState<E> {
                         len: st.det.active_len().unwrap_or(0) as u32,
                     },
                 });
+                begin(tr, s, sig);
+                self.feed(tr, s, msg, peers, out);
             }
-            Step::Buffer => st.buf.push(msg),
+            Step::Buffer => self.feed(tr, s, msg, peers, out),
             Step::Complete(c) => {
-                st.buf.push(msg);
                 let (sig, len) = {
                     let h = &st.det.hot()[c as usize];
                     (h.sig, h.hashes.len())
@@ -225,8 +231,10 @@ impl<E: Engine> WorkerState<E> {
                             len: len as u32,
                         },
                     });
+                    begin(tr, s, sig);
                 }
-                let compiled = self.run_trace(tr, s, sig, peers, out);
+                self.feed(tr, s, msg, peers, out);
+                let compiled = self.complete(tr, s, sig, peers, out);
                 out.push(WorkerReply::HotPath {
                     session: s,
                     event: HotPathEvent::End {
@@ -245,10 +253,133 @@ impl<E: Engine> WorkerState<E> {
         }
     }
 
+    /// Executes `msg` eagerly, returning the nanoseconds it took.
+    fn exec_timed(
+        &mut self,
+        msg: WorkerMsg,
+        peers: &mut dyn Peers,
+        out: &mut Vec<WorkerReply>,
+    ) -> u64 {
+        let t0 = Instant::now();
+        self.exec_now(msg, peers, out);
+        t0.elapsed().as_nanos() as u64
+    }
+
+    /// Hands an instruction of the hot sequence being matched in stream `s` to its mode.
+    fn feed(
+        &mut self,
+        tr: &mut Tracer<E::Tensor>,
+        s: SessionId,
+        msg: WorkerMsg,
+        peers: &mut dyn Peers,
+        out: &mut Vec<WorkerReply>,
+    ) {
+        let st = tr.streams.get_mut(&s).expect("stream exists");
+        match &mut st.mode {
+            Mode::Idle => self.exec_now(msg, peers, out),
+            Mode::Eager(ns) => {
+                let ns0 = *ns;
+                let dt = self.exec_timed(msg, peers, out);
+                st.mode = Mode::Eager(ns0 + dt);
+            }
+            Mode::Record(r) => {
+                let (tensors, engine) = (&self.tensors, &self.engine);
+                r.note(&msg, |k| Self::meta_of(tensors, engine, k));
+                let dt = self.exec_timed(msg, peers, out);
+                if let Mode::Record(r) = &mut tr.streams.get_mut(&s).expect("stream").mode {
+                    r.ns += dt;
+                }
+            }
+            Mode::Stream(run) => {
+                let given_up = match run.accept(msg, &self.tensors, &self.engine) {
+                    Ok(()) => run.advance(&mut self.engine).err().map(|_| None),
+                    Err(msg) => Some(Some(msg)),
+                };
+                if let Some(rest) = given_up {
+                    // The instance is not the plan's (another candidate of the detector may
+                    // still complete), or a kernel failed: replay what arrived eagerly (which
+                    // reports any error exactly as eager execution does) and record the rest.
+                    let Mode::Stream(run) = std::mem::replace(&mut st.mode, Mode::Idle) else {
+                        unreachable!("matched above")
+                    };
+                    let mut r = Record::default();
+                    for m in run.msgs.into_iter().chain(rest) {
+                        let (tensors, engine) = (&self.tensors, &self.engine);
+                        r.note(&m, |k| Self::meta_of(tensors, engine, k));
+                        r.ns += self.exec_timed(m, peers, out);
+                    }
+                    tr.streams.get_mut(&s).expect("stream").mode = Mode::Record(r);
+                }
+            }
+        }
+    }
+
+    /// Ends stream `s`'s hot sequence `sig` (its last instruction was fed). Returns whether it
+    /// ran compiled.
+    fn complete(
+        &mut self,
+        tr: &mut Tracer<E::Tensor>,
+        s: SessionId,
+        sig: u64,
+        peers: &mut dyn Peers,
+        out: &mut Vec<WorkerReply>,
+    ) -> bool {
+        let st = tr.streams.get_mut(&s).expect("stream exists");
+        match std::mem::replace(&mut st.mode, Mode::Idle) {
+            Mode::Idle => false,
+            Mode::Eager(ns) => {
+                if !matches!(tr.cache.lookup(sig), Lookup::Off) {
+                    tr.cache.record_eager(sig, ns);
+                }
+                false
+            }
+            Mode::Record(r) => {
+                if matches!(tr.cache.lookup(sig), Lookup::Missing) {
+                    if let Some(job) = compile_job(sig, &r, &mut tr.scratch) {
+                        tr.cache.start(job);
+                    }
+                }
+                tr.cache.record_eager(sig, r.ns);
+                false
+            }
+            Mode::Stream(mut run) => {
+                let results = if run.plan.sig == sig && run.finished() {
+                    run.results()
+                } else {
+                    None
+                };
+                let Some((live, freed)) = results else {
+                    // Not the plan's instance after all: the tensor table still has everything
+                    // eager execution needs, so replay it.
+                    for m in run.msgs {
+                        self.exec_now(m, peers, out);
+                    }
+                    return false;
+                };
+                for (k, t) in live {
+                    self.tensors.insert(k, Slot::Ready(t));
+                }
+                for k in freed {
+                    self.tensors.remove(&k);
+                }
+                let plan = &run.plan;
+                let execs = plan.names().iter().map(|x| x.1).sum::<u64>();
+                self.ops_executed += execs + plan.dead as u64;
+                for (name, n) in plan.names() {
+                    *self.by_name.entry(name).or_insert(0) += n;
+                }
+                if tr.cache.record_compiled(sig, run.ns, run.msgs.len() as u64) {
+                    disable_everywhere(tr, sig);
+                }
+                true
+            }
+        }
+    }
+
     /// Ends stream `s`'s segment (a sync point), flushing what it buffered.
     fn sync_stream(
         &mut self,
-        tr: &mut Tracer,
+        tr: &mut Tracer<E::Tensor>,
         s: SessionId,
         peers: &mut dyn Peers,
         out: &mut Vec<WorkerReply>,
@@ -262,10 +393,11 @@ impl<E: Engine> WorkerState<E> {
         }
     }
 
-    /// Executes stream `s`'s buffered prefix eagerly.
+    /// Abandons stream `s`'s hot sequence in progress, bringing the tensor table to eager
+    /// execution's state (a streamed run is replayed eagerly).
     fn flush(
         &mut self,
-        tr: &mut Tracer,
+        tr: &mut Tracer<E::Tensor>,
         s: SessionId,
         peers: &mut dyn Peers,
         out: &mut Vec<WorkerReply>,
@@ -274,10 +406,10 @@ impl<E: Engine> WorkerState<E> {
             return;
         };
         st.det.abandon();
-        if st.buf.is_empty() {
+        let mode = std::mem::replace(&mut st.mode, Mode::Idle);
+        if matches!(mode, Mode::Idle) {
             return;
         }
-        let buf = std::mem::take(&mut st.buf);
         if let Some(sig) = st.started.take() {
             out.push(WorkerReply::HotPath {
                 session: s,
@@ -288,130 +420,68 @@ impl<E: Engine> WorkerState<E> {
             });
         }
         tr.cache.deviation();
-        for m in buf {
-            self.exec_now(m, peers, out);
+        if let Mode::Stream(run) = mode {
+            for m in run.msgs {
+                self.exec_now(m, peers, out);
+            }
         }
     }
 
-    fn flush_all(&mut self, tr: &mut Tracer, peers: &mut dyn Peers, out: &mut Vec<WorkerReply>) {
+    fn flush_all(
+        &mut self,
+        tr: &mut Tracer<E::Tensor>,
+        peers: &mut dyn Peers,
+        out: &mut Vec<WorkerReply>,
+    ) {
         let pending: Vec<SessionId> = tr
             .streams
             .iter()
-            .filter(|(_, st)| !st.buf.is_empty())
+            .filter(|(_, st)| !matches!(st.mode, Mode::Idle))
             .map(|(s, _)| *s)
             .collect();
         for s in pending {
             self.flush(tr, s, peers, out);
         }
     }
+}
 
-    /// Runs stream `s`'s complete buffered sequence `sig`: compiled when a plan accepts it, else
-    /// eagerly (starting a compile when none exists). Returns whether it ran compiled.
-    fn run_trace(
-        &mut self,
-        tr: &mut Tracer,
-        s: SessionId,
-        sig: u64,
-        peers: &mut dyn Peers,
-        out: &mut Vec<WorkerReply>,
-    ) -> bool {
-        let st = tr.streams.get_mut(&s).expect("stream exists");
-        let msgs = std::mem::take(&mut st.buf);
-        let first_look = st.seen.insert(sig);
-        let lookup = tr.cache.lookup(sig);
-        if first_look && !matches!(lookup, Lookup::Missing) {
-            tr.cache.hit();
-        }
-        let bound = bind(&msgs, &mut tr.scratch);
-        // Metas of the external inputs; `None` if any is missing or failed (eager reports it).
-        let ext_metas: Option<Vec<Meta>> = bound.as_ref().and_then(|b| {
-            b.ext
-                .iter()
-                .map(|k| Self::meta_of(&self.tensors, &self.engine, *k))
-                .collect()
-        });
-        match (lookup, bound, ext_metas) {
-            (Lookup::Ready(plan), Some(b), Some(metas)) if plan.accepts(&msgs, &b, &metas) => {
-                let t0 = Instant::now();
-                let ext: Vec<&E::Tensor> = b
-                    .ext
-                    .iter()
-                    .map(|k| match self.tensors.get(k) {
-                        Some(Slot::Ready(t)) => t,
-                        _ => unreachable!("external inputs were checked"),
-                    })
-                    .collect();
-                let engine = &mut self.engine;
-                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    plan.run(engine, &msgs, &ext)
-                }));
-                drop(ext);
-                match run {
-                    Ok(Ok(live)) => {
-                        for (t, (_, k)) in live.into_iter().zip(&b.live) {
-                            self.tensors.insert(*k, Slot::Ready(t));
-                        }
-                        for &j in &b.free_ext {
-                            self.tensors.remove(&b.ext[j as usize]);
-                        }
-                        let execs = plan.names().iter().map(|x| x.1).sum::<u64>() as usize;
-                        self.ops_executed += (execs + plan.dead) as u64;
-                        for (name, n) in plan.names() {
-                            *self.by_name.entry(name).or_insert(0) += n;
-                        }
-                        let ns = t0.elapsed().as_nanos() as u64;
-                        if tr.cache.record_compiled(sig, ns, msgs.len() as u64) {
-                            disable_everywhere(tr, sig);
-                        }
-                        true
-                    }
-                    // A kernel failed or panicked: nothing was stored, so replaying eagerly
-                    // poisons exactly what eager execution poisons.
-                    _ => {
-                        self.replay(msgs, peers, out);
-                        false
-                    }
-                }
-            }
-            (Lookup::Missing, Some(b), Some(metas)) => {
-                let ops: Option<Vec<PlanOp>> = msgs.iter().map(PlanOp::of).collect();
-                let t0 = Instant::now();
-                let job = ops.map(|ops| CompileJob {
-                    sig,
-                    ops,
-                    bound: b,
-                    ext_metas: metas,
-                });
-                self.replay(msgs, peers, out);
-                tr.cache.record_eager(sig, t0.elapsed().as_nanos() as u64);
-                if let Some(job) = job {
-                    tr.cache.start(job);
-                }
-                false
-            }
-            (Lookup::Off, ..) => {
-                disable_everywhere(tr, sig);
-                self.replay(msgs, peers, out);
-                false
-            }
-            _ => {
-                let t0 = Instant::now();
-                self.replay(msgs, peers, out);
-                tr.cache.record_eager(sig, t0.elapsed().as_nanos() as u64);
-                false
-            }
-        }
+/// Picks stream `s`'s mode for hot sequence `sig`, which begins now.
+fn begin<T: Clone>(tr: &mut Tracer<T>, s: SessionId, sig: u64) {
+    let lookup = tr.cache.lookup(sig);
+    let st = tr.streams.get_mut(&s).expect("stream exists");
+    if st.seen.insert(sig) && !matches!(lookup, Lookup::Missing) {
+        tr.cache.hit();
     }
-
-    fn replay(&mut self, msgs: Vec<WorkerMsg>, peers: &mut dyn Peers, out: &mut Vec<WorkerReply>) {
-        for m in msgs {
-            self.exec_now(m, peers, out);
-        }
+    let off = matches!(lookup, Lookup::Off);
+    st.mode = match lookup {
+        Lookup::Ready(plan) => Mode::Stream(Box::new(Run::new(plan))),
+        Lookup::Missing => Mode::Record(Record::default()),
+        Lookup::Pending | Lookup::Off => Mode::Eager(0),
+    };
+    if off {
+        disable_everywhere(tr, sig);
     }
 }
 
+/// The compile job for a recorded instance (`None` when it holds something a plan cannot).
+fn compile_job(sig: u64, r: &Record, scratch: &mut Scratch) -> Option<CompileJob> {
+    let bound = bind(&r.msgs, scratch)?;
+    let ext_metas = bound
+        .ext
+        .iter()
+        .map(|k| r.metas.get(k).cloned())
+        .collect::<Option<Vec<Meta>>>()?;
+    let ops = r.msgs.iter().map(PlanOp::of).collect::<Option<Vec<_>>>()?;
+    Some(CompileJob {
+        sig,
+        ops,
+        bound,
+        ext_metas,
+    })
+}
+
 /// Stops every stream from buffering `sig` (its plan failed or lost to eager).
-fn disable_everywhere(tr: &mut Tracer, sig: u64) {
+fn disable_everywhere<T>(tr: &mut Tracer<T>, sig: u64) {
     for st in tr.streams.values_mut() {
         st.det.disable(sig);
     }

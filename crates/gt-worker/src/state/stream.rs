@@ -1,0 +1,237 @@
+//! What one client stream is doing inside a hot sequence ([`Mode`]): recording it while it runs
+//! eagerly (no plan yet), or streaming it through a compiled plan.
+//!
+//! Streaming is what makes a compiled trace pay off: the worker does not wait for the whole
+//! sequence to arrive before running it (that serializes the worker behind the client, which on
+//! a training step costs more than compilation saves). Each arriving instruction is checked
+//! against the plan — the same op, the same canonical dataflow, external inputs of the planned
+//! metas — and every program step whose instructions have all arrived runs at once. Results
+//! stay in the run's slots, outside the tensor table, until the sequence completes; then the
+//! live-outs are installed and the trace's frees of external tensors applied.
+//!
+//! If the stream deviates, or something must observe the tensor table before the sequence ends
+//! (a read, a transfer, a barrier), the run is discarded and its instructions are replayed
+//! eagerly from the start: the table still holds every external input (the trace's frees were
+//! deferred), so the replay produces exactly eager execution's state. Deviations are rare after
+//! warm-up, so computing a prefix twice then is cheap insurance for bit-exact semantics.
+
+use super::Slot;
+use crate::compile::program::Plan;
+use crate::compile::trace::Arg;
+use crate::engine::Engine;
+use gt_core::Key;
+use gt_ops::Meta;
+use gt_proto::{TensorData, WorkerMsg};
+use rustc_hash::{FxHashMap, FxHashSet};
+use smallvec::SmallVec;
+use std::sync::Arc;
+
+/// A stream's state for the hot sequence being matched.
+pub(super) enum Mode<T> {
+    /// Not inside a hot sequence.
+    Idle,
+    /// No plan yet: instructions run eagerly as they arrive, and a copy is kept to compile.
+    Record(Record),
+    /// A plan is ready: instructions are streamed through it.
+    Stream(Box<Run<T>>),
+    /// Running eagerly (a compile is pending, the plan is off, or a streamed run was given
+    /// up); `.0` is the time spent executing, for the regression guard.
+    Eager(u64),
+}
+
+/// An instance recorded while it runs eagerly.
+#[derive(Default)]
+pub(super) struct Record {
+    /// The instructions, without upload payloads.
+    pub msgs: Vec<WorkerMsg>,
+    /// Metas of the external inputs, taken at first use (the trace may free them).
+    pub metas: FxHashMap<Key, Meta>,
+    produced: FxHashSet<Key>,
+    /// Nanoseconds spent executing the instance.
+    pub ns: u64,
+}
+
+impl Record {
+    /// Notes `msg` before it executes (`meta_of` reads the tensor table).
+    pub fn note(&mut self, msg: &WorkerMsg, meta_of: impl Fn(Key) -> Option<Meta>) {
+        let (inputs, out): (&[Key], Option<Key>) = match msg {
+            WorkerMsg::Exec { out, inputs, .. } => (inputs, Some(*out)),
+            WorkerMsg::Upload { out, .. } => (&[], Some(*out)),
+            WorkerMsg::Free { key } => (std::slice::from_ref(key), None),
+            _ => (&[], None),
+        };
+        for k in inputs {
+            if !self.produced.contains(k) && !self.metas.contains_key(k) {
+                if let Some(m) = meta_of(*k) {
+                    self.metas.insert(*k, m);
+                }
+            }
+        }
+        if let Some(o) = out {
+            self.produced.insert(o);
+        }
+        self.msgs.push(skeleton(msg));
+    }
+}
+
+/// `msg` as the compiler needs it: an upload keeps its dtype and shape, not its bytes.
+fn skeleton(msg: &WorkerMsg) -> WorkerMsg {
+    match msg {
+        WorkerMsg::Upload { out, data } => WorkerMsg::Upload {
+            out: *out,
+            data: TensorData {
+                dtype: data.dtype,
+                shape: data.shape.clone(),
+                bytes: Vec::new(),
+            },
+        },
+        m => m.clone(),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Name {
+    Node(u32),
+    Ext(u32),
+    Freed,
+}
+
+/// One instance streamed through a plan.
+pub(super) struct Run<T> {
+    pub plan: Arc<Plan>,
+    /// The instructions received so far (kept for the steps' runtime parameters and for a
+    /// replay).
+    pub msgs: Vec<WorkerMsg>,
+    names: FxHashMap<Key, Name>,
+    /// External inputs by canonical number, and their keys.
+    ext: Vec<T>,
+    ext_keys: Vec<Key>,
+    slots: Vec<Option<T>>,
+    next_step: usize,
+    /// Nanoseconds spent in the plan's steps.
+    pub ns: u64,
+}
+
+impl<T: Clone> Run<T> {
+    pub fn new(plan: Arc<Plan>) -> Run<T> {
+        let n = plan.len();
+        Run {
+            plan,
+            msgs: Vec::with_capacity(n),
+            names: FxHashMap::default(),
+            ext: Vec::new(),
+            ext_keys: Vec::new(),
+            slots: vec![None; n],
+            next_step: 0,
+            ns: 0,
+        }
+    }
+
+    /// Takes the next instruction if it is the one the plan expects there (handing it back if
+    /// not). `tensors` is the worker's table, where external inputs are looked up.
+    pub fn accept<E: Engine<Tensor = T>>(
+        &mut self,
+        msg: WorkerMsg,
+        tensors: &FxHashMap<Key, Slot<T>>,
+        engine: &E,
+    ) -> Result<(), WorkerMsg> {
+        let i = self.msgs.len();
+        if !self.plan.op_accepts(i, &msg) {
+            return Err(msg);
+        }
+        let keys: SmallVec<[Key; 3]> = match &msg {
+            WorkerMsg::Exec { inputs, .. } => inputs.iter().copied().collect(),
+            WorkerMsg::Free { key } => [*key].into_iter().collect(),
+            _ => SmallVec::new(),
+        };
+        let want = self.plan.args_of(i);
+        if keys.len() != want.len() {
+            return Err(msg);
+        }
+        for (k, w) in keys.iter().zip(want) {
+            let got = match self.names.get(k) {
+                Some(Name::Node(n)) => Arg::Node(*n),
+                Some(Name::Ext(j)) => Arg::Ext(*j),
+                Some(Name::Freed) => return Err(msg),
+                None => {
+                    let j = self.ext.len();
+                    let t = match tensors.get(k) {
+                        Some(Slot::Ready(t)) => t,
+                        _ => return Err(msg),
+                    };
+                    if self.plan.ext_meta(j) != Some(&engine.meta(t)) {
+                        return Err(msg);
+                    }
+                    self.ext.push(t.clone());
+                    self.ext_keys.push(*k);
+                    self.names.insert(*k, Name::Ext(j as u32));
+                    Arg::Ext(j as u32)
+                }
+            };
+            if got != *w {
+                return Err(msg);
+            }
+        }
+        match &msg {
+            WorkerMsg::Exec { out, .. } | WorkerMsg::Upload { out, .. } => {
+                self.names.insert(*out, Name::Node(i as u32));
+            }
+            WorkerMsg::Free { key } => {
+                self.names.insert(*key, Name::Freed);
+            }
+            _ => {}
+        }
+        self.msgs.push(msg);
+        Ok(())
+    }
+
+    /// Runs every step whose instructions have all arrived.
+    pub fn advance<E: Engine<Tensor = T>>(&mut self, engine: &mut E) -> gt_core::Result<()> {
+        let arrived = self.msgs.len();
+        let t0 = std::time::Instant::now();
+        let mut r = Ok(());
+        while self.next_step < self.plan.steps() && self.plan.trigger(self.next_step) < arrived {
+            r = self
+                .plan
+                .run_step(self.next_step, engine, &self.msgs, &mut self.slots, &self.ext);
+            if r.is_err() {
+                break;
+            }
+            self.next_step += 1;
+        }
+        self.ns += t0.elapsed().as_nanos() as u64;
+        r
+    }
+
+    /// Whether the whole sequence arrived and every step ran.
+    pub fn finished(&self) -> bool {
+        self.msgs.len() == self.plan.len() && self.next_step == self.plan.steps()
+    }
+
+    /// The finished run's live-outs with their keys, and the external keys the trace frees;
+    /// `None` when this instance's live-outs are not the plan's.
+    pub fn results(&mut self) -> Option<(Vec<(Key, T)>, Vec<Key>)> {
+        let mut live: Vec<(u32, Key)> = self
+            .names
+            .iter()
+            .filter_map(|(k, n)| match n {
+                Name::Node(i) => Some((*i, *k)),
+                _ => None,
+            })
+            .collect();
+        live.sort_unstable_by_key(|x| x.0);
+        let planned = &self.plan.bound().live;
+        if live.len() != planned.len() || live.iter().zip(planned).any(|(a, b)| a.0 != b.0) {
+            return None;
+        }
+        let values = self.plan.take_live(&mut self.slots).ok()?;
+        let freed = self
+            .plan
+            .bound()
+            .free_ext
+            .iter()
+            .map(|&j| self.ext_keys[j as usize])
+            .collect();
+        Some((live.into_iter().map(|x| x.1).zip(values).collect(), freed))
+    }
+}
