@@ -4,7 +4,7 @@
 
 use crate::nn::Param;
 use gt_client::{no_grad, Tensor};
-use gt_core::{Error, Result};
+use gt_core::{DType, Error, Result, Shape};
 
 /// Something that updates parameters from their gradients.
 pub trait Optimizer {
@@ -153,6 +153,18 @@ impl Adam {
     }
 }
 
+/// A per-step constant as a 0-d tensor of `like`'s dtype and session, uploaded rather than
+/// written into the ops: the instruction stream of every step is then the same program, so
+/// the hot-path compiler sees one repeating training step instead of a new one per step.
+/// Casting to the dtype first gives exactly what the tensor-scalar op computes.
+fn step_constant(like: &Tensor, value: f64) -> Result<Tensor> {
+    let s = like.session();
+    match like.dtype() {
+        DType::F64 => s.try_tensor_f64(&[value], Shape::scalar()),
+        _ => s.try_tensor(&[value as f32], Shape::scalar()),
+    }
+}
+
 impl Optimizer for Adam {
     fn step(&mut self) -> Result<()> {
         let _g = no_grad();
@@ -160,12 +172,28 @@ impl Optimizer for Adam {
         let (b1, b2) = self.betas;
         let bc1 = 1.0 - b1.powi(self.step as i32);
         let bc2 = 1.0 - b2.powi(self.step as i32);
+        // The two step-dependent factors, one upload each per dtype.
+        let mut consts: Vec<(DType, Tensor, Tensor)> = Vec::new();
         for (i, p) in self.params.iter().enumerate() {
             let Some(mut g) = p.grad() else { continue };
             let mut w = p.get();
+            let (sqrt_bc2, step_size) = match consts.iter().find(|c| c.0 == w.dtype()) {
+                Some(c) => (c.1.clone(), c.2.clone()),
+                None => {
+                    let c = (
+                        w.dtype(),
+                        step_constant(&w, bc2.sqrt())?,
+                        step_constant(&w, self.lr / bc1)?,
+                    );
+                    consts.push(c.clone());
+                    (c.1, c.2)
+                }
+            };
             if self.weight_decay != 0.0 {
                 if self.decoupled {
-                    w = w.try_mul_scalar(1.0 - self.lr * self.weight_decay)?;
+                    // Uploaded too: a learning-rate schedule changes it every step.
+                    let decay = step_constant(&w, 1.0 - self.lr * self.weight_decay)?;
+                    w = w.try_mul(&decay)?;
                 } else {
                     g = g.try_add(&w.try_mul_scalar(self.weight_decay)?)?;
                 }
@@ -184,11 +212,8 @@ impl Optimizer for Adam {
                     .try_add(&g2.try_mul_scalar(1.0 - b2)?)?,
             };
             // PyTorch: denom = sqrt(v) / sqrt(bc2) + eps; p -= (lr / bc1) * m / denom.
-            let denom = v
-                .try_sqrt()?
-                .try_div_scalar(bc2.sqrt())?
-                .try_add_scalar(self.eps)?;
-            let update = m.try_div(&denom)?.try_mul_scalar(self.lr / bc1)?;
+            let denom = v.try_sqrt()?.try_div(&sqrt_bc2)?.try_add_scalar(self.eps)?;
+            let update = m.try_div(&denom)?.try_mul(&step_size)?;
             p.set(w.try_sub(&update)?);
             self.m[i] = Some(m);
             self.v[i] = Some(v);
