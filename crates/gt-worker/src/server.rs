@@ -13,7 +13,7 @@ use crate::cpu::CpuEngine;
 use crate::hotpath::HotPathConfig;
 use crate::peers::{Mailbox, PeerLinks, PeerNet};
 use crate::state::WorkerState;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use gt_core::{Error, Result, WorkerId};
 use gt_proto::{ExecSpan, Hello, PeerMsg, Role, WorkerLoad, WorkerMsg, WorkerReply};
 use gt_transport::{
@@ -24,6 +24,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
+
+/// How long report-only replies (hot-path markers, timing records) may wait to travel with the
+/// next real reply.
+const REPORT_DELAY: Duration = Duration::from_millis(20);
 
 /// Everything a worker needs to know, read once by the binary.
 #[derive(Clone, Debug)]
@@ -233,7 +237,26 @@ fn execute_loop(
     // Timing records are stamped with the Unix clock so the dispatcher can place them on its own
     // timeline; one reading anchors the monotonic clock used per instruction.
     let (epoch_unix, epoch) = (unix_ns(), Instant::now());
-    while let Ok(batch) = rx.recv() {
+    loop {
+        // Replies that only report (hot-path markers, timing) wait for the next real reply or
+        // a quiet moment: sending them at once would wake the dispatcher once more per batch.
+        let batch = if out.is_empty() {
+            match rx.recv() {
+                Ok(b) => b,
+                Err(_) => break,
+            }
+        } else {
+            match rx.recv_timeout(REPORT_DELAY) {
+                Ok(b) => b,
+                Err(RecvTimeoutError::Timeout) => {
+                    if replies.send(std::mem::take(&mut out)).is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        };
         let n = batch.len() as u64;
         let start = Instant::now();
         if load.timing.load(Ordering::Relaxed) {
@@ -264,9 +287,15 @@ fn execute_loop(
             .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         load.handled.fetch_add(n, Ordering::Relaxed);
         load.queued.fetch_sub(n, Ordering::Relaxed);
-        if !out.is_empty() && replies.send(std::mem::take(&mut out)).is_err() {
+        let urgent = out
+            .iter()
+            .any(|r| !matches!(r, WorkerReply::HotPath { .. } | WorkerReply::Timing { .. }));
+        if urgent && replies.send(std::mem::take(&mut out)).is_err() {
             break;
         }
+    }
+    if !out.is_empty() {
+        let _ = replies.send(out);
     }
     tracing::debug!(target: "gt::worker", "worker {} stopped", id.0);
 }
