@@ -79,6 +79,15 @@ pub struct CompileStats {
     pub fused_instructions: u64,
     /// Instructions removed as dead (results freed inside the trace without being read).
     pub dead_instructions: u64,
+    /// Results of compiled runs left uncomputed until something uses them.
+    #[serde(default)]
+    pub deferred_values: u64,
+    /// Deferred results computed because something used them.
+    #[serde(default)]
+    pub deferred_forced: u64,
+    /// Deferred results freed unused: work never done.
+    #[serde(default)]
+    pub deferred_dropped: u64,
 }
 
 /// The dispatcher's own counters (`ClientMsg::DispatcherStats`).

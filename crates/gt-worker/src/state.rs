@@ -3,6 +3,7 @@
 //! With hot-path detection on, every instruction passes through the stream modifier in
 //! [`trace`] first, which may buffer a hot sequence and run it as a compiled plan.
 
+mod deferred;
 mod stream;
 mod trace;
 
@@ -39,6 +40,12 @@ pub struct WorkerState<E: Engine> {
     by_name: FxHashMap<&'static str, u64>,
     errors: u64,
     trace: Option<Box<trace::Tracer<E::Tensor>>>,
+    /// Live-outs of compiled traces not computed yet (see [`deferred`]).
+    deferred: FxHashMap<Key, deferred::Promise<E::Tensor>>,
+    /// Deferred values made, forced and dropped unused.
+    deferred_counts: (u64, u64, u64),
+    /// Traces with deferred values, oldest first, and their keys (to bound what they retain).
+    deferred_groups: std::collections::VecDeque<(deferred::GroupRef<E::Tensor>, Vec<Key>)>,
 }
 
 impl<E: Engine> WorkerState<E> {
@@ -59,11 +66,21 @@ impl<E: Engine> WorkerState<E> {
             trace: cfg
                 .enabled()
                 .then(|| Box::new(trace::Tracer::new(cfg.clone()))),
+            deferred: FxHashMap::default(),
+            deferred_counts: (0, 0, 0),
+            deferred_groups: Default::default(),
         }
     }
 
     /// Handles one instruction, pushing any reply to `out`.
     pub fn handle(&mut self, msg: WorkerMsg, peers: &mut dyn Peers, out: &mut Vec<WorkerReply>) {
+        if !self.deferred.is_empty() {
+            for k in deferred::reads(&msg) {
+                if let (Some((sig, idx)), Some(tr)) = (self.force(k), &mut self.trace) {
+                    tr.live_out_used(sig, idx);
+                }
+            }
+        }
         match self.trace.take() {
             None => self.exec_now(msg, peers, out),
             Some(mut tr) => {
@@ -123,6 +140,9 @@ impl<E: Engine> WorkerState<E> {
             }
             WorkerMsg::Free { key } => {
                 self.tensors.remove(&key);
+                if !self.deferred.is_empty() && self.deferred.remove(&key).is_some() {
+                    self.deferred_counts.2 += 1;
+                }
             }
             WorkerMsg::FreeSession { session } => self.free_session(session),
             WorkerMsg::Alias { out: key, src } => {
@@ -198,7 +218,29 @@ impl<E: Engine> WorkerState<E> {
         }
     }
 
+    /// Computes deferred value `key` (if it is one) into the tensor table. Returns the trace
+    /// signature and live-out index it was, for the tracer to learn from.
+    fn force(&mut self, key: Key) -> Option<(u64, usize)> {
+        let p = self.deferred.remove(&key)?;
+        let (v, ran) = p.force(&mut self.engine);
+        self.ops_executed += ran;
+        self.deferred_counts.1 += 1;
+        let slot = match v {
+            Ok(t) => Slot::Ready(t),
+            Err(e) => {
+                self.errors += 1;
+                Slot::Poisoned(e)
+            }
+        };
+        self.tensors.insert(key, slot);
+        let sig = p.group.lock().unwrap_or_else(|e| e.into_inner()).sig;
+        Some((sig, p.idx))
+    }
+
     fn free_session(&mut self, session: SessionId) {
+        let before = self.deferred.len();
+        self.deferred.retain(|k, _| k.session() != session);
+        self.deferred_counts.2 += (before - self.deferred.len()) as u64;
         let before = self.tensors.len();
         self.tensors.retain(|k, _| k.session() != session);
         tracing::debug!(target: "gt::worker", "freed {} tensors of {session}", before - self.tensors.len());
@@ -238,12 +280,19 @@ impl<E: Engine> WorkerState<E> {
                 .as_ref()
                 .map(|t| t.hotpath_stats())
                 .unwrap_or_default(),
-            compile: self
-                .trace
-                .as_ref()
-                .map(|t| t.cache.stats.clone())
-                .unwrap_or_default(),
+            compile: self.compile_stats(
+                self.trace
+                    .as_ref()
+                    .map(|t| t.cache.stats.clone())
+                    .unwrap_or_default(),
+            ),
         }
+    }
+
+    /// The compiler's counters with the worker's deferred-value counts added.
+    fn compile_stats(&self, mut c: gt_proto::CompileStats) -> gt_proto::CompileStats {
+        (c.deferred_values, c.deferred_forced, c.deferred_dropped) = self.deferred_counts;
+        c
     }
 }
 

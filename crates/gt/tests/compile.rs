@@ -266,3 +266,70 @@ fn mlp_training_gives_identical_losses_and_stops_compiling_after_warmup() {
         );
     }
 }
+
+#[test]
+fn gradients_nobody_reads_are_deferred_and_exact_when_read_later() {
+    // Fresh leaves each step, backward, `item()` on the loss: the leaves' gradients are live
+    // after the trace, so a compiled run defers them. Every fifth step reads them afterwards
+    // (forcing the deferred work, possibly from an older iteration kept in `State`); the
+    // values must be eager's to the bit, and the loop must keep running compiled.
+    let st = both(30, |s, st, i| {
+        let a = s
+            .try_randn([6, 6], DType::F32)
+            .unwrap()
+            .requires_grad_(true)
+            .unwrap();
+        let b = s
+            .try_randn([6, 6], DType::F32)
+            .unwrap()
+            .requires_grad_(true)
+            .unwrap();
+        let loss = a.matmul(&b).relu().matmul(&b).sum();
+        loss.backward().unwrap();
+        let mut out = vec![show(loss.item().map(|v| vec![v]))];
+        if i % 5 == 4 {
+            out.push(read(&a.grad().unwrap()));
+            if let Some(old) = st.t.first() {
+                out.push(read(old));
+            }
+        }
+        if i % 7 == 3 {
+            // Keep a gradient around unread for a while.
+            st.t = vec![b.grad().unwrap()];
+        }
+        out
+    });
+    assert!(st.compile.compiled_runs >= 15, "{:?}", st.compile);
+    assert_eq!(st.compile.fallbacks, 0);
+    let c = &st.compile;
+    assert!(c.deferred_values > 0 && c.deferred_dropped > 0, "{c:?}");
+    assert!(c.deferred_forced > 0, "{c:?}");
+    assert!(
+        c.deferred_forced + c.deferred_dropped <= c.deferred_values,
+        "{c:?}"
+    );
+}
+
+#[test]
+fn results_held_unread_for_many_steps_are_bounded_and_exact() {
+    // A loop that keeps every loss tensor and reads them only at the end: deferred values
+    // must not pile up (the oldest traces are computed), and every value must be eager's.
+    let st = both(24, |s, st, i| {
+        let a = s
+            .try_randn([5, 5], DType::F32)
+            .unwrap()
+            .requires_grad_(true)
+            .unwrap();
+        let loss = (&a * &a).relu().sum();
+        loss.backward().unwrap();
+        let g = a.grad().unwrap();
+        st.t.push(loss.clone());
+        st.t.push(g);
+        let mut out = vec![show(loss.item().map(|v| vec![v]))];
+        if i == 23 {
+            out.extend(st.t.iter().map(read));
+        }
+        out
+    });
+    assert!(st.compile.compiled_runs >= 15, "{:?}", st.compile);
+}

@@ -98,6 +98,14 @@ impl PlanCache {
         }
     }
 
+    /// The ready plan for `sig`, if any (without collecting a pending compile).
+    pub fn ready(&self, sig: u64) -> Option<Arc<Plan>> {
+        match self.entries.get(&sig) {
+            Some(Entry::Ready(p, _)) => Some(p.clone()),
+            _ => None,
+        }
+    }
+
     /// Starts compiling `job` (in the background unless the cache compiles inline).
     pub fn start(&mut self, job: CompileJob) {
         let sig = job.sig;

@@ -95,6 +95,8 @@ pub struct Plan {
     steps: Vec<PStep>,
     /// Where each instruction's arguments start in `bound.args` (one more entry at the end).
     arg_start: Vec<u32>,
+    /// The meta of each live-out (in `bound.live` order).
+    live_metas: Vec<Meta>,
     names: Vec<(&'static str, u64)>,
     /// Instructions in the trace.
     pub instructions: usize,
@@ -243,6 +245,12 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
     }
     let mut names: Vec<_> = names.into_iter().collect();
     names.sort();
+    let live_metas = bound
+        .live
+        .iter()
+        .map(|(node, _)| metas[*node as usize].clone())
+        .collect::<Option<Vec<Meta>>>()
+        .ok_or_else(|| Error::invalid("compile", "a live-out without a meta"))?;
     Ok(Plan {
         sig,
         ops,
@@ -250,6 +258,7 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
         ext_metas,
         steps,
         arg_start,
+        live_metas,
         names,
         instructions: n,
         dead,
@@ -298,6 +307,11 @@ impl Plan {
         self.ext_metas.get(j)
     }
 
+    /// The meta of live-out `idx`.
+    pub fn live_meta(&self, idx: usize) -> &Meta {
+        &self.live_metas[idx]
+    }
+
     /// The canonical form the plan was compiled for.
     pub fn bound(&self) -> &Bound {
         &self.bound
@@ -333,7 +347,23 @@ impl Plan {
         engine: &mut E,
         msgs: &[WorkerMsg],
         slots: &mut [Option<E::Tensor>],
-        ext: &[E::Tensor],
+        ext: &[Option<E::Tensor>],
+    ) -> Result<()> {
+        self.exec_step(s, engine, msgs, slots, ext)?;
+        for &r in &self.steps[s].release {
+            slots[r as usize] = None;
+        }
+        Ok(())
+    }
+
+    /// Executes step `s`'s work (no releases).
+    fn exec_step<E: Engine>(
+        &self,
+        s: usize,
+        engine: &mut E,
+        msgs: &[WorkerMsg],
+        slots: &mut [Option<E::Tensor>],
+        ext: &[Option<E::Tensor>],
     ) -> Result<()> {
         let s = &self.steps[s];
         match &s.work {
@@ -374,17 +404,15 @@ impl Plan {
                 }
             }
         }
-        for &r in &s.release {
-            slots[r as usize] = None;
-        }
         Ok(())
     }
 }
 
-fn arg<'a, T>(a: &Arg, slots: &'a [Option<T>], ext: &'a [T]) -> &'a T {
+fn arg<'a, T>(a: &Arg, slots: &'a [Option<T>], ext: &'a [Option<T>]) -> &'a T {
     match a {
         Arg::Node(j) => slots[*j as usize].as_ref().expect("planned order"),
-        Arg::Ext(j) => &ext[*j as usize],
+        // `None` only for an external input the trace frees without reading.
+        Arg::Ext(j) => ext[*j as usize].as_ref().expect("a read external input"),
     }
 }
 
@@ -394,7 +422,7 @@ fn exec_one<E: Engine>(
     msg: &WorkerMsg,
     args: &[Arg],
     slots: &[Option<E::Tensor>],
-    ext: &[E::Tensor],
+    ext: &[Option<E::Tensor>],
 ) -> Result<E::Tensor> {
     match msg {
         WorkerMsg::Exec { op, .. } => {
@@ -403,5 +431,138 @@ fn exec_one<E: Engine>(
         }
         WorkerMsg::Upload { data, .. } => engine.upload(data),
         _ => Err(Error::invalid("compiled trace", "unexpected instruction")),
+    }
+}
+
+/// A plan's steps split for lazy live-outs: the steps a run executes as the trace streams in
+/// (`now`), and, for each deferred live-out, nothing until something uses it.
+///
+/// Why: a training step often computes values nobody reads — gradients of fresh inputs, or of
+/// leaves dropped right after `item()` — and the trace ends at that sync point, so only the
+/// next segment shows they die unread. A deferred live-out enters the tensor table as a promise
+/// (`state::deferred`); the first use computes it (with exactly the kernels and inputs eager
+/// execution used, so values are bit-identical); a free before any use means it is never
+/// computed. Which live-outs to defer is learned per plan: every live-out starts deferred and
+/// is computed eagerly from the first run in which something used it.
+#[derive(Debug)]
+pub struct Split {
+    /// Steps executed while the trace streams in.
+    pub now: Vec<bool>,
+    /// Internal values to release after each step (those no deferred step needs).
+    pub release: Vec<SmallVec<[u32; 2]>>,
+    /// Which live-outs (indices into `Bound::live`) are deferred.
+    pub deferred: Vec<bool>,
+}
+
+impl Plan {
+    /// The trace nodes step `s` writes and the trace nodes it reads.
+    fn step_nodes(&self, s: usize) -> (SmallVec<[u32; 2]>, SmallVec<[u32; 4]>) {
+        let node = |a: &Arg| match a {
+            Arg::Node(j) => Some(*j),
+            Arg::Ext(_) => None,
+        };
+        match &self.steps[s].work {
+            Work::One { msg, args } => (
+                [*msg].into_iter().collect(),
+                args.iter().filter_map(node).collect(),
+            ),
+            Work::Loop(g) => (
+                g.outputs.iter().copied().collect(),
+                g.loads.iter().filter_map(|l| node(&l.0)).collect(),
+            ),
+        }
+    }
+
+    /// The step that writes each node (`u32::MAX` for none).
+    fn writers(&self) -> Vec<u32> {
+        let mut w = vec![u32::MAX; self.ops.len()];
+        for s in 0..self.steps.len() {
+            for o in self.step_nodes(s).0 {
+                w[o as usize] = s as u32;
+            }
+        }
+        // Members of a fused loop that the loop does not store are written by no step.
+        w
+    }
+
+    /// Marks in `mark` every step needed (transitively) to produce `nodes`.
+    fn mark_needed(&self, writers: &[u32], nodes: impl Iterator<Item = u32>, mark: &mut [bool]) {
+        let mut stack: Vec<u32> = nodes.collect();
+        while let Some(n) = stack.pop() {
+            let s = writers[n as usize];
+            if s == u32::MAX || mark[s as usize] {
+                continue;
+            }
+            mark[s as usize] = true;
+            stack.extend(self.step_nodes(s as usize).1);
+        }
+    }
+
+    /// The split deferring the live-outs flagged in `deferred` (indices into `Bound::live`).
+    pub fn split(&self, deferred: &[bool]) -> Split {
+        let writers = self.writers();
+        let live = &self.bound.live;
+        let mut now = vec![false; self.steps.len()];
+        let kept = live
+            .iter()
+            .zip(deferred)
+            .filter(|(_, d)| !**d)
+            .map(|(l, _)| l.0);
+        self.mark_needed(&writers, kept, &mut now);
+        let mut later = vec![false; self.steps.len()];
+        let lazy = live
+            .iter()
+            .zip(deferred)
+            .filter(|(_, d)| **d)
+            .map(|(l, _)| l.0);
+        self.mark_needed(&writers, lazy, &mut later);
+        // A value stays in the slots if a deferred step (that does not also run now) reads it.
+        let mut keep = vec![false; self.ops.len()];
+        for (l, _) in live {
+            keep[*l as usize] = true;
+        }
+        for s in (0..self.steps.len()).filter(|&s| later[s] && !now[s]) {
+            for i in self.step_nodes(s).1 {
+                keep[i as usize] = true;
+            }
+        }
+        let mut last = vec![None; self.ops.len()];
+        for s in (0..self.steps.len()).filter(|&s| now[s]) {
+            for i in self.step_nodes(s).1 {
+                last[i as usize] = Some(s);
+            }
+        }
+        let mut release = vec![SmallVec::new(); self.steps.len()];
+        for (node, l) in last.iter().enumerate() {
+            if let (Some(s), false) = (l, keep[node]) {
+                release[*s].push(node as u32);
+            }
+        }
+        Split {
+            now,
+            release,
+            deferred: deferred.to_vec(),
+        }
+    }
+
+    /// The steps (in order) still to run to produce live-out `idx`, given those already `done`.
+    pub fn steps_for_live(&self, idx: usize, done: &[bool]) -> Vec<usize> {
+        let writers = self.writers();
+        let mut mark = done.to_vec();
+        let before = mark.clone();
+        self.mark_needed(&writers, [self.bound.live[idx].0].into_iter(), &mut mark);
+        (0..mark.len()).filter(|&s| mark[s] && !before[s]).collect()
+    }
+
+    /// Runs step `s` without releasing anything (deferred work keeps its values until dropped).
+    pub fn run_step_keep<E: Engine>(
+        &self,
+        s: usize,
+        engine: &mut E,
+        msgs: &[WorkerMsg],
+        slots: &mut [Option<E::Tensor>],
+        ext: &[Option<E::Tensor>],
+    ) -> Result<()> {
+        self.exec_step(s, engine, msgs, slots, ext)
     }
 }

@@ -15,8 +15,9 @@
 //! deferred), so the replay produces exactly eager execution's state. Deviations are rare after
 //! warm-up, so computing a prefix twice then is cheap insurance for bit-exact semantics.
 
+use super::deferred::{Group, Promise};
 use super::Slot;
-use crate::compile::program::Plan;
+use crate::compile::program::{Plan, Split};
 use crate::compile::trace::Arg;
 use crate::engine::Engine;
 use gt_core::Key;
@@ -24,7 +25,7 @@ use gt_ops::Meta;
 use gt_proto::{TensorData, WorkerMsg};
 use rustc_hash::{FxHashMap, FxHashSet};
 use smallvec::SmallVec;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A stream's state for the hot sequence being matched.
 pub(super) enum Mode<T> {
@@ -103,8 +104,11 @@ pub(super) struct Run<T> {
     /// replay).
     pub msgs: Vec<WorkerMsg>,
     names: FxHashMap<Key, Name>,
-    /// External inputs by canonical number, and their keys.
-    ext: Vec<T>,
+    /// Which steps run now and which live-outs are deferred.
+    split: Arc<Split>,
+    /// External inputs by canonical number (`None`: a deferred value the trace only frees),
+    /// and their keys.
+    ext: Vec<Option<T>>,
     ext_keys: Vec<Key>,
     slots: Vec<Option<T>>,
     next_step: usize,
@@ -113,12 +117,13 @@ pub(super) struct Run<T> {
 }
 
 impl<T: Clone> Run<T> {
-    pub fn new(plan: Arc<Plan>) -> Run<T> {
+    pub fn new(plan: Arc<Plan>, split: Arc<Split>) -> Run<T> {
         let n = plan.len();
         Run {
             plan,
             msgs: Vec::with_capacity(n),
             names: FxHashMap::default(),
+            split,
             ext: Vec::new(),
             ext_keys: Vec::new(),
             slots: vec![None; n],
@@ -128,16 +133,18 @@ impl<T: Clone> Run<T> {
     }
 
     /// Takes the next instruction if it is the one the plan expects there (handing it back if
-    /// not). `tensors` is the worker's table, where external inputs are looked up.
+    /// not). External inputs are looked up in the worker's `tensors` (or, for one the trace
+    /// only frees, its `deferred` values).
     pub fn accept<E: Engine<Tensor = T>>(
         &mut self,
         msg: WorkerMsg,
         tensors: &FxHashMap<Key, Slot<T>>,
+        deferred: &FxHashMap<Key, Promise<T>>,
         engine: &E,
-    ) -> Result<(), WorkerMsg> {
+    ) -> Result<(), Box<WorkerMsg>> {
         let i = self.msgs.len();
         if !self.plan.op_accepts(i, &msg) {
-            return Err(msg);
+            return Err(Box::new(msg));
         }
         let keys: SmallVec<[Key; 3]> = match &msg {
             WorkerMsg::Exec { inputs, .. } => inputs.iter().copied().collect(),
@@ -146,30 +153,31 @@ impl<T: Clone> Run<T> {
         };
         let want = self.plan.args_of(i);
         if keys.len() != want.len() {
-            return Err(msg);
+            return Err(Box::new(msg));
         }
         for (k, w) in keys.iter().zip(want) {
             let got = match self.names.get(k) {
                 Some(Name::Node(n)) => Arg::Node(*n),
                 Some(Name::Ext(j)) => Arg::Ext(*j),
-                Some(Name::Freed) => return Err(msg),
+                Some(Name::Freed) => return Err(Box::new(msg)),
                 None => {
                     let j = self.ext.len();
-                    let t = match tensors.get(k) {
-                        Some(Slot::Ready(t)) => t,
-                        _ => return Err(msg),
+                    let (t, meta) = match (tensors.get(k), deferred.get(k), &msg) {
+                        (Some(Slot::Ready(t)), ..) => (Some(t.clone()), engine.meta(t)),
+                        (None, Some(p), WorkerMsg::Free { .. }) => (None, p.meta.clone()),
+                        _ => return Err(Box::new(msg)),
                     };
-                    if self.plan.ext_meta(j) != Some(&engine.meta(t)) {
-                        return Err(msg);
+                    if self.plan.ext_meta(j) != Some(&meta) {
+                        return Err(Box::new(msg));
                     }
-                    self.ext.push(t.clone());
+                    self.ext.push(t);
                     self.ext_keys.push(*k);
                     self.names.insert(*k, Name::Ext(j as u32));
                     Arg::Ext(j as u32)
                 }
             };
             if got != *w {
-                return Err(msg);
+                return Err(Box::new(msg));
             }
         }
         match &msg {
@@ -191,11 +199,17 @@ impl<T: Clone> Run<T> {
         let t0 = std::time::Instant::now();
         let mut r = Ok(());
         while self.next_step < self.plan.steps() && self.plan.trigger(self.next_step) < arrived {
-            r = self
-                .plan
-                .run_step(self.next_step, engine, &self.msgs, &mut self.slots, &self.ext);
-            if r.is_err() {
-                break;
+            let s = self.next_step;
+            if self.split.now[s] {
+                r = self
+                    .plan
+                    .run_step_keep(s, engine, &self.msgs, &mut self.slots, &self.ext);
+                if r.is_err() {
+                    break;
+                }
+                for &n in &self.split.release[s] {
+                    self.slots[n as usize] = None;
+                }
             }
             self.next_step += 1;
         }
@@ -208,9 +222,8 @@ impl<T: Clone> Run<T> {
         self.msgs.len() == self.plan.len() && self.next_step == self.plan.steps()
     }
 
-    /// The finished run's live-outs with their keys, and the external keys the trace frees;
-    /// `None` when this instance's live-outs are not the plan's.
-    pub fn results(&mut self) -> Option<(Vec<(Key, T)>, Vec<Key>)> {
+    /// The finished run's results; `None` when this instance's live-outs are not the plan's.
+    pub fn results(&mut self) -> Option<Finished<T>> {
         let mut live: Vec<(u32, Key)> = self
             .names
             .iter()
@@ -224,7 +237,16 @@ impl<T: Clone> Run<T> {
         if live.len() != planned.len() || live.iter().zip(planned).any(|(a, b)| a.0 != b.0) {
             return None;
         }
-        let values = self.plan.take_live(&mut self.slots).ok()?;
+        let mut ready = Vec::new();
+        let mut lazy = Vec::new();
+        for (idx, (node, key)) in live.into_iter().enumerate() {
+            if self.split.deferred[idx] {
+                lazy.push((key, idx));
+            } else {
+                // Cloned, not taken: a deferred step may still read it.
+                ready.push((key, self.slots[node as usize].clone()?));
+            }
+        }
         let freed = self
             .plan
             .bound()
@@ -232,6 +254,45 @@ impl<T: Clone> Run<T> {
             .iter()
             .map(|&j| self.ext_keys[j as usize])
             .collect();
-        Some((live.into_iter().map(|x| x.1).zip(values).collect(), freed))
+        let promises = if lazy.is_empty() {
+            Vec::new()
+        } else {
+            let group = Arc::new(Mutex::new(Group {
+                sig: self.plan.sig,
+                plan: self.plan.clone(),
+                msgs: std::mem::take(&mut self.msgs),
+                slots: std::mem::take(&mut self.slots),
+                ext: std::mem::take(&mut self.ext),
+                done: self.split.now.clone(),
+            }));
+            lazy.into_iter()
+                .map(|(key, idx)| {
+                    let meta = self.plan.live_meta(idx).clone();
+                    (
+                        key,
+                        Promise {
+                            group: group.clone(),
+                            idx,
+                            meta,
+                        },
+                    )
+                })
+                .collect()
+        };
+        Some(Finished {
+            ready,
+            promises,
+            freed,
+        })
     }
+}
+
+/// What a finished streamed run leaves behind.
+pub(super) struct Finished<T> {
+    /// Live-outs computed, with their keys.
+    pub ready: Vec<(Key, T)>,
+    /// Deferred live-outs.
+    pub promises: Vec<(Key, Promise<T>)>,
+    /// External keys the trace frees.
+    pub freed: Vec<Key>,
 }

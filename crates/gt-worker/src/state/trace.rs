@@ -6,11 +6,12 @@
 //! of a stream are flushed (executed eagerly, in order) before anything that could observe them,
 //! so `item()` in the middle of a hot sequence never waits for a sequence that will not finish.
 
+use super::deferred::Promise;
 use super::stream::{Mode, Record, Run};
 use super::{Slot, WorkerState};
 use crate::compile::cache::{Lookup, PlanCache};
 use crate::compile::persist::{self, Saved};
-use crate::compile::program::{CompileJob, PlanOp};
+use crate::compile::program::{CompileJob, Plan, PlanOp, Split};
 use crate::compile::trace::{bind, Scratch};
 use crate::engine::Engine;
 use crate::hotpath::detector::Params;
@@ -20,6 +21,7 @@ use gt_core::{Key, SessionId};
 use gt_ops::Meta;
 use gt_proto::{HotPathEvent, HotPathStats, WorkerMsg, WorkerReply};
 use rustc_hash::{FxHashMap, FxHashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// One client stream.
@@ -39,6 +41,8 @@ pub(crate) struct Tracer<T> {
     pub(crate) cache: PlanCache,
     scratch: Scratch,
     saved: Vec<Saved>,
+    /// Per plan: which live-outs are deferred (all, until one gets used), and the split.
+    defer: FxHashMap<u64, (Vec<bool>, Arc<Split>)>,
     /// Counters of streams that have ended.
     gone: (u64, u64, u64, u64),
 }
@@ -59,6 +63,7 @@ impl<T> Tracer<T> {
             streams: FxHashMap::default(),
             scratch: Scratch::default(),
             saved,
+            defer: FxHashMap::default(),
             gone: (0, 0, 0, 0),
         }
     }
@@ -81,6 +86,36 @@ impl<T> Tracer<T> {
                 seen: FxHashSet::default(),
             }
         })
+    }
+
+    /// The split a run of `plan` uses now.
+    fn split_for(&mut self, plan: &Plan) -> Arc<Split> {
+        let n = plan.bound().live.len();
+        self.defer
+            .entry(plan.sig)
+            .or_insert_with(|| {
+                let mask = vec![true; n];
+                let split = Arc::new(plan.split(&mask));
+                (mask, split)
+            })
+            .1
+            .clone()
+    }
+
+    /// Live-out `idx` of plan `sig` was used after its run: compute it eagerly from now on.
+    pub(crate) fn live_out_used(&mut self, sig: u64, idx: usize) {
+        let Some((mask, _)) = self.defer.get_mut(&sig) else {
+            return;
+        };
+        if !mask.get(idx).copied().unwrap_or(false) {
+            return;
+        }
+        mask[idx] = false;
+        let mask = mask.clone();
+        if let Some(plan) = self.cache.ready(sig) {
+            let split = Arc::new(plan.split(&mask));
+            self.defer.insert(sig, (mask, split));
+        }
     }
 
     /// Seed 000's `hotpath` section, summed over streams.
@@ -130,10 +165,16 @@ impl<T> Tracer<T> {
 }
 
 impl<E: Engine> WorkerState<E> {
-    fn meta_of(tensors: &FxHashMap<Key, Slot<E::Tensor>>, engine: &E, k: Key) -> Option<Meta> {
+    fn meta_of(
+        tensors: &FxHashMap<Key, Slot<E::Tensor>>,
+        deferred: &FxHashMap<Key, Promise<E::Tensor>>,
+        engine: &E,
+        k: Key,
+    ) -> Option<Meta> {
         match tensors.get(&k) {
             Some(Slot::Ready(t)) => Some(engine.meta(t)),
-            _ => None,
+            Some(Slot::Poisoned(_)) => None,
+            None => deferred.get(&k).map(|p| p.meta.clone()),
         }
     }
 
@@ -176,7 +217,7 @@ impl<E: Engine> WorkerState<E> {
                 self.flush_all(tr, peers, out);
                 let mut stats = self.stats();
                 stats.hotpath = tr.hotpath_stats();
-                stats.compile = tr.cache.stats.clone();
+                stats.compile = self.compile_stats(tr.cache.stats.clone());
                 out.push(WorkerReply::Stats { req: *req, stats });
                 return;
             }
@@ -199,9 +240,11 @@ impl<E: Engine> WorkerState<E> {
             | WorkerMsg::Ping
             | WorkerMsg::Timing { .. } => return self.exec_now(msg, peers, out),
         };
-        let (tensors, engine) = (&self.tensors, &self.engine);
+        let (tensors, deferred, engine) = (&self.tensors, &self.deferred, &self.engine);
         let st = tr.stream(s);
-        let step = st.det.observe(&msg, |k| Self::meta_of(tensors, engine, k));
+        let step = st
+            .det
+            .observe(&msg, |k| Self::meta_of(tensors, deferred, engine, k));
         match step {
             Step::Eager => self.exec_now(msg, peers, out),
             Step::Begin => {
@@ -283,17 +326,17 @@ impl<E: Engine> WorkerState<E> {
                 st.mode = Mode::Eager(ns0 + dt);
             }
             Mode::Record(r) => {
-                let (tensors, engine) = (&self.tensors, &self.engine);
-                r.note(&msg, |k| Self::meta_of(tensors, engine, k));
+                let (tensors, deferred, engine) = (&self.tensors, &self.deferred, &self.engine);
+                r.note(&msg, |k| Self::meta_of(tensors, deferred, engine, k));
                 let dt = self.exec_timed(msg, peers, out);
                 if let Mode::Record(r) = &mut tr.streams.get_mut(&s).expect("stream").mode {
                     r.ns += dt;
                 }
             }
             Mode::Stream(run) => {
-                let given_up = match run.accept(msg, &self.tensors, &self.engine) {
+                let given_up = match run.accept(msg, &self.tensors, &self.deferred, &self.engine) {
                     Ok(()) => run.advance(&mut self.engine).err().map(|_| None),
-                    Err(msg) => Some(Some(msg)),
+                    Err(msg) => Some(Some(*msg)),
                 };
                 if let Some(rest) = given_up {
                     // The instance is not the plan's (another candidate of the detector may
@@ -304,8 +347,9 @@ impl<E: Engine> WorkerState<E> {
                     };
                     let mut r = Record::default();
                     for m in run.msgs.into_iter().chain(rest) {
-                        let (tensors, engine) = (&self.tensors, &self.engine);
-                        r.note(&m, |k| Self::meta_of(tensors, engine, k));
+                        let (tensors, deferred, engine) =
+                            (&self.tensors, &self.deferred, &self.engine);
+                        r.note(&m, |k| Self::meta_of(tensors, deferred, engine, k));
                         r.ns += self.exec_timed(m, peers, out);
                     }
                     tr.streams.get_mut(&s).expect("stream").mode = Mode::Record(r);
@@ -348,7 +392,7 @@ impl<E: Engine> WorkerState<E> {
                 } else {
                     None
                 };
-                let Some((live, freed)) = results else {
+                let Some(done) = results else {
                     // Not the plan's instance after all: the tensor table still has everything
                     // eager execution needs, so replay it.
                     for m in run.msgs {
@@ -356,11 +400,24 @@ impl<E: Engine> WorkerState<E> {
                     }
                     return false;
                 };
-                for (k, t) in live {
+                for (k, t) in done.ready {
                     self.tensors.insert(k, Slot::Ready(t));
                 }
-                for k in freed {
+                if let Some((_, p)) = done.promises.first() {
+                    let keys = done.promises.iter().map(|x| x.0).collect();
+                    self.deferred_groups
+                        .push_back((Arc::downgrade(&p.group), keys));
+                }
+                for (k, p) in done.promises {
                     self.tensors.remove(&k);
+                    self.deferred.insert(k, p);
+                    self.deferred_counts.0 += 1;
+                }
+                for k in done.freed {
+                    self.tensors.remove(&k);
+                    if self.deferred.remove(&k).is_some() {
+                        self.deferred_counts.2 += 1;
+                    }
                 }
                 let plan = &run.plan;
                 let execs = plan.names().iter().map(|x| x.1).sum::<u64>();
@@ -368,10 +425,27 @@ impl<E: Engine> WorkerState<E> {
                 for (name, n) in plan.names() {
                     *self.by_name.entry(name).or_insert(0) += n;
                 }
-                if tr.cache.record_compiled(sig, run.ns, run.msgs.len() as u64) {
+                self.bound_deferred(tr);
+                if tr.cache.record_compiled(sig, run.ns, run.plan.len() as u64) {
                     disable_everywhere(tr, sig);
                 }
                 true
+            }
+        }
+    }
+
+    /// Computes the values of the oldest traces with deferred values beyond
+    /// [`MAX_GROUPS`](super::deferred::MAX_GROUPS).
+    fn bound_deferred(&mut self, tr: &mut Tracer<E::Tensor>) {
+        self.deferred_groups.retain(|g| g.0.strong_count() > 0);
+        while self.deferred_groups.len() > super::deferred::MAX_GROUPS {
+            let Some((_, keys)) = self.deferred_groups.pop_front() else {
+                break;
+            };
+            for k in keys {
+                if let Some((sig, idx)) = self.force(k) {
+                    tr.live_out_used(sig, idx);
+                }
             }
         }
     }
@@ -453,11 +527,15 @@ fn begin<T: Clone>(tr: &mut Tracer<T>, s: SessionId, sig: u64) {
         tr.cache.hit();
     }
     let off = matches!(lookup, Lookup::Off);
-    st.mode = match lookup {
-        Lookup::Ready(plan) => Mode::Stream(Box::new(Run::new(plan))),
+    let mode = match lookup {
+        Lookup::Ready(plan) => {
+            let split = tr.split_for(&plan);
+            Mode::Stream(Box::new(Run::new(plan, split)))
+        }
         Lookup::Missing => Mode::Record(Record::default()),
         Lookup::Pending | Lookup::Off => Mode::Eager(0),
     };
+    tr.streams.get_mut(&s).expect("stream exists").mode = mode;
     if off {
         disable_everywhere(tr, sig);
     }
