@@ -1,13 +1,14 @@
-//! The writer thread: receives record batches from the core, formats them into lines, writes
-//! them through a `BufWriter` (flushed whenever nothing more is queued, and at least every
-//! 100 ms) and streams each chunk of lines to the attached monitors.
+//! The writer thread: receives record batches from the core, formats them into lines (see
+//! [`super::render`]), writes them to the file in big chunks ([`WRITE`] bytes, or whatever there
+//! is once no batch came for [`LINGER`], and at least every [`FLUSH_EVERY`]) and streams each
+//! batch's lines to the attached monitors.
 //!
 //! The thread runs at a lower scheduling priority (nice 10 on Linux): on a machine whose cores
 //! are all busy with the client, the core and the workers, the log catches up when they pause
 //! instead of taking their time. The queue is bounded ([`QUEUE`] batches), so a writer that
 //! falls that far behind slows the core down rather than filling memory.
 
-use super::format::Formatter;
+use super::render::Formatter;
 use super::Record;
 use crossbeam_channel::{Receiver, Sender};
 use gt_proto::MonitorMsg;
@@ -35,8 +36,10 @@ impl Writer {
     pub(crate) fn spawn(file: Option<(std::fs::File, String)>) -> std::io::Result<Writer> {
         let (tx, rx) = crossbeam_channel::bounded::<Vec<Record>>(QUEUE);
         // Batches circulate between the core and the writer; a few made up front mean the core
-        // never waits on a fresh allocation (and its page faults) in steady state.
-        let (back, spare) = crossbeam_channel::bounded(64);
+        // never waits on a fresh allocation (and its page faults) in steady state. Every batch
+        // comes back (as many as the queue can hold), so a writer that fell behind once does not
+        // make the core allocate and fault in fresh batches again the next time.
+        let (back, spare) = crossbeam_channel::bounded(QUEUE + 8);
         for _ in 0..8 {
             let _ = back.try_send(Vec::with_capacity(super::BATCH));
         }
@@ -81,6 +84,14 @@ impl Writer {
     }
 }
 
+/// Text the writer collects before writing it to the file in one call.
+const WRITE: usize = 256 << 10;
+/// How long the writer waits for more records before writing what it has (so an idle log's
+/// last lines reach the file promptly).
+const LINGER: Duration = Duration::from_millis(10);
+/// Under a steady stream, text is written at least this often.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
 fn write_loop(
     file: Option<(std::fs::File, String)>,
     rx: Receiver<Vec<Record>>,
@@ -89,17 +100,20 @@ fn write_loop(
 ) {
     lower_priority();
     let (mut out, name) = match file {
-        Some((f, name)) => (Some(std::io::BufWriter::with_capacity(256 << 10, f)), name),
+        Some((f, name)) => (Some(f), name),
         None => (None, String::new()),
     };
     let mut fmt = Formatter::new();
     let mut watchers: Vec<Tx<MonitorMsg>> = Vec::new();
-    let mut text: Vec<u8> = Vec::with_capacity(256 << 10);
-    let mut dirty = false;
+    // Lines not yet written; written straight to the file (no second copy through a BufWriter).
+    let mut text: Vec<u8> = Vec::with_capacity(2 * WRITE);
     let mut last = Instant::now();
     loop {
-        let done = match rx.recv_timeout(Duration::from_millis(100)) {
+        let wait = if text.is_empty() { FLUSH_EVERY } else { LINGER };
+        // `write`: nothing more came for a while (or the core is gone), so write what there is.
+        let (done, write) = match rx.recv_timeout(wait) {
             Ok(mut batch) => {
+                let from = text.len();
                 for r in &batch {
                     fmt.line(&mut text, r);
                 }
@@ -110,32 +124,28 @@ fn write_loop(
                     }
                 }
                 let _ = back.try_send(batch);
-                if !text.is_empty() {
-                    if let Some(o) = &mut out {
-                        if let Err(e) = o.write_all(&text) {
-                            tracing::error!(target: "gt::dispatcher", "writing the instruction log {name}: {e}; logging stops");
-                            out = None;
-                        }
-                        dirty = true;
-                    }
-                    if !watchers.is_empty() {
-                        let lines = String::from_utf8_lossy(&text).into_owned();
-                        watchers.retain(|w| w.send(vec![MonitorMsg::Lines(lines.clone())]).is_ok());
-                        monitors.store(watchers.len(), Ordering::Relaxed);
-                    }
-                    text.clear();
+                if !watchers.is_empty() && text.len() > from {
+                    let lines = String::from_utf8_lossy(&text[from..]).into_owned();
+                    watchers.retain(|w| w.send(vec![MonitorMsg::Lines(lines.clone())]).is_ok());
+                    monitors.store(watchers.len(), Ordering::Relaxed);
                 }
-                false
+                (false, false)
             }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => false,
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => true,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => (false, true),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => (true, true),
         };
-        // Flush when nothing more is queued (the core went idle), or every 100 ms under load.
-        if dirty && (done || rx.is_empty() || last.elapsed() >= Duration::from_millis(100)) {
-            if let Some(o) = &mut out {
-                let _ = o.flush();
+        if out.is_none() {
+            text.clear();
+        } else if !text.is_empty()
+            && (write || text.len() >= WRITE || last.elapsed() >= FLUSH_EVERY)
+        {
+            if let Some(f) = &mut out {
+                if let Err(e) = f.write_all(&text) {
+                    tracing::error!(target: "gt::dispatcher", "writing the instruction log {name}: {e}; logging stops");
+                    out = None;
+                }
             }
-            dirty = false;
+            text.clear();
             last = Instant::now();
         }
         if done {
