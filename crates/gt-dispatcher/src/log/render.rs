@@ -297,58 +297,69 @@ static PAIRS: [u8; 200] = {
     t
 };
 
-/// The decimal digits of `n`, right-aligned in the returned buffer from the returned index.
-fn digits(mut n: u64) -> ([u8; 20], usize) {
-    let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
+// Digits are stored one byte at a time straight into the output. Assembling them in a
+// temporary and copying that out reads back bytes just written one by one, a store-forwarding
+// stall that cost more than the rest of the line.
+
+/// Writes the decimal digits of `n` into `out`, which is exactly as long as they are.
+#[inline]
+fn digits_into(out: &mut [u8], mut n: u64) {
+    let mut i = out.len();
     while n >= 100 {
         let r = (n % 100) as usize * 2;
         n /= 100;
         i -= 2;
-        tmp[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+        out[i] = PAIRS[r];
+        out[i + 1] = PAIRS[r + 1];
     }
     if n >= 10 {
         let r = n as usize * 2;
-        i -= 2;
-        tmp[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+        out[i - 2] = PAIRS[r];
+        out[i - 1] = PAIRS[r + 1];
     } else {
-        i -= 1;
-        tmp[i] = b'0' + n as u8;
+        out[i - 1] = b'0' + n as u8;
     }
-    (tmp, i)
+}
+
+/// The number of decimal digits of `n`.
+#[inline]
+fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10().unwrap_or(0) as usize + 1
 }
 
 /// Appends `n` in decimal.
+#[inline]
 fn uint(b: &mut Vec<u8>, n: u64) {
     if n < 10 {
         b.push(b'0' + n as u8);
-    } else {
-        let (tmp, i) = digits(n);
-        b.extend_from_slice(&tmp[i..]);
+        return;
     }
+    let start = b.len();
+    b.resize(start + decimal_len(n), b'0');
+    digits_into(&mut b[start..], n);
 }
 
 /// Appends `n` in decimal, left-padded with `fill` to `width`.
 fn padded(b: &mut Vec<u8>, n: u64, width: usize, fill: u8) {
-    let (tmp, i) = digits(n);
-    for _ in (tmp.len() - i)..width {
+    let len = decimal_len(n);
+    for _ in len..width {
         b.push(fill);
     }
-    b.extend_from_slice(&tmp[i..]);
+    uint(b, n);
 }
 
 /// The size column and its separator: `n` right-aligned in 10 characters, then `B | `.
+#[inline]
 fn size_column(b: &mut Vec<u8>, n: u64) {
-    let (tmp, i) = digits(n);
-    let len = tmp.len() - i;
+    let len = decimal_len(n);
     if len > 10 {
-        b.extend_from_slice(&tmp[i..]);
+        uint(b, n);
         b.extend_from_slice(b"B | ");
         return;
     }
-    let mut col = *b"          B | ";
-    col[10 - len..10].copy_from_slice(&tmp[i..]);
-    b.extend_from_slice(&col);
+    let start = b.len();
+    b.extend_from_slice(b"          B | ");
+    digits_into(&mut b[start + 10 - len..start + 10], n);
 }
 
 fn pad(b: &mut Vec<u8>, s: &str, width: usize) {

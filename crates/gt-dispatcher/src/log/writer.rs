@@ -3,10 +3,11 @@
 //! is once no batch came for [`LINGER`], and at least every [`FLUSH_EVERY`]) and streams each
 //! batch's lines to the attached monitors.
 //!
-//! The thread runs at a lower scheduling priority (nice 10 on Linux): on a machine whose cores
-//! are all busy with the client, the core and the workers, the log catches up when they pause
-//! instead of taking their time. The queue is bounded ([`QUEUE`] batches), so a writer that
-//! falls that far behind slows the core down rather than filling memory.
+//! The queue is short ([`QUEUE`] batches, a few thousand adds' worth): a writer that falls
+//! further behind makes the core wait rather than fill memory. A long queue only hid the
+//! writer's cost until the stream paused and made the core page-fault fresh batches in the
+//! meantime (twice its cost per record). For the same reason the thread runs at normal
+//! priority: the core may be waiting on it, and a lowered one lost to every other busy process.
 
 use super::render::Formatter;
 use super::Record;
@@ -20,7 +21,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Batches the writer may lag behind before the core waits for it.
-pub(crate) const QUEUE: usize = 512;
+pub(crate) const QUEUE: usize = 16;
 
 /// The core's handle on the writer thread.
 pub(crate) struct Writer {
@@ -35,12 +36,10 @@ pub(crate) struct Writer {
 impl Writer {
     pub(crate) fn spawn(file: Option<(std::fs::File, String)>) -> std::io::Result<Writer> {
         let (tx, rx) = crossbeam_channel::bounded::<Vec<Record>>(QUEUE);
-        // Batches circulate between the core and the writer; a few made up front mean the core
-        // never waits on a fresh allocation (and its page faults) in steady state. Every batch
-        // comes back (as many as the queue can hold), so a writer that fell behind once does not
-        // make the core allocate and fault in fresh batches again the next time.
-        let (back, spare) = crossbeam_channel::bounded(QUEUE + 8);
-        for _ in 0..8 {
+        // Batches circulate between the core and the writer, all of them made up front (their
+        // pages are touched once, on first use) and every one coming back.
+        let (back, spare) = crossbeam_channel::bounded(QUEUE + 2);
+        for _ in 0..QUEUE + 2 {
             let _ = back.try_send(Vec::with_capacity(super::BATCH));
         }
         let monitors = Arc::new(AtomicUsize::new(0));
@@ -98,7 +97,6 @@ fn write_loop(
     back: Sender<Vec<Record>>,
     monitors: Arc<AtomicUsize>,
 ) {
-    lower_priority();
     let (mut out, name) = match file {
         Some((f, name)) => (Some(f), name),
         None => (None, String::new()),
@@ -114,10 +112,8 @@ fn write_loop(
         let (done, write) = match rx.recv_timeout(wait) {
             Ok(mut batch) => {
                 let from = text.len();
-                for r in &batch {
-                    fmt.line(&mut text, r);
-                }
                 for r in batch.drain(..) {
+                    fmt.line(&mut text, &r);
                     if let Record::Monitor(tx) = r {
                         watchers.push(tx);
                         monitors.store(watchers.len(), Ordering::Relaxed);
@@ -153,17 +149,3 @@ fn write_loop(
         }
     }
 }
-
-/// Makes the calling thread yield to the runtime's threads.
-#[cfg(target_os = "linux")]
-fn lower_priority() {
-    // SAFETY: setpriority only reads its integer arguments; on Linux `who = 0` with
-    // PRIO_PROCESS names the calling thread.
-    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
-    if rc != 0 {
-        tracing::debug!(target: "gt::dispatcher", "could not lower the log writer's priority");
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lower_priority() {}
