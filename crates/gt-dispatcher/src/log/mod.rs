@@ -38,7 +38,7 @@ pub use format::{client_msg_name, worker_msg_name};
 /// Records per batch before it is handed to the writer early.
 pub(crate) const BATCH: usize = 1024;
 /// Records that make a batch worth waking the writer for.
-const HANDOFF: usize = 512;
+const HANDOFF: usize = BATCH;
 /// A smaller batch is handed over once its oldest record is this old (µs). The heartbeat tick
 /// runs a core round at least every 250 ms, so an idle dispatcher's lines are never stuck.
 const HANDOFF_US: u64 = 5_000;

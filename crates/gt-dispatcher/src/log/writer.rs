@@ -98,7 +98,7 @@ fn write_loop(
     monitors: Arc<AtomicUsize>,
 ) {
     let (mut out, name) = match file {
-        Some((f, name)) => (Some(f), name),
+        Some((f, name)) => (Some(LogFile::new(f)), name),
         None => (None, String::new()),
     };
     let mut fmt = Formatter::new();
@@ -146,6 +146,80 @@ fn write_loop(
         }
         if done {
             break;
+        }
+    }
+    if let Some(f) = &mut out {
+        f.finish();
+    }
+}
+
+/// Disk space reserved ahead of the log's end at a time.
+const RESERVE: u64 = 8 << 20;
+
+/// The log file, appended to, with disk space reserved ahead of its end on Linux: writing into
+/// reserved blocks skips the filesystem's per-block delayed-allocation bookkeeping, about a third
+/// of the kernel's time per written page on ext4. The file's size is only what was written; what
+/// was reserved past it is given back when the log closes.
+struct LogFile {
+    file: std::fs::File,
+    len: u64,
+    reserved: u64,
+    /// Cleared once the filesystem (or file type) turns a reservation down.
+    reserve: bool,
+}
+
+impl LogFile {
+    fn new(file: std::fs::File) -> LogFile {
+        LogFile {
+            file,
+            len: 0,
+            reserved: 0,
+            reserve: cfg!(target_os = "linux"),
+        }
+    }
+
+    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        if self.reserve && self.len + b.len() as u64 > self.reserved {
+            self.reserve_more(b.len() as u64);
+        }
+        self.file.write_all(b)?;
+        self.len += b.len() as u64;
+        Ok(())
+    }
+
+    #[cfg(target_os = "linux")]
+    fn reserve_more(&mut self, need: u64) {
+        use std::os::fd::AsRawFd as _;
+        let from = self.reserved.max(self.len);
+        let n = RESERVE.max(need);
+        // SAFETY: fallocate only reads its integer arguments; the descriptor is our open file.
+        let rc = unsafe {
+            libc::fallocate(
+                self.file.as_raw_fd(),
+                libc::FALLOC_FL_KEEP_SIZE,
+                from as libc::off_t,
+                n as libc::off_t,
+            )
+        };
+        if rc == 0 {
+            self.reserved = from + n;
+        } else {
+            // Not a regular file, or a filesystem without fallocate: write without reserving.
+            self.reserve = false;
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn reserve_more(&mut self, _need: u64) {
+        self.reserve = false;
+    }
+
+    /// Gives back the space reserved past the end.
+    fn finish(&mut self) {
+        if self.reserved > self.len {
+            if let Err(e) = self.file.set_len(self.len) {
+                tracing::debug!(target: "gt::dispatcher", "could not release the instruction log's reserved space: {e}");
+            }
         }
     }
 }
