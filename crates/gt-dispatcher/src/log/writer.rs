@@ -223,3 +223,37 @@ impl LogFile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_space_is_given_back_and_the_size_is_what_was_written() {
+        let path = std::env::temp_dir().join(format!("gt-logfile-{}.log", std::process::id()));
+        let mut f = LogFile::new(std::fs::File::create(&path).unwrap());
+        let chunk = vec![b'x'; 100_000];
+        for _ in 0..3 {
+            f.write_all(&chunk).unwrap();
+        }
+        f.finish();
+        drop(f);
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.len(), 300_000);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            // Well under the 8 MiB reserved ahead (a filesystem may round up a little).
+            assert!(
+                meta.blocks() * 512 < 1 << 20,
+                "{} bytes allocated",
+                meta.blocks() * 512
+            );
+        }
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            [&chunk[..], &chunk, &chunk].concat()
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+}
