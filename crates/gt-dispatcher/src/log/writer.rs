@@ -3,11 +3,13 @@
 //! is once no batch came for [`LINGER`], and at least every [`FLUSH_EVERY`]) and streams each
 //! batch's lines to the attached monitors.
 //!
-//! The queue is short ([`QUEUE`] batches, a few thousand adds' worth): a writer that falls
-//! further behind makes the core wait rather than fill memory. A long queue only hid the
-//! writer's cost until the stream paused and made the core page-fault fresh batches in the
-//! meantime (twice its cost per record). For the same reason the thread runs at normal
-//! priority: the core may be waiting on it, and a lowered one lost to every other busy process.
+//! The queue is short ([`QUEUE`] batches: 64k records, about 4 MB, a few milliseconds of a busy
+//! stream, enough to ride out the writer losing its core for a scheduler time slice): a writer
+//! that falls further behind makes the core wait rather than fill memory. A long queue (it was
+//! 512 batches) only hid the writer's cost until the stream paused, and made the core page-fault
+//! fresh batches meanwhile, which doubled its cost per record. For the same reason the thread
+//! runs at normal priority: the core may be waiting on it, and a lowered one (it was nice 10)
+//! lost to every other busy process.
 
 use super::render::Formatter;
 use super::Record;
@@ -21,7 +23,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Batches the writer may lag behind before the core waits for it.
-pub(crate) const QUEUE: usize = 16;
+pub(crate) const QUEUE: usize = 64;
 
 /// The core's handle on the writer thread.
 pub(crate) struct Writer {
