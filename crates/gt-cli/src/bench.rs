@@ -1,8 +1,8 @@
 //! `gt bench ops`: the per-op cost of the runtime. Two loops — 10,000 × `a = a + b` on 16x16 and
 //! 10,000 × a 64x64 matmul — through the embedded runtime, through dispatcher + worker processes
 //! over TCP and over a Unix socket, and calling the CPU kernels directly. Each is timed until the
-//! final value has been read back, so it measures work done, not work enqueued. A last row times
-//! the embedded add loop with the instruction log off and on (`GT_INSTRUCTION_LOG`).
+//! final value has been read back, so it measures work done, not work enqueued. The last rows are
+//! the instruction log's cost ([`crate::bench_log`]).
 
 use crate::bench_log::{
     log_alone, log_alone_json, log_alone_line, logging, logging_json, logging_line,
