@@ -29,8 +29,8 @@ pub enum Which {
         /// Only the instruction-log row (logging off vs on).
         #[arg(long)]
         log_only: bool,
-        /// Adds per round of the instruction-log row (5 rounds with the log off, 5 with it on).
-        #[arg(long, default_value_t = 100_000)]
+        /// Adds per round of the instruction-log row (9 rounds with the log off, 9 with it on).
+        #[arg(long, default_value_t = 50_000)]
         log_iters: usize,
     },
     /// Sharding: a matmul chain and an MLP step on 1 vs 2 workers (1 thread each).
@@ -80,14 +80,14 @@ pub fn run(which: Which, cfg: &Config) -> Result<()> {
             log_iters,
             ..
         } => {
-            let (off, on) = logging(log_iters.max(1), cfg)?;
+            let row = logging(log_iters.max(1), cfg)?;
             let alone = log_alone(log_iters.max(1))?;
             if json {
-                let mut row = logging_json(off, on);
-                row["alone"] = log_alone_json(alone);
-                println!("{row}");
+                let mut out = logging_json(&row);
+                out["alone"] = log_alone_json(alone);
+                println!("{out}");
             } else {
-                println!("{}", logging_line(off, on));
+                println!("{}", logging_line(&row));
                 println!("{}", log_alone_line(alone));
             }
             Ok(())
@@ -161,7 +161,7 @@ fn ops(json: bool, iters: usize, log_iters: usize, cfg: &Config) -> Result<()> {
     let embedded = loops(&rt.session("bench")?, iters)?;
     drop(rt);
     progress("embedded add loop with the instruction log off and on");
-    let (log_off, log_on) = logging(log_iters, cfg)?;
+    let log_row = logging(log_iters, cfg)?;
     let alone = log_alone(log_iters)?;
 
     let opts = gt_client::connect::ConnectOptions {
@@ -198,7 +198,7 @@ fn ops(json: bool, iters: usize, log_iters: usize, cfg: &Config) -> Result<()> {
                     .collect(),
             )
         };
-        let mut logging_row = logging_json(log_off, log_on);
+        let mut logging_row = logging_json(&log_row);
         logging_row["alone"] = log_alone_json(alone);
         let out = serde_json::json!({
             "iters": iters,
@@ -233,7 +233,7 @@ fn ops(json: bool, iters: usize, log_iters: usize, cfg: &Config) -> Result<()> {
         PYTORCH_ADD_US / embedded.0,
         PYTORCH_MATMUL_US / embedded.1
     );
-    println!("{}", logging_line(log_off, log_on));
+    println!("{}", logging_line(&log_row));
     println!("{}", log_alone_line(alone));
     Ok(())
 }

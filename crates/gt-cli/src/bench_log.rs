@@ -18,8 +18,8 @@ use gt_ops::{BinaryOp, Op};
 use gt_proto::{ClientMsg, WorkerMsg};
 use std::time::{Duration, Instant};
 
-/// Alternating rounds of the logging row (the best of each side is kept: the machine is noisy).
-const LOG_ROUNDS: usize = 5;
+/// Rounds of each side of the logging row, alternating off and on.
+const LOG_ROUNDS: usize = 9;
 
 /// One side of the logging row: the best round's wall time and the CPU time of that round, both
 /// per add.
@@ -29,15 +29,48 @@ pub struct LogSide {
     pub cpu_us: f64,
 }
 
+/// The logging row: the best round of each side, and the cost as the median (and range) of the
+/// on/off ratios of rounds run back to back. On a shared machine the load changes from second to
+/// second; a round compared with its neighbour saw about the same load, while the best of each
+/// side may come from different moments.
+#[derive(Clone, Debug)]
+pub struct LogRow {
+    pub off: LogSide,
+    pub on: LogSide,
+    /// Wall-time cost: median, lowest and highest of the paired ratios, minus one.
+    pub cost: Spread,
+    /// Process CPU time cost, the same way.
+    pub cpu_cost: Spread,
+}
+
+/// The median and range of a few measurements.
+#[derive(Clone, Copy, Debug)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    fn of(mut v: Vec<f64>) -> Spread {
+        v.sort_by(f64::total_cmp);
+        Spread {
+            median: v[v.len() / 2],
+            min: v[0],
+            max: v[v.len() - 1],
+        }
+    }
+}
+
 /// The embedded add loop with the instruction log off and on (to a fresh file in the temporary
-/// directory), `iters` adds per round, the best of [`LOG_ROUNDS`] alternating rounds each.
+/// directory), `iters` adds per round, [`LOG_ROUNDS`] alternating rounds each.
 ///
 /// A round times the loop, the read-back of its result and the runtime's shutdown, which waits
 /// until the log's writer has written every line: a log that falls behind during the loop and
 /// catches up afterwards is charged in full. The off side shuts down the same way. The CPU time
 /// is the whole process's (every thread: client, dispatcher core, worker, log writer), so it
 /// shows the log's cost even where an idle core hides it from the wall time.
-pub fn logging(iters: usize, cfg: &Config) -> Result<(LogSide, LogSide)> {
+pub fn logging(iters: usize, cfg: &Config) -> Result<LogRow> {
     let path = std::env::temp_dir().join(format!("gt-bench-{}.log", std::process::id()));
     let threads = cfg.threads_per_worker(1);
     let round = |log: Option<std::path::PathBuf>| -> Result<LogSide> {
@@ -80,12 +113,22 @@ pub fn logging(iters: usize, cfg: &Config) -> Result<(LogSide, LogSide)> {
         cpu_us: f64::INFINITY,
     };
     let (mut off, mut on) = (worst, worst);
+    let (mut cost, mut cpu_cost) = (Vec::new(), Vec::new());
     for _ in 0..LOG_ROUNDS {
-        off = best(off, round(None)?);
-        on = best(on, round(Some(path.clone()))?);
+        let a = round(None)?;
+        let b = round(Some(path.clone()))?;
+        cost.push(b.wall_us / a.wall_us - 1.0);
+        cpu_cost.push(b.cpu_us / a.cpu_us - 1.0);
+        off = best(off, a);
+        on = best(on, b);
     }
     let _ = std::fs::remove_file(&path);
-    Ok((off, on))
+    Ok(LogRow {
+        off,
+        on,
+        cost: Spread::of(cost),
+        cpu_cost: Spread::of(cpu_cost),
+    })
 }
 
 /// CPU time used by this process so far (all threads, including finished ones).
@@ -110,32 +153,41 @@ fn rusage(who: libc::c_int) -> Duration {
 const INSTRUCTIONS_PER_ADD: f64 = 2.0;
 
 /// The logging row as JSON.
-pub fn logging_json(off: LogSide, on: LogSide) -> serde_json::Value {
+pub fn logging_json(r: &LogRow) -> serde_json::Value {
+    let spread = |x: Spread| serde_json::json!({ "median": x.median, "min": x.min, "max": x.max });
     serde_json::json!({
-        "add_16x16_us_off": off.wall_us,
-        "add_16x16_us_on": on.wall_us,
-        "instructions_per_s_off": INSTRUCTIONS_PER_ADD * 1e6 / off.wall_us,
-        "instructions_per_s_on": INSTRUCTIONS_PER_ADD * 1e6 / on.wall_us,
-        "overhead": on.wall_us / off.wall_us - 1.0,
-        "cpu_us_per_add_off": off.cpu_us,
-        "cpu_us_per_add_on": on.cpu_us,
-        "cpu_overhead": on.cpu_us / off.cpu_us - 1.0,
+        "rounds": LOG_ROUNDS,
+        "add_16x16_us_off": r.off.wall_us,
+        "add_16x16_us_on": r.on.wall_us,
+        "instructions_per_s_off": INSTRUCTIONS_PER_ADD * 1e6 / r.off.wall_us,
+        "instructions_per_s_on": INSTRUCTIONS_PER_ADD * 1e6 / r.on.wall_us,
+        "overhead": r.cost.median,
+        "overhead_range": spread(r.cost),
+        "cpu_us_per_add_off": r.off.cpu_us,
+        "cpu_us_per_add_on": r.on.cpu_us,
+        "cpu_overhead": r.cpu_cost.median,
+        "cpu_overhead_range": spread(r.cpu_cost),
     })
 }
 
 /// The logging row as text.
-pub fn logging_line(off: LogSide, on: LogSide) -> String {
+pub fn logging_line(r: &LogRow) -> String {
+    let pct = |x: f64| x * 100.0;
     format!(
-        "instruction log (embedded add loop, until the log is written): off {:.3} µs/add ({:.0} instructions/s), on {:.3} µs/add ({:.0} instructions/s), cost {:+.1}%\n\
-         process CPU time per add (all threads): off {:.3} µs, on {:.3} µs ({:+.1}%)",
-        off.wall_us,
-        INSTRUCTIONS_PER_ADD * 1e6 / off.wall_us,
-        on.wall_us,
-        INSTRUCTIONS_PER_ADD * 1e6 / on.wall_us,
-        (on.wall_us / off.wall_us - 1.0) * 100.0,
-        off.cpu_us,
-        on.cpu_us,
-        (on.cpu_us / off.cpu_us - 1.0) * 100.0
+        "instruction log (embedded add loop, timed until the log is written, best of {LOG_ROUNDS}): off {:.3} µs/add ({:.0} instructions/s), on {:.3} µs/add ({:.0} instructions/s)\n\
+         logging cost, median of {LOG_ROUNDS} back-to-back pairs: {:+.1}% wall time (range {:+.0}%..{:+.0}%), {:+.1}% process CPU time (range {:+.0}%..{:+.0}%; best off {:.3} µs/add, on {:.3} µs/add)",
+        r.off.wall_us,
+        INSTRUCTIONS_PER_ADD * 1e6 / r.off.wall_us,
+        r.on.wall_us,
+        INSTRUCTIONS_PER_ADD * 1e6 / r.on.wall_us,
+        pct(r.cost.median),
+        pct(r.cost.min),
+        pct(r.cost.max),
+        pct(r.cpu_cost.median),
+        pct(r.cpu_cost.min),
+        pct(r.cpu_cost.max),
+        r.off.cpu_us,
+        r.on.cpu_us,
     )
 }
 
