@@ -26,7 +26,7 @@ pub enum Which {
         /// Iterations of each loop.
         #[arg(long, default_value_t = 10_000)]
         iters: usize,
-        /// Only the instruction-log row (logging off vs on).
+        /// Only the instruction-log rows (logging off vs on, and the log alone).
         #[arg(long)]
         log_only: bool,
         /// Adds per round of the instruction-log row (9 rounds with the log off, 9 with it on).
