@@ -1,9 +1,12 @@
 //! `gt bench ops`: the per-op cost of the runtime. Two loops — 10,000 × `a = a + b` on 16x16 and
 //! 10,000 × a 64x64 matmul — through the embedded runtime, through dispatcher + worker processes
 //! over TCP and over a Unix socket, and calling the CPU kernels directly. Each is timed until the
-//! final value has been read back, so it measures work done, not work enqueued. A last row times
-//! the embedded add loop with the instruction log off and on (`GT_INSTRUCTION_LOG`).
+//! final value has been read back, so it measures work done, not work enqueued. The last rows are
+//! the instruction log's cost ([`crate::bench_log`]).
 
+use crate::bench_log::{
+    log_alone, log_alone_json, log_alone_line, logging, logging_json, logging_line,
+};
 use crate::cluster::Cluster;
 use anyhow::Result;
 use clap::Subcommand;
@@ -23,9 +26,12 @@ pub enum Which {
         /// Iterations of each loop.
         #[arg(long, default_value_t = 10_000)]
         iters: usize,
-        /// Only the instruction-log row (logging off vs on).
+        /// Only the instruction-log rows (logging off vs on, and the log alone).
         #[arg(long)]
         log_only: bool,
+        /// Adds per round of the instruction-log row (9 rounds with the log off, 9 with it on).
+        #[arg(long, default_value_t = 50_000)]
+        log_iters: usize,
     },
     /// Sharding: a matmul chain and an MLP step on 1 vs 2 workers (1 thread each).
     Shard {
@@ -70,14 +76,19 @@ pub fn run(which: Which, cfg: &Config) -> Result<()> {
     match which {
         Which::Ops {
             json,
-            iters,
             log_only: true,
+            log_iters,
+            ..
         } => {
-            let (off, on) = logging(iters.max(1), cfg)?;
+            let row = logging(log_iters.max(1), cfg)?;
+            let alone = log_alone(log_iters.max(1))?;
             if json {
-                println!("{}", logging_json(off, on));
+                let mut out = logging_json(&row);
+                out["alone"] = log_alone_json(alone);
+                println!("{out}");
             } else {
-                println!("{}", logging_line(off, on));
+                println!("{}", logging_line(&row));
+                println!("{}", log_alone_line(alone));
             }
             Ok(())
         }
@@ -85,7 +96,8 @@ pub fn run(which: Which, cfg: &Config) -> Result<()> {
             json,
             iters,
             log_only: false,
-        } => ops(json, iters.max(1), cfg),
+            log_iters,
+        } => ops(json, iters.max(1), log_iters.max(1), cfg),
         Which::Shard { json, repeats } => crate::bench_shard::run(json, repeats, cfg),
         Which::Compile {
             iters,
@@ -114,37 +126,6 @@ fn add_loop(s: &Session, iters: usize) -> Result<f64> {
     time_add(&mut a, iters)
 }
 
-/// Alternating rounds of the logging row (the best of each side is kept: the machine is noisy).
-const LOG_ROUNDS: usize = 5;
-
-/// µs per op of the embedded add loop with the instruction log off and on (to a temporary
-/// file), the best of [`LOG_ROUNDS`] alternating rounds each. Every round starts a fresh runtime and
-/// shuts it down untimed, so a log still being written cannot slow the next round down.
-fn logging(iters: usize, cfg: &Config) -> Result<(f64, f64)> {
-    let path = std::env::temp_dir().join(format!("gt-bench-{}.log", std::process::id()));
-    let threads = cfg.threads_per_worker(1);
-    let round = |log: Option<std::path::PathBuf>| -> Result<f64> {
-        let rt = Embedded::start(
-            1,
-            threads,
-            &Config {
-                instruction_log: log,
-                ..cfg.clone()
-            },
-        )?;
-        let us = add_loop(&rt.session("bench-log")?, iters)?;
-        drop(rt);
-        Ok(us)
-    };
-    let (mut best_off, mut best_on) = (f64::INFINITY, f64::INFINITY);
-    for _ in 0..LOG_ROUNDS {
-        best_off = best_off.min(round(None)?);
-        best_on = best_on.min(round(Some(path.clone()))?);
-    }
-    let _ = std::fs::remove_file(&path);
-    Ok((best_off, best_on))
-}
-
 /// µs per op of the add loop and the matmul loop on `s`.
 fn loops(s: &Session, iters: usize) -> Result<(f64, f64)> {
     let warm = (iters / 10).clamp(1, 1000);
@@ -166,7 +147,7 @@ fn loops(s: &Session, iters: usize) -> Result<(f64, f64)> {
     Ok((add_us, mm_us))
 }
 
-fn ops(json: bool, iters: usize, cfg: &Config) -> Result<()> {
+fn ops(json: bool, iters: usize, log_iters: usize, cfg: &Config) -> Result<()> {
     let progress = |what: &str| {
         if !json {
             eprintln!("  measuring {what}…");
@@ -180,7 +161,8 @@ fn ops(json: bool, iters: usize, cfg: &Config) -> Result<()> {
     let embedded = loops(&rt.session("bench")?, iters)?;
     drop(rt);
     progress("embedded add loop with the instruction log off and on");
-    let (log_off, log_on) = logging(iters, cfg)?;
+    let log_row = logging(log_iters, cfg)?;
+    let alone = log_alone(log_iters)?;
 
     let opts = gt_client::connect::ConnectOptions {
         token: cfg.token.clone(),
@@ -216,11 +198,13 @@ fn ops(json: bool, iters: usize, cfg: &Config) -> Result<()> {
                     .collect(),
             )
         };
+        let mut logging_row = logging_json(&log_row);
+        logging_row["alone"] = log_alone_json(alone);
         let out = serde_json::json!({
             "iters": iters,
             "add_16x16_us": pick(|v| v.0),
             "matmul_64x64_us": pick(|v| v.1),
-            "logging": logging_json(log_off, log_on),
+            "logging": logging_row,
             "pytorch_eager_us": { "add_16x16": PYTORCH_ADD_US, "matmul_64x64": PYTORCH_MATMUL_US },
         });
         println!("{out}");
@@ -249,30 +233,7 @@ fn ops(json: bool, iters: usize, cfg: &Config) -> Result<()> {
         PYTORCH_ADD_US / embedded.0,
         PYTORCH_MATMUL_US / embedded.1
     );
-    println!("{}", logging_line(log_off, log_on));
+    println!("{}", logging_line(&log_row));
+    println!("{}", log_alone_line(alone));
     Ok(())
-}
-
-/// Client instructions per `a = a + b` iteration: the `Exec` and the `Free` of the old `a`.
-const INSTRUCTIONS_PER_ADD: f64 = 2.0;
-
-/// The logging row as JSON.
-fn logging_json(off: f64, on: f64) -> serde_json::Value {
-    serde_json::json!({
-        "add_16x16_us_off": off,
-        "add_16x16_us_on": on,
-        "instructions_per_s_off": INSTRUCTIONS_PER_ADD * 1e6 / off,
-        "instructions_per_s_on": INSTRUCTIONS_PER_ADD * 1e6 / on,
-        "overhead": on / off - 1.0,
-    })
-}
-
-/// The logging row as a line of text.
-fn logging_line(off: f64, on: f64) -> String {
-    format!(
-        "instruction log (embedded add loop): off {off:.3} µs/add ({:.0} instructions/s), on {on:.3} µs/add ({:.0} instructions/s), cost {:+.1}%",
-        INSTRUCTIONS_PER_ADD * 1e6 / off,
-        INSTRUCTIONS_PER_ADD * 1e6 / on,
-        (on / off - 1.0) * 100.0
-    )
 }

@@ -15,6 +15,7 @@
 mod bench;
 mod bench_compile;
 mod bench_jit;
+mod bench_log;
 mod bench_shard;
 mod cluster;
 mod top;

@@ -21,6 +21,7 @@
 //! streams them to monitors.
 
 mod format;
+mod render;
 pub mod writer;
 
 use gt_core::{Key, SessionId, TensorId, WorkerId};
@@ -37,7 +38,7 @@ pub use format::{client_msg_name, worker_msg_name};
 /// Records per batch before it is handed to the writer early.
 pub(crate) const BATCH: usize = 1024;
 /// Records that make a batch worth waking the writer for.
-const HANDOFF: usize = 512;
+const HANDOFF: usize = BATCH;
 /// A smaller batch is handed over once its oldest record is this old (µs). The heartbeat tick
 /// runs a core round at least every 250 ms, so an idle dispatcher's lines are never stuck.
 const HANDOFF_US: u64 = 5_000;
@@ -166,15 +167,19 @@ pub(crate) enum Record {
         w: WorkerId,
         key: Key,
     },
-    /// Anything else, its details already formatted.
-    Text {
-        at: u64,
-        kind: Kind,
-        src: Src,
-        cmd: &'static str,
-        size: usize,
-        details: String,
-    },
+    /// Anything else, its details already formatted (boxed: rare, and it would double the size
+    /// of every record).
+    Text(Box<TextRecord>),
+}
+
+/// A rare event's line, ready but for its sequence number and time column.
+pub(crate) struct TextRecord {
+    pub(crate) at: u64,
+    pub(crate) kind: Kind,
+    pub(crate) src: Src,
+    pub(crate) cmd: &'static str,
+    pub(crate) size: usize,
+    pub(crate) details: String,
 }
 
 /// An open instruction log. Dropping it writes everything logged so far.
@@ -348,14 +353,14 @@ impl InstructionLog {
 
     fn text(&mut self, kind: Kind, src: Src, cmd: &'static str, size: usize, details: String) {
         let at = self.now_us;
-        self.push(Record::Text {
+        self.push(Record::Text(Box::new(TextRecord {
             at,
             kind,
             src,
             cmd,
             size,
             details,
-        });
+        })));
     }
 
     /// A line that is not a message (connects, disconnects, errors).
