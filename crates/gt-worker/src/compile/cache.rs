@@ -106,6 +106,15 @@ impl PlanCache {
         }
     }
 
+    /// Whether compiled runs of `sig` are still being timed (the regression guard decides after
+    /// its first few; later runs skip the clock reads).
+    pub fn timing(&self, sig: u64) -> bool {
+        match self.entries.get(&sig) {
+            Some(Entry::Ready(_, perf)) => perf.runs < GUARD_RUNS,
+            _ => false,
+        }
+    }
+
     /// Starts compiling `job` (in the background unless the cache compiles inline).
     pub fn start(&mut self, job: CompileJob) {
         let sig = job.sig;
@@ -151,6 +160,10 @@ impl PlanCache {
         let Some(Entry::Ready(_, perf)) = self.entries.get_mut(&sig) else {
             return false;
         };
+        if perf.runs >= GUARD_RUNS {
+            // Decided; later runs are not timed (`timing`).
+            return false;
+        }
         perf.runs += 1;
         perf.compiled_best_ns = if perf.runs == 1 {
             ns

@@ -530,7 +530,8 @@ fn begin<T: Clone>(tr: &mut Tracer<T>, s: SessionId, sig: u64) {
     let mode = match lookup {
         Lookup::Ready(plan) => {
             let split = tr.split_for(&plan);
-            Mode::Stream(Box::new(Run::new(plan, split)))
+            let timed = tr.cache.timing(sig);
+            Mode::Stream(Box::new(Run::new(plan, split, timed)))
         }
         Lookup::Missing => Mode::Record(Record::default()),
         Lookup::Pending | Lookup::Off => Mode::Eager(0),
