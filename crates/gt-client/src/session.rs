@@ -83,9 +83,9 @@ impl Session {
         name: String,
     ) -> Session {
         Session(Arc::new(Inner {
+            buf: Mutex::new(tx.spare(batch_size.max(1))),
             tx,
             router,
-            buf: Mutex::new(Vec::with_capacity(batch_size)),
             batch_size: batch_size.max(1),
             next_id: AtomicU64::new(1),
             next_req: AtomicU64::new(1),
@@ -138,7 +138,7 @@ impl Session {
         let mut buf = self.0.buf.lock().unwrap();
         buf.push(msg);
         if buf.len() >= self.0.batch_size {
-            let batch = std::mem::replace(&mut *buf, Vec::with_capacity(self.0.batch_size));
+            let batch = std::mem::replace(&mut *buf, self.0.tx.spare(self.0.batch_size));
             drop(buf);
             tracing::debug!(target: "gt::client", "sending a full batch of {} instructions", batch.len());
             let _ = self.0.tx.send(batch);
@@ -152,7 +152,9 @@ impl Session {
             if buf.is_empty() {
                 return self.0.router.dead().map_or(Ok(()), Err);
             }
-            std::mem::replace(&mut *buf, Vec::with_capacity(self.0.batch_size))
+            // The consumer hands emptied batches back, so a sync point (a flush of a few
+            // instructions) reuses a warm buffer instead of allocating a full batch's worth.
+            std::mem::replace(&mut *buf, self.0.tx.spare(self.0.batch_size))
         };
         tracing::debug!(target: "gt::client", "flushing {} instructions", batch.len());
         self.0.tx.send(batch).map_err(|_| self.connection_error())

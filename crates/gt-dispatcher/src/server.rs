@@ -143,11 +143,13 @@ impl Dispatcher {
         deliver: Tx<ClientReply>,
     ) -> Result<(SessionId, u32, Tx<ClientMsg>), Error> {
         let (acc_tx, acc_rx) = crossbeam_channel::bounded(1);
+        let spares = Arc::new(gt_transport::Recycler::new());
         self.events
             .send(Event::ClientJoined {
                 name: name.into(),
                 tx: deliver,
                 accepted: acc_tx,
+                spares: Some(spares.clone()),
             })
             .map_err(|_| Error::Connection("dispatcher stopped".into()))?;
         let (sid, workers) = acc_rx
@@ -159,12 +161,15 @@ impl Dispatcher {
             session: sid,
         };
         let events = self.events.clone();
-        let tx = Tx::from_fn(move |msgs| {
-            let _keep = &guard;
-            events
-                .send(Event::ClientBatch { session: sid, msgs })
-                .map_err(|_| gt_transport::Closed)
-        });
+        let tx = Tx::recycling(
+            move |msgs| {
+                let _keep = &guard;
+                events
+                    .send(Event::ClientBatch { session: sid, msgs })
+                    .map_err(|_| gt_transport::Closed)
+            },
+            spares,
+        );
         Ok((sid, workers, tx))
     }
 
@@ -283,6 +288,7 @@ fn serve_connection(stream: Stream, events: Sender<Event>, cfg: DispatcherConfig
                 name: name.clone(),
                 tx,
                 accepted: acc_tx,
+                spares: None,
             });
             match acc_rx.recv() {
                 Ok(Ok((sid, workers))) => {

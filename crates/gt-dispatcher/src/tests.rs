@@ -46,6 +46,7 @@ fn add_client(core: &mut Core, now: Instant) -> (SessionId, Log<ClientReply>) {
             name: "t".into(),
             tx,
             accepted: acc,
+            spares: None,
         },
         now,
     );

@@ -18,7 +18,7 @@ use gt_core::{Error, Result, WorkerId};
 use gt_proto::{ExecSpan, Hello, PeerMsg, Role, WorkerLoad, WorkerMsg, WorkerReply};
 use gt_transport::{
     accept_handshake, connect_handshake, send_welcome, spawn_reader, spawn_writer, Addr, Listener,
-    Stream, Tx,
+    Recycler, Stream, Tx,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -73,6 +73,8 @@ pub struct Inbound {
     mailbox: Arc<Mailbox>,
     replies: Arc<OnceLock<Tx<WorkerReply>>>,
     load: Arc<LoadCounters>,
+    /// Batches the executor has emptied, handed back to an in-process dispatcher.
+    spares: Arc<Recycler<WorkerMsg>>,
 }
 
 /// The executor's load, shared between the executor (which adds) and the inbound side (which
@@ -147,15 +149,19 @@ impl Inbound {
         self.exec.send(msgs).is_ok()
     }
 
-    /// As a [`Tx`] for in-process dispatchers.
+    /// As a [`Tx`] for in-process dispatchers (the executor hands emptied batches back to it).
     pub fn into_tx(self) -> Tx<WorkerMsg> {
-        Tx::from_fn(move |msgs| {
-            if self.push(msgs) {
-                Ok(())
-            } else {
-                Err(gt_transport::Closed)
-            }
-        })
+        let spares = self.spares.clone();
+        Tx::recycling(
+            move |msgs| {
+                if self.push(msgs) {
+                    Ok(())
+                } else {
+                    Err(gt_transport::Closed)
+                }
+            },
+            spares,
+        )
     }
 }
 
@@ -174,6 +180,7 @@ impl Worker {
             mailbox: Arc::new(Mailbox::default()),
             replies: Arc::new(OnceLock::new()),
             load: Arc::new(LoadCounters::default()),
+            spares: Arc::new(Recycler::new()),
         };
         Worker {
             rx,
@@ -211,19 +218,27 @@ impl Worker {
         let links = PeerLinks::new(net, self.inbound.mailbox.clone(), transfer_timeout);
         let (rx, hot) = (self.rx, self.hotpath);
         let load = self.inbound.load.clone();
+        let spares = self.inbound.spares.clone();
         drop(self.inbound); // only the dispatcher's clones keep the queue open
+        let queue = Queue { rx, spares };
         std::thread::Builder::new()
             .name(format!("gt-worker-{}", id.0))
-            .spawn(move || execute_loop(id, engine, hot, rx, replies, links, load))
+            .spawn(move || execute_loop(id, engine, hot, queue, replies, links, load))
             .expect("spawning a thread")
     }
+}
+
+/// The executor's input: batches to run, and where their emptied vectors go back.
+struct Queue {
+    rx: Receiver<Vec<WorkerMsg>>,
+    spares: Arc<Recycler<WorkerMsg>>,
 }
 
 fn execute_loop(
     id: WorkerId,
     engine: CpuEngine,
     hot: HotPathConfig,
-    rx: Receiver<Vec<WorkerMsg>>,
+    queue: Queue,
     replies: Tx<WorkerReply>,
     mut links: PeerLinks,
     load: Arc<LoadCounters>,
@@ -233,12 +248,12 @@ fn execute_loop(
     // Timing records are stamped with the Unix clock so the dispatcher can place them on its own
     // timeline; one reading anchors the monotonic clock used per instruction.
     let (epoch_unix, epoch) = (unix_ns(), Instant::now());
-    while let Ok(batch) = rx.recv() {
+    while let Ok(mut batch) = queue.rx.recv() {
         let n = batch.len() as u64;
         let start = Instant::now();
         if load.timing.load(Ordering::Relaxed) {
             let mut spans = Vec::with_capacity(batch.len());
-            for msg in batch {
+            for msg in batch.drain(..) {
                 let (key, op) = describe(&msg);
                 let t0 = Instant::now();
                 state.handle(msg, &mut links, &mut out);
@@ -256,15 +271,20 @@ fn execute_loop(
                 out.push(WorkerReply::Timing { spans });
             }
         } else {
-            for msg in batch {
+            for msg in batch.drain(..) {
                 state.handle(msg, &mut links, &mut out);
             }
         }
+        queue.spares.give(batch);
         load.busy_ns
             .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         load.handled.fetch_add(n, Ordering::Relaxed);
         load.queued.fetch_sub(n, Ordering::Relaxed);
-        if !out.is_empty() && replies.send(std::mem::take(&mut out)).is_err() {
+        if !out.is_empty()
+            && replies
+                .send(std::mem::replace(&mut out, replies.spare(0)))
+                .is_err()
+        {
             break;
         }
     }
