@@ -2,10 +2,9 @@
 //! what happens when the connection dies (every waiter and every later sync gets the error —
 //! nothing hangs).
 
-use crossbeam_channel::{bounded, Sender};
 use gt_core::{Error, ReqId, Result, TensorId};
 use gt_proto::{ClientMsg, ClientReply, WorkerStats};
-use gt_transport::Tx;
+use gt_transport::{parking_channel, ParkSender, Tx};
 use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +13,7 @@ use std::sync::{Arc, Mutex};
 /// transport can deliver into it.
 #[derive(Default)]
 pub struct ReplyRouter {
-    waiters: Mutex<FxHashMap<ReqId, Sender<ClientReply>>>,
+    waiters: Mutex<FxHashMap<ReqId, ParkSender<ClientReply>>>,
     dead: Mutex<Option<Error>>,
 }
 
@@ -173,7 +172,8 @@ impl Session {
             return Err(e);
         }
         let req = ReqId(self.0.next_req.fetch_add(1, Ordering::Relaxed));
-        let (tx, rx) = bounded(1);
+        // Parks at once: a spinning waiter would take a core from the threads answering it.
+        let (tx, rx) = parking_channel();
         self.0.router.waiters.lock().unwrap().insert(req, tx);
         // The router may have died between the check and the insert; check again.
         if let Some(e) = self.0.router.dead() {

@@ -13,12 +13,11 @@ use crate::cpu::CpuEngine;
 use crate::hotpath::HotPathConfig;
 use crate::peers::{Mailbox, PeerLinks, PeerNet};
 use crate::state::WorkerState;
-use crossbeam_channel::{Receiver, Sender};
 use gt_core::{Error, Result, WorkerId};
 use gt_proto::{ExecSpan, Hello, PeerMsg, Role, WorkerLoad, WorkerMsg, WorkerReply};
 use gt_transport::{
     accept_handshake, connect_handshake, send_welcome, spawn_reader, spawn_writer, Addr, Listener,
-    Recycler, Stream, Tx,
+    ParkReceiver, ParkSender, Recycler, Stream, Tx,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -61,7 +60,7 @@ impl Default for WorkerConfig {
 /// A worker before it is started: the receiving side is ready, so it can be registered with a
 /// dispatcher first and learn its id.
 pub struct Worker {
-    rx: Receiver<Vec<WorkerMsg>>,
+    rx: ParkReceiver<Vec<WorkerMsg>>,
     inbound: Inbound,
     hotpath: HotPathConfig,
 }
@@ -69,7 +68,7 @@ pub struct Worker {
 /// The dispatcher-facing input of a worker.
 #[derive(Clone)]
 pub struct Inbound {
-    exec: Sender<Vec<WorkerMsg>>,
+    exec: ParkSender<Vec<WorkerMsg>>,
     mailbox: Arc<Mailbox>,
     replies: Arc<OnceLock<Tx<WorkerReply>>>,
     load: Arc<LoadCounters>,
@@ -174,7 +173,7 @@ impl Default for Worker {
 impl Worker {
     /// A worker with an empty queue and mailbox.
     pub fn new() -> Worker {
-        let (exec, rx) = crossbeam_channel::unbounded();
+        let (exec, rx) = gt_transport::parking_channel();
         let inbound = Inbound {
             exec,
             mailbox: Arc::new(Mailbox::default()),
@@ -230,7 +229,7 @@ impl Worker {
 
 /// The executor's input: batches to run, and where their emptied vectors go back.
 struct Queue {
-    rx: Receiver<Vec<WorkerMsg>>,
+    rx: ParkReceiver<Vec<WorkerMsg>>,
     spares: Arc<Recycler<WorkerMsg>>,
 }
 
