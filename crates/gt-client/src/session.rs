@@ -172,7 +172,7 @@ impl Session {
             return Err(e);
         }
         let req = ReqId(self.0.next_req.fetch_add(1, Ordering::Relaxed));
-        // Parks at once: a spinning waiter would take a core from the threads answering it.
+        // Never spins: a spinning waiter would take a core from the threads answering it.
         let (tx, rx) = parking_channel();
         self.0.router.waiters.lock().unwrap().insert(req, tx);
         // The router may have died between the check and the insert; check again.

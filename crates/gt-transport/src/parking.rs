@@ -1,13 +1,18 @@
-//! A many-to-one queue whose receiver parks at once when it is empty (no spinning, no yielding).
+//! A many-to-one queue whose receiver never spins: it yields its core a few times, then parks.
 //!
 //! The runtime's hot queues carry *batches* (a client batch, a worker's share of a round), so a
-//! lock per message costs nothing measurable. What does cost is how the receiver waits:
-//! `crossbeam_channel::recv` spins and then calls `sched_yield` a few times before it parks. On a
-//! 2-core machine with three busy threads (client, dispatcher, worker) those spins and yields take
-//! the core from the very thread that would produce the next message; a profile of the Python add
-//! loop showed ~10% of all samples spinning in `recv`. Here the receiver sleeps on a condition
-//! variable right away and a sender only makes the wake-up system call when the receiver is
-//! actually asleep.
+//! lock per message costs nothing measurable. What does cost is how the receiver waits.
+//! `crossbeam_channel::recv` busy-spins (`pause`) before it yields and parks; on a 2-core machine
+//! with three busy threads (client, dispatcher, worker) the spinning takes the core from the very
+//! thread that would produce the next message (a profile of the Python add loop showed ~10% of
+//! all samples spinning in `recv`, and `pause` is slow under virtualisation). Parking at once
+//! avoids that but makes every hand-off a sleep and a wake-up, and on a loaded machine about a
+//! third of the runs fell into a slow mode (90–150 µs per `item()` round trip). A few
+//! `sched_yield`s first hand the core straight to a runnable partner thread on the same core and
+//! catch quick answers without a wake-up. Measured with `gt bench ops` (embedded sync round trip,
+//! 15 runs each, load ~3.5): spinning `recv` median 23.6 µs, parking at once 43.0 µs, three yields
+//! then parking 14.2 µs (max 26 µs); any busy-spin made it worse (1,000 polls: ~120 µs).
+//! A sender makes the wake-up system call only when the receiver is actually asleep.
 //!
 //! Semantics match `crossbeam_channel::unbounded` for what GT uses: `send` fails once the receiver
 //! is gone, `recv` fails once every sender is gone and the queue is empty, and messages still
@@ -16,6 +21,9 @@
 use crossbeam_channel::{RecvError, SendError, TryRecvError};
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// `sched_yield`s before the receiver parks (see the module docs for the measurements).
+const YIELDS_BEFORE_PARKING: u32 = 3;
 
 struct State<T> {
     queue: VecDeque<T>,
@@ -97,6 +105,13 @@ impl<T> ParkReceiver<T> {
     /// The next message, sleeping until there is one; fails once every sender is gone and the
     /// queue is empty.
     pub fn recv(&self) -> Result<T, RecvError> {
+        for _ in 0..YIELDS_BEFORE_PARKING {
+            match self.try_recv() {
+                Ok(msg) => return Ok(msg),
+                Err(TryRecvError::Disconnected) => return Err(RecvError),
+                Err(TryRecvError::Empty) => std::thread::yield_now(),
+            }
+        }
         let mut s = self.0.lock();
         loop {
             if let Some(msg) = s.queue.pop_front() {
