@@ -1,8 +1,9 @@
 //! `gt bench ops`: the per-op cost of the runtime. Two loops — 10,000 × `a = a + b` on 16x16 and
 //! 10,000 × a 64x64 matmul — through the embedded runtime, through dispatcher + worker processes
 //! over TCP and over a Unix socket, and calling the CPU kernels directly. Each is timed until the
-//! final value has been read back, so it measures work done, not work enqueued. The last rows are
-//! the instruction log's cost ([`crate::bench_log`]).
+//! final value has been read back, so it measures work done, not work enqueued. A sync row times
+//! the round trip of `x = x + 1; x.item()` on every path (the cost a loop pays per `loss.item()`).
+//! The last rows are the instruction log's cost ([`crate::bench_log`]).
 
 use crate::bench_log::{
     log_alone, log_alone_json, log_alone_line, logging, logging_json, logging_line,
@@ -126,8 +127,25 @@ fn add_loop(s: &Session, iters: usize) -> Result<f64> {
     time_add(&mut a, iters)
 }
 
-/// µs per op of the add loop and the matmul loop on `s`.
-fn loops(s: &Session, iters: usize) -> Result<(f64, f64)> {
+/// µs per round trip of `x = x + 1; x.item()` on `s`: two streamed instructions and a read
+/// answered through every thread hand-off (after a warm-up).
+fn sync_loop(s: &Session, iters: usize) -> Result<f64> {
+    let n = (iters / 10).max(10);
+    let mut x = s.try_full([1], 0.0, DType::F32)?;
+    let time = |x: &mut gt::Tensor, n: usize| -> Result<f64> {
+        let t = Instant::now();
+        for _ in 0..n {
+            *x = x.try_add_scalar(1.0)?;
+            x.item()?;
+        }
+        Ok(t.elapsed().as_secs_f64() * 1e6 / n as f64)
+    };
+    time(&mut x, (n / 10).max(1))?;
+    time(&mut x, n)
+}
+
+/// µs per op of the add loop and the matmul loop on `s`, and µs per sync round trip.
+fn loops(s: &Session, iters: usize) -> Result<((f64, f64), f64)> {
     let warm = (iters / 10).clamp(1, 1000);
     let add_us = add_loop(s, iters)?;
 
@@ -144,7 +162,7 @@ fn loops(s: &Session, iters: usize) -> Result<(f64, f64)> {
     };
     time_mm(warm)?;
     let mm_us = time_mm(iters)?;
-    Ok((add_us, mm_us))
+    Ok(((add_us, mm_us), sync_loop(s, iters)?))
 }
 
 fn ops(json: bool, iters: usize, log_iters: usize, cfg: &Config) -> Result<()> {
@@ -184,6 +202,8 @@ fn ops(json: bool, iters: usize, log_iters: usize, cfg: &Config) -> Result<()> {
         loops(&gt_client::connect(&c.addr, &opts)?, iters)?
     };
 
+    let syncs = [("embedded", embedded.1), ("tcp", tcp.1), ("unix", unix.1)];
+    let (embedded, tcp, unix) = (embedded.0, tcp.0, unix.0);
     let rows = [
         ("kernels", kernels),
         ("embedded", embedded),
@@ -204,6 +224,9 @@ fn ops(json: bool, iters: usize, log_iters: usize, cfg: &Config) -> Result<()> {
             "iters": iters,
             "add_16x16_us": pick(|v| v.0),
             "matmul_64x64_us": pick(|v| v.1),
+            "sync_round_trip_us": serde_json::Value::Object(
+                syncs.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect(),
+            ),
             "logging": logging_row,
             "pytorch_eager_us": { "add_16x16": PYTORCH_ADD_US, "matmul_64x64": PYTORCH_MATMUL_US },
         });
@@ -227,6 +250,10 @@ fn ops(json: bool, iters: usize, log_iters: usize, cfg: &Config) -> Result<()> {
     println!(
         "{:<34} {:>18.3} {:>21.3}",
         "PyTorch eager (measured here)", PYTORCH_ADD_US, PYTORCH_MATMUL_US
+    );
+    println!(
+        "sync round trip (x = x + 1; x.item()): embedded {:.1} µs, TCP {:.1} µs, Unix {:.1} µs",
+        syncs[0].1, syncs[1].1, syncs[2].1
     );
     println!(
         "embedded vs PyTorch eager: {:.2}x on adds, {:.2}x on matmuls (higher is better)",

@@ -2,10 +2,9 @@
 //! what happens when the connection dies (every waiter and every later sync gets the error —
 //! nothing hangs).
 
-use crossbeam_channel::{bounded, Sender};
 use gt_core::{Error, ReqId, Result, TensorId};
 use gt_proto::{ClientMsg, ClientReply, WorkerStats};
-use gt_transport::Tx;
+use gt_transport::{parking_channel, ParkSender, Tx};
 use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +13,7 @@ use std::sync::{Arc, Mutex};
 /// transport can deliver into it.
 #[derive(Default)]
 pub struct ReplyRouter {
-    waiters: Mutex<FxHashMap<ReqId, Sender<ClientReply>>>,
+    waiters: Mutex<FxHashMap<ReqId, ParkSender<ClientReply>>>,
     dead: Mutex<Option<Error>>,
 }
 
@@ -83,9 +82,9 @@ impl Session {
         name: String,
     ) -> Session {
         Session(Arc::new(Inner {
+            buf: Mutex::new(tx.spare(batch_size.max(1))),
             tx,
             router,
-            buf: Mutex::new(Vec::with_capacity(batch_size)),
             batch_size: batch_size.max(1),
             next_id: AtomicU64::new(1),
             next_req: AtomicU64::new(1),
@@ -138,7 +137,7 @@ impl Session {
         let mut buf = self.0.buf.lock().unwrap();
         buf.push(msg);
         if buf.len() >= self.0.batch_size {
-            let batch = std::mem::replace(&mut *buf, Vec::with_capacity(self.0.batch_size));
+            let batch = std::mem::replace(&mut *buf, self.0.tx.spare(self.0.batch_size));
             drop(buf);
             tracing::debug!(target: "gt::client", "sending a full batch of {} instructions", batch.len());
             let _ = self.0.tx.send(batch);
@@ -152,7 +151,9 @@ impl Session {
             if buf.is_empty() {
                 return self.0.router.dead().map_or(Ok(()), Err);
             }
-            std::mem::replace(&mut *buf, Vec::with_capacity(self.0.batch_size))
+            // The consumer hands emptied batches back, so a sync point (a flush of a few
+            // instructions) reuses a warm buffer instead of allocating a full batch's worth.
+            std::mem::replace(&mut *buf, self.0.tx.spare(self.0.batch_size))
         };
         tracing::debug!(target: "gt::client", "flushing {} instructions", batch.len());
         self.0.tx.send(batch).map_err(|_| self.connection_error())
@@ -171,7 +172,8 @@ impl Session {
             return Err(e);
         }
         let req = ReqId(self.0.next_req.fetch_add(1, Ordering::Relaxed));
-        let (tx, rx) = bounded(1);
+        // Never spins: a spinning waiter would take a core from the threads answering it.
+        let (tx, rx) = parking_channel();
         self.0.router.waiters.lock().unwrap().insert(req, tx);
         // The router may have died between the check and the insert; check again.
         if let Some(e) = self.0.router.dead() {

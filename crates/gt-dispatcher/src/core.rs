@@ -9,7 +9,7 @@ use gt_core::{Error, SessionId, TensorId, WorkerId};
 use gt_proto::{
     ClientMsg, ClientReply, ShardStats, WorkerLoad, WorkerMsg, WorkerReply, WorkerStats,
 };
-use gt_transport::Tx;
+use gt_transport::{Recycler, Tx};
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -65,6 +65,8 @@ pub struct Session {
     /// Workers lost while holding this session's tensors, reported at the next sync.
     pub(crate) lost: Vec<Error>,
     pub(crate) outbox: Vec<ClientReply>,
+    /// Where emptied instruction batches go back to the client (in-process clients only).
+    pub(crate) spares: Option<Arc<Recycler<ClientMsg>>>,
     pub(crate) instructions: u64,
     /// Open signal scopes, innermost last.
     pub(crate) scopes: Vec<String>,
@@ -114,6 +116,7 @@ pub(crate) struct Agg {
 struct WaitingClient {
     name: String,
     tx: Tx<ClientReply>,
+    spares: Option<Arc<Recycler<ClientMsg>>>,
     accepted: crossbeam_channel::Sender<Result<(SessionId, u32), String>>,
     deadline: Instant,
 }
@@ -191,10 +194,16 @@ impl Core {
             log.set_now(now);
         }
         match ev {
-            Event::ClientJoined { name, tx, accepted } => {
+            Event::ClientJoined {
+                name,
+                tx,
+                accepted,
+                spares,
+            } => {
                 let w = WaitingClient {
                     name,
                     tx,
+                    spares,
                     accepted,
                     deadline: now + self.cfg.join_timeout,
                 };
@@ -293,7 +302,10 @@ impl Core {
             let mut broken = None;
             for (i, w) in self.workers.iter_mut().enumerate() {
                 if !w.outbox.is_empty() {
-                    let batch = std::mem::take(&mut w.outbox);
+                    // A recycled vector already has room for a batch like this one, so the
+                    // next round's pushes neither reallocate nor page-fault.
+                    let spare = w.tx.spare(0);
+                    let batch = std::mem::replace(&mut w.outbox, spare);
                     if let (Some(log), true) = (&mut self.log, w.alive) {
                         let mut marks = w.injected.iter().copied().peekable();
                         for (j, m) in batch.iter().enumerate() {
@@ -364,6 +376,7 @@ impl Core {
                     home,
                     lost: Vec::new(),
                     outbox: Vec::new(),
+                    spares: w.spares,
                     instructions: 0,
                     scopes: Vec::new(),
                     metas: FxHashMap::default(),
@@ -684,10 +697,15 @@ fn send_split(
 ) -> Result<(), gt_transport::Closed> {
     match cap {
         Some(c) if c > 0 && batch.len() > c => {
-            let mut it = batch.into_iter().peekable();
+            let mut batch = batch;
+            let mut it = batch.drain(..).peekable();
             while it.peek().is_some() {
-                tx.send(it.by_ref().take(c).collect())?;
+                let mut part = tx.spare(c);
+                part.extend(it.by_ref().take(c));
+                tx.send(part)?;
             }
+            drop(it);
+            tx.give_back(batch);
             Ok(())
         }
         _ => tx.send(batch),

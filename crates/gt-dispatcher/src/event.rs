@@ -3,7 +3,8 @@
 
 use gt_core::{SessionId, WorkerId};
 use gt_proto::{ClientMsg, ClientReply, MonitorMsg, WorkerMsg, WorkerReply};
-use gt_transport::Tx;
+use gt_transport::{Recycler, Tx};
+use std::sync::Arc;
 
 /// Something the dispatcher core must handle.
 pub enum Event {
@@ -13,6 +14,9 @@ pub enum Event {
         name: String,
         tx: Tx<ClientReply>,
         accepted: crossbeam_channel::Sender<Result<(SessionId, u32), String>>,
+        /// Where this session's emptied instruction batches go back to its client (in-process
+        /// clients; `None` for sockets, whose reader decodes into fresh vectors).
+        spares: Option<Arc<Recycler<ClientMsg>>>,
     },
     /// Instructions from a session.
     ClientBatch {

@@ -11,16 +11,19 @@ use smallvec::SmallVec;
 use std::sync::Arc;
 
 impl Core {
-    pub(crate) fn client_batch(&mut self, sid: SessionId, batch: Vec<ClientMsg>) {
+    pub(crate) fn client_batch(&mut self, sid: SessionId, mut batch: Vec<ClientMsg>) {
         let Some(mut s) = self.sessions.remove(&sid) else {
             return;
         };
         s.instructions += batch.len() as u64;
-        for msg in batch {
+        for msg in batch.drain(..) {
             if let Some(log) = &mut self.log {
                 log.client_msg(s.id, &s.name, &msg);
             }
             self.client_msg(&mut s, msg);
+        }
+        if let Some(spares) = &s.spares {
+            spares.give(batch);
         }
         self.sessions.insert(sid, s);
     }

@@ -4,11 +4,11 @@
 
 use crate::core::{Core, CoreConfig};
 use crate::event::Event;
-use crossbeam_channel::{Receiver, Sender};
 use gt_core::{Error, SessionId, WorkerId};
 use gt_proto::{ClientMsg, ClientReply, MonitorMsg, Role, WorkerMsg, WorkerReply};
 use gt_transport::{
-    accept_handshake, deferred_writer, send_welcome, spawn_reader, Addr, Listener, Stream, Tx,
+    accept_handshake, deferred_writer, send_welcome, spawn_reader, Addr, Listener, ParkReceiver,
+    ParkSender, Stream, Tx,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,7 +48,7 @@ impl Default for DispatcherConfig {
 
 /// A running dispatcher.
 pub struct Dispatcher {
-    events: Sender<Event>,
+    events: ParkSender<Event>,
     cfg: DispatcherConfig,
     stop: Arc<AtomicBool>,
     core_thread: Mutex<Option<JoinHandle<()>>>,
@@ -72,7 +72,7 @@ impl Dispatcher {
 
     /// Like [`Dispatcher::start`], but an instruction log that cannot be created is an error.
     pub fn try_start(cfg: DispatcherConfig) -> std::io::Result<Dispatcher> {
-        let (events, rx) = crossbeam_channel::unbounded();
+        let (events, rx) = gt_transport::parking_channel();
         let mut core = Core::new(cfg.core.clone());
         if let Some(path) = &cfg.log {
             let mut log = crate::log::InstructionLog::create(path)?;
@@ -143,11 +143,13 @@ impl Dispatcher {
         deliver: Tx<ClientReply>,
     ) -> Result<(SessionId, u32, Tx<ClientMsg>), Error> {
         let (acc_tx, acc_rx) = crossbeam_channel::bounded(1);
+        let spares = Arc::new(gt_transport::Recycler::new());
         self.events
             .send(Event::ClientJoined {
                 name: name.into(),
                 tx: deliver,
                 accepted: acc_tx,
+                spares: Some(spares.clone()),
             })
             .map_err(|_| Error::Connection("dispatcher stopped".into()))?;
         let (sid, workers) = acc_rx
@@ -159,12 +161,15 @@ impl Dispatcher {
             session: sid,
         };
         let events = self.events.clone();
-        let tx = Tx::from_fn(move |msgs| {
-            let _keep = &guard;
-            events
-                .send(Event::ClientBatch { session: sid, msgs })
-                .map_err(|_| gt_transport::Closed)
-        });
+        let tx = Tx::recycling(
+            move |msgs| {
+                let _keep = &guard;
+                events
+                    .send(Event::ClientBatch { session: sid, msgs })
+                    .map_err(|_| gt_transport::Closed)
+            },
+            spares,
+        );
         Ok((sid, workers, tx))
     }
 
@@ -223,7 +228,7 @@ impl Drop for Dispatcher {
 }
 
 struct LeaveGuard {
-    events: Sender<Event>,
+    events: ParkSender<Event>,
     session: SessionId,
 }
 
@@ -236,7 +241,7 @@ impl Drop for LeaveGuard {
     }
 }
 
-fn run_core(mut core: Core, rx: Receiver<Event>) {
+fn run_core(mut core: Core, rx: ParkReceiver<Event>) {
     while let Ok(ev) = rx.recv() {
         let now = Instant::now();
         core.handle(ev, now);
@@ -257,7 +262,7 @@ fn run_core(mut core: Core, rx: Receiver<Event>) {
 }
 
 /// Handshake, then hand the connection to the core as a client or worker.
-fn serve_connection(stream: Stream, events: Sender<Event>, cfg: DispatcherConfig) {
+fn serve_connection(stream: Stream, events: ParkSender<Event>, cfg: DispatcherConfig) {
     let peer = stream.peer_name();
     let hello = match accept_handshake(&stream, cfg.token.as_deref(), Duration::from_secs(5)) {
         Ok(h) => h,
@@ -283,6 +288,7 @@ fn serve_connection(stream: Stream, events: Sender<Event>, cfg: DispatcherConfig
                 name: name.clone(),
                 tx,
                 accepted: acc_tx,
+                spares: None,
             });
             match acc_rx.recv() {
                 Ok(Ok((sid, workers))) => {

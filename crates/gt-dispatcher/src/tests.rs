@@ -46,6 +46,7 @@ fn add_client(core: &mut Core, now: Instant) -> (SessionId, Log<ClientReply>) {
             name: "t".into(),
             tx,
             accepted: acc,
+            spares: None,
         },
         now,
     );
@@ -524,4 +525,68 @@ fn hotpath_events_and_timing_records_become_lines() {
         "X.XXXs | #0005 | WORKER_SEND  | WORKER 0                    | Peers           |         10B | peers=1",
     ];
     assert_eq!(got, want, "\n{}", got.join("\n"));
+}
+
+#[test]
+fn split_worker_batches_keep_order_and_emptied_batches_go_back() {
+    let now = Instant::now();
+    let mut core = Core::new(CoreConfig {
+        worker_batch: Some(3),
+        ..CoreConfig::default()
+    });
+    // A worker link whose consumer records each batch and hands the vector back, like the
+    // in-process worker's executor.
+    let worker_spares = Arc::new(gt_transport::Recycler::new());
+    let batches: Log<Vec<WorkerMsg>> = Arc::default();
+    let (b, s) = (batches.clone(), worker_spares.clone());
+    let tx = Tx::recycling(
+        move |batch: Vec<WorkerMsg>| {
+            b.lock().unwrap().push(batch.clone());
+            s.give(batch);
+            Ok(())
+        },
+        worker_spares.clone(),
+    );
+    let (acc, rx) = crossbeam_channel::bounded(1);
+    let joined = Event::WorkerJoined {
+        peer_addr: "inproc".into(),
+        tx,
+        accepted: acc,
+    };
+    core.handle(joined, now);
+    rx.recv().unwrap();
+    let client_spares = Arc::new(gt_transport::Recycler::new());
+    let (reply_tx, _replies) = sink();
+    let (acc, rx) = crossbeam_channel::bounded(1);
+    let joined = Event::ClientJoined {
+        name: "t".into(),
+        tx: reply_tx,
+        accepted: acc,
+        spares: Some(client_spares.clone()),
+    };
+    core.handle(joined, now);
+    let sid = rx.recv().unwrap().unwrap().0;
+
+    run(&mut core, sid, (1..=7).map(full).collect(), now);
+    assert_eq!(
+        client_spares.spares(),
+        1,
+        "the emptied client batch goes back"
+    );
+    let got = batches.lock().unwrap();
+    assert!(got.iter().all(|b| !b.is_empty() && b.len() <= 3), "{got:?}");
+    let outs: Vec<gt_core::Key> = got
+        .iter()
+        .flatten()
+        .filter_map(|m| match m {
+            WorkerMsg::Exec { out, .. } => Some(*out),
+            _ => None,
+        })
+        .collect();
+    let want: Vec<gt_core::Key> = (1..=7).map(|i| gt_core::Key::new(sid, i)).collect();
+    assert_eq!(outs, want, "splitting never reorders the stream");
+    assert!(
+        worker_spares.spares() >= 1,
+        "the split parts come back for reuse"
+    );
 }

@@ -10,6 +10,8 @@
 //! - [`addr`]: `host:port` / `unix:/path` addresses, listeners and streams.
 //! - [`framed`]: blocking frame reader/writer with the size limit, and the handshake.
 //! - [`link`]: [`Tx`], and the reader/writer threads that pump a socket.
+//! - [`recycle`]: [`Recycler`], emptied batch vectors handed back to the producer.
+//! - [`parking`]: the hot in-process queues, whose receiver parks at once instead of spinning.
 //!
 //! Why threads and not tokio: a GT process has a handful of long-lived connections, and the hot
 //! path is "decode a batch, hand it to the core". Blocking reads on dedicated threads have the
@@ -19,7 +21,11 @@
 pub mod addr;
 pub mod framed;
 pub mod link;
+pub mod parking;
+pub mod recycle;
 
 pub use addr::{Addr, Listener, Stream};
 pub use framed::{accept_handshake, connect_handshake, send_welcome, FrameReader, FrameWriter};
 pub use link::{deferred_writer, spawn_reader, spawn_writer, Closed, PendingWriter, Tx};
+pub use parking::{parking_channel, ParkReceiver, ParkSender};
+pub use recycle::Recycler;

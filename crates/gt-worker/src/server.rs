@@ -13,12 +13,11 @@ use crate::cpu::CpuEngine;
 use crate::hotpath::HotPathConfig;
 use crate::peers::{Mailbox, PeerLinks, PeerNet};
 use crate::state::WorkerState;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use gt_core::{Error, Result, WorkerId};
 use gt_proto::{ExecSpan, Hello, PeerMsg, Role, WorkerLoad, WorkerMsg, WorkerReply};
 use gt_transport::{
     accept_handshake, connect_handshake, send_welcome, spawn_reader, spawn_writer, Addr, Listener,
-    Stream, Tx,
+    ParkReceiver, ParkSender, Recycler, Stream, Tx,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -65,7 +64,7 @@ impl Default for WorkerConfig {
 /// A worker before it is started: the receiving side is ready, so it can be registered with a
 /// dispatcher first and learn its id.
 pub struct Worker {
-    rx: Receiver<Vec<WorkerMsg>>,
+    rx: ParkReceiver<Vec<WorkerMsg>>,
     inbound: Inbound,
     hotpath: HotPathConfig,
 }
@@ -73,10 +72,12 @@ pub struct Worker {
 /// The dispatcher-facing input of a worker.
 #[derive(Clone)]
 pub struct Inbound {
-    exec: Sender<Vec<WorkerMsg>>,
+    exec: ParkSender<Vec<WorkerMsg>>,
     mailbox: Arc<Mailbox>,
     replies: Arc<OnceLock<Tx<WorkerReply>>>,
     load: Arc<LoadCounters>,
+    /// Batches the executor has emptied, handed back to an in-process dispatcher.
+    spares: Arc<Recycler<WorkerMsg>>,
 }
 
 /// The executor's load, shared between the executor (which adds) and the inbound side (which
@@ -151,15 +152,19 @@ impl Inbound {
         self.exec.send(msgs).is_ok()
     }
 
-    /// As a [`Tx`] for in-process dispatchers.
+    /// As a [`Tx`] for in-process dispatchers (the executor hands emptied batches back to it).
     pub fn into_tx(self) -> Tx<WorkerMsg> {
-        Tx::from_fn(move |msgs| {
-            if self.push(msgs) {
-                Ok(())
-            } else {
-                Err(gt_transport::Closed)
-            }
-        })
+        let spares = self.spares.clone();
+        Tx::recycling(
+            move |msgs| {
+                if self.push(msgs) {
+                    Ok(())
+                } else {
+                    Err(gt_transport::Closed)
+                }
+            },
+            spares,
+        )
     }
 }
 
@@ -172,12 +177,13 @@ impl Default for Worker {
 impl Worker {
     /// A worker with an empty queue and mailbox.
     pub fn new() -> Worker {
-        let (exec, rx) = crossbeam_channel::unbounded();
+        let (exec, rx) = gt_transport::parking_channel();
         let inbound = Inbound {
             exec,
             mailbox: Arc::new(Mailbox::default()),
             replies: Arc::new(OnceLock::new()),
             load: Arc::new(LoadCounters::default()),
+            spares: Arc::new(Recycler::new()),
         };
         Worker {
             rx,
@@ -215,19 +221,27 @@ impl Worker {
         let links = PeerLinks::new(net, self.inbound.mailbox.clone(), transfer_timeout);
         let (rx, hot) = (self.rx, self.hotpath);
         let load = self.inbound.load.clone();
+        let spares = self.inbound.spares.clone();
         drop(self.inbound); // only the dispatcher's clones keep the queue open
+        let queue = Queue { rx, spares };
         std::thread::Builder::new()
             .name(format!("gt-worker-{}", id.0))
-            .spawn(move || execute_loop(id, engine, hot, rx, replies, links, load))
+            .spawn(move || execute_loop(id, engine, hot, queue, replies, links, load))
             .expect("spawning a thread")
     }
+}
+
+/// The executor's input: batches to run, and where their emptied vectors go back.
+struct Queue {
+    rx: ParkReceiver<Vec<WorkerMsg>>,
+    spares: Arc<Recycler<WorkerMsg>>,
 }
 
 fn execute_loop(
     id: WorkerId,
     engine: CpuEngine,
     hot: HotPathConfig,
-    rx: Receiver<Vec<WorkerMsg>>,
+    queue: Queue,
     replies: Tx<WorkerReply>,
     mut links: PeerLinks,
     load: Arc<LoadCounters>,
@@ -240,28 +254,31 @@ fn execute_loop(
     loop {
         // Replies that only report (hot-path markers, timing) wait for the next real reply or
         // a quiet moment: sending them at once would wake the dispatcher once more per batch.
-        let batch = if out.is_empty() {
-            match rx.recv() {
+        let mut batch = if out.is_empty() {
+            match queue.rx.recv() {
                 Ok(b) => b,
                 Err(_) => break,
             }
         } else {
-            match rx.recv_timeout(REPORT_DELAY) {
-                Ok(b) => b,
-                Err(RecvTimeoutError::Timeout) => {
-                    if replies.send(std::mem::take(&mut out)).is_err() {
+            match queue.rx.recv_timeout(REPORT_DELAY) {
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    if replies
+                        .send(std::mem::replace(&mut out, replies.spare(0)))
+                        .is_err()
+                    {
                         break;
                     }
                     continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(_) => break,
             }
         };
         let n = batch.len() as u64;
         let start = Instant::now();
         if load.timing.load(Ordering::Relaxed) {
             let mut spans = Vec::with_capacity(batch.len());
-            for msg in batch {
+            for msg in batch.drain(..) {
                 let (key, op) = describe(&msg);
                 let t0 = Instant::now();
                 state.handle(msg, &mut links, &mut out);
@@ -279,10 +296,11 @@ fn execute_loop(
                 out.push(WorkerReply::Timing { spans });
             }
         } else {
-            for msg in batch {
+            for msg in batch.drain(..) {
                 state.handle(msg, &mut links, &mut out);
             }
         }
+        queue.spares.give(batch);
         load.busy_ns
             .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         load.handled.fetch_add(n, Ordering::Relaxed);
@@ -290,7 +308,11 @@ fn execute_loop(
         let urgent = out
             .iter()
             .any(|r| !matches!(r, WorkerReply::HotPath { .. } | WorkerReply::Timing { .. }));
-        if urgent && replies.send(std::mem::take(&mut out)).is_err() {
+        if urgent
+            && replies
+                .send(std::mem::replace(&mut out, replies.spare(0)))
+                .is_err()
+        {
             break;
         }
     }

@@ -292,3 +292,28 @@ fn steady_loop_allocates_nothing_new_and_frees_everything() {
     s.sync().unwrap();
     assert_eq!(s.worker_stats().unwrap()[0].live_tensors, 0);
 }
+
+#[test]
+fn tiny_batches_through_every_hand_off_keep_the_stream_in_order() {
+    // Client batches of 3 and worker batches of 2 on two workers: every flush reuses a recycled
+    // vector, every batch crosses the parking queues, and inputs move between workers. The
+    // values must be those of one long stream.
+    let cfg = gt::config::Config {
+        client_batch: 3,
+        worker_batch: Some(2),
+        ..Default::default()
+    };
+    let rt = Embedded::start(2, 1, &cfg).unwrap();
+    let s = rt.session("tiny-batches").unwrap();
+    let mut a = s.try_full([4], 0.0, DType::F64).unwrap();
+    let b = s.try_full([4], 1.0, DType::F64).unwrap().to_worker(1);
+    let mut want = 0.0;
+    for i in 0..200 {
+        a = a.try_add(&b).unwrap().try_mul_scalar(0.5).unwrap();
+        want = (want + 1.0) * 0.5;
+        if i % 37 == 0 {
+            assert_eq!(values(&a), vec![want; 4], "after step {i}");
+        }
+    }
+    assert_eq!(values(&a), vec![want; 4]);
+}

@@ -1,0 +1,239 @@
+//! A many-to-one queue whose receiver never spins: it yields its core a few times, then parks.
+//!
+//! The runtime's hot queues carry *batches* (a client batch, a worker's share of a round), so a
+//! lock per message costs nothing measurable. What does cost is how the receiver waits.
+//! `crossbeam_channel::recv` busy-spins (`pause`) before it yields and parks; on a 2-core machine
+//! with three busy threads (client, dispatcher, worker) the spinning takes the core from the very
+//! thread that would produce the next message (a profile of the Python add loop showed ~10% of
+//! all samples spinning in `recv`, and `pause` is slow under virtualisation). Parking at once
+//! avoids that but makes every hand-off a sleep and a wake-up, and on a loaded machine about a
+//! third of the runs fell into a slow mode (90–150 µs per `item()` round trip). A few
+//! `sched_yield`s first hand the core straight to a runnable partner thread on the same core and
+//! catch quick answers without a wake-up. Measured with `gt bench ops` (embedded sync round trip,
+//! 15 runs each, load ~3.5): spinning `recv` median 23.6 µs, parking at once 43.0 µs, three yields
+//! then parking 14.2 µs (max 26 µs); any busy-spin made it worse (1,000 polls: ~120 µs).
+//! A sender makes the wake-up system call only when the receiver is actually asleep.
+//!
+//! Semantics match `crossbeam_channel::unbounded` for what GT uses: `send` fails once the receiver
+//! is gone, `recv` fails once every sender is gone and the queue is empty, and messages still
+//! queued when the receiver is dropped are dropped.
+
+use crossbeam_channel::{RecvError, SendError, TryRecvError};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// `sched_yield`s before the receiver parks (see the module docs for the measurements).
+const YIELDS_BEFORE_PARKING: u32 = 3;
+
+struct State<T> {
+    queue: VecDeque<T>,
+    senders: usize,
+    receiver: bool,
+    sleeping: bool,
+}
+
+struct Shared<T> {
+    state: Mutex<State<T>>,
+    ready: Condvar,
+}
+
+impl<T> Shared<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // A panic while holding this lock cannot leave the queue half-updated (every critical
+        // section is a push, a pop or a counter change), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The sending side; cheap to clone.
+pub struct ParkSender<T>(Arc<Shared<T>>);
+
+/// The receiving side (one per queue).
+pub struct ParkReceiver<T>(Arc<Shared<T>>);
+
+/// A new empty queue.
+pub fn parking_channel<T>() -> (ParkSender<T>, ParkReceiver<T>) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            queue: VecDeque::new(),
+            senders: 1,
+            receiver: true,
+            sleeping: false,
+        }),
+        ready: Condvar::new(),
+    });
+    (ParkSender(shared.clone()), ParkReceiver(shared))
+}
+
+impl<T> ParkSender<T> {
+    /// Queues `msg`; fails (handing it back) once the receiver is gone.
+    pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
+        let mut s = self.0.lock();
+        if !s.receiver {
+            return Err(SendError(msg));
+        }
+        s.queue.push_back(msg);
+        let wake = s.sleeping;
+        drop(s);
+        if wake {
+            self.0.ready.notify_one();
+        }
+        Ok(())
+    }
+}
+
+impl<T> Clone for ParkSender<T> {
+    fn clone(&self) -> Self {
+        self.0.lock().senders += 1;
+        ParkSender(self.0.clone())
+    }
+}
+
+impl<T> Drop for ParkSender<T> {
+    fn drop(&mut self) {
+        let mut s = self.0.lock();
+        s.senders -= 1;
+        let wake = s.senders == 0 && s.sleeping;
+        drop(s);
+        if wake {
+            self.0.ready.notify_one();
+        }
+    }
+}
+
+impl<T> ParkReceiver<T> {
+    /// The next message, sleeping until there is one; fails once every sender is gone and the
+    /// queue is empty.
+    pub fn recv(&self) -> Result<T, RecvError> {
+        for _ in 0..YIELDS_BEFORE_PARKING {
+            match self.try_recv() {
+                Ok(msg) => return Ok(msg),
+                Err(TryRecvError::Disconnected) => return Err(RecvError),
+                Err(TryRecvError::Empty) => std::thread::yield_now(),
+            }
+        }
+        let mut s = self.0.lock();
+        loop {
+            if let Some(msg) = s.queue.pop_front() {
+                return Ok(msg);
+            }
+            if s.senders == 0 {
+                return Err(RecvError);
+            }
+            s.sleeping = true;
+            s = self.0.ready.wait(s).unwrap_or_else(|e| e.into_inner());
+            s.sleeping = false;
+        }
+    }
+
+    /// Like [`ParkReceiver::recv`] without the yields, but gives up after `timeout`
+    /// (`Ok(None)`).
+    pub fn recv_timeout(&self, timeout: std::time::Duration) -> Result<Option<T>, RecvError> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut s = self.0.lock();
+        loop {
+            if let Some(msg) = s.queue.pop_front() {
+                return Ok(Some(msg));
+            }
+            if s.senders == 0 {
+                return Err(RecvError);
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            s.sleeping = true;
+            s = self
+                .0
+                .ready
+                .wait_timeout(s, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            s.sleeping = false;
+        }
+    }
+
+    /// The next message if one is queued.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        let mut s = self.0.lock();
+        match s.queue.pop_front() {
+            Some(msg) => Ok(msg),
+            None if s.senders == 0 => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+}
+
+impl<T> Drop for ParkReceiver<T> {
+    fn drop(&mut self) {
+        let queued = {
+            let mut s = self.0.lock();
+            s.receiver = false;
+            std::mem::take(&mut s.queue)
+        };
+        drop(queued); // outside the lock: dropping a batch may free a lot
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_arrive_in_order_across_threads() {
+        let (tx, rx) = parking_channel();
+        let tx2 = tx.clone();
+        let a = std::thread::spawn(move || {
+            for i in 0..1000u32 {
+                tx.send(i).unwrap();
+            }
+        });
+        let b = std::thread::spawn(move || {
+            for i in 1000..2000u32 {
+                tx2.send(i).unwrap();
+            }
+        });
+        let mut got = Vec::new();
+        while let Ok(v) = rx.recv() {
+            got.push(v);
+        }
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(got.len(), 2000);
+        // Each sender's messages stay in its order.
+        let first: Vec<u32> = got.iter().copied().filter(|v| *v < 1000).collect();
+        let second: Vec<u32> = got.iter().copied().filter(|v| *v >= 1000).collect();
+        assert_eq!(first, (0..1000).collect::<Vec<_>>());
+        assert_eq!(second, (1000..2000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_sleeping_receiver_wakes_when_the_last_sender_leaves() {
+        let (tx, rx) = parking_channel::<u8>();
+        let t = std::thread::spawn(move || rx.recv());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        drop(tx);
+        assert_eq!(t.join().unwrap(), Err(RecvError));
+    }
+
+    #[test]
+    fn sending_to_a_dropped_receiver_fails_and_queued_messages_are_dropped() {
+        let (tx, rx) = parking_channel();
+        let a = Arc::new(());
+        tx.send(a.clone()).unwrap();
+        assert_eq!(Arc::strong_count(&a), 2);
+        drop(rx);
+        assert_eq!(Arc::strong_count(&a), 1);
+        assert!(tx.send(a.clone()).is_err());
+    }
+
+    #[test]
+    fn try_recv_reports_empty_then_disconnected() {
+        let (tx, rx) = parking_channel();
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        tx.send(7).unwrap();
+        assert_eq!(rx.try_recv(), Ok(7));
+        drop(tx);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    }
+}
