@@ -145,6 +145,22 @@ impl Row {
         ]
     }
 
+    /// Median seconds per steady-state iteration of each side (robust to the scheduling spikes
+    /// of a shared machine, which can double a single iteration).
+    fn medians(&self) -> (f64, f64) {
+        let w = self.warmup.min(self.off.len());
+        let median = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(|a, b| a.total_cmp(b));
+            if v.is_empty() {
+                0.0
+            } else {
+                v[v.len() / 2]
+            }
+        };
+        (median(&self.off[w..]), median(&self.on[w..]))
+    }
+
     /// The first iteration from which compiled cumulative time stays at or below eager's.
     fn break_even(&self) -> Option<usize> {
         let (mut a, mut b) = (0.0, 0.0);
@@ -191,6 +207,7 @@ impl Row {
             1,
         );
         line("  Per iteration:", steady, n - w);
+        line("  Median iteration:", self.medians(), 1);
         println!("{}", "-".repeat(82));
         line("TOTAL TIME:", total, 1);
         line("Average per iteration:", total, n);
@@ -204,7 +221,11 @@ impl Row {
                 1.0 / sp
             );
         }
-        println!("         Steady-state: {st:.2}x");
+        let (mo, mc) = self.medians();
+        println!(
+            "         Steady-state: {st:.2}x (median iteration {:.2}x)",
+            mo / mc.max(1e-12)
+        );
         match self.break_even() {
             Some(k) => println!("         Break-even: iteration {k}"),
             None => println!("         Break-even: never within {n} iterations"),
@@ -235,6 +256,8 @@ impl Row {
             "steady_s": [steady.0, steady.1],
             "total_s": [total.0, total.1],
             "steady_speedup": steady.0 / steady.1.max(1e-12),
+            "steady_median_ms": [self.medians().0 * 1e3, self.medians().1 * 1e3],
+            "steady_median_speedup": self.medians().0 / self.medians().1.max(1e-12),
             "total_speedup": total.0 / total.1.max(1e-12),
             "break_even_iter": self.break_even(),
             "compile": self.stats.as_ref().map(|s| serde_json::json!({

@@ -126,10 +126,17 @@ impl<T> ParkReceiver<T> {
         }
     }
 
-    /// Like [`ParkReceiver::recv`] without the yields, but gives up after `timeout`
-    /// (`Ok(None)`).
+    /// Like [`ParkReceiver::recv`] (the same yields before sleeping), but gives up after
+    /// `timeout` (`Ok(None)`).
     pub fn recv_timeout(&self, timeout: std::time::Duration) -> Result<Option<T>, RecvError> {
         let deadline = std::time::Instant::now() + timeout;
+        for _ in 0..YIELDS_BEFORE_PARKING {
+            match self.try_recv() {
+                Ok(msg) => return Ok(Some(msg)),
+                Err(TryRecvError::Disconnected) => return Err(RecvError),
+                Err(TryRecvError::Empty) => std::thread::yield_now(),
+            }
+        }
         let mut s = self.0.lock();
         loop {
             if let Some(msg) = s.queue.pop_front() {
