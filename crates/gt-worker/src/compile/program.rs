@@ -1,5 +1,5 @@
 //! A compiled trace: the plan made once per hot signature (shape inference of every node,
-//! dead-code elimination, last-use release points) and its execution on an [`Engine`].
+//! dead-code elimination, release points per split) and its execution on an [`Engine`].
 //!
 //! What a plan saves over replaying the trace: instructions whose result is freed inside the
 //! trace without being read are not executed at all (DCE); internal values live in a slot
@@ -79,7 +79,6 @@ enum Work {
 #[derive(Debug)]
 struct PStep {
     work: Work,
-    release: SmallVec<[u32; 2]>,
     /// The last instruction the step executes: it can run once that one has arrived.
     trigger: u32,
 }
@@ -201,9 +200,8 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
         }
     }
     let items = fuse(&ops, &args, &metas, &ext_metas, &needed, &users, &is_live);
-    // Steps, with each internal value released after its last use.
+    // Steps (release points depend on which live-outs are deferred: see `Plan::split`).
     let mut steps = Vec::with_capacity(items.len());
-    let mut last_use: Vec<Option<usize>> = vec![None; n];
     let mut loops = (0, 0);
     for item in items {
         let (work, trigger) = match item {
@@ -221,27 +219,7 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
                 (Work::Loop(g), last)
             }
         };
-        let reads: SmallVec<[Arg; 4]> = match &work {
-            Work::One { args, .. } => args.iter().copied().collect(),
-            Work::Loop(g) => g.loads.iter().map(|l| l.0).collect(),
-        };
-        for a in reads {
-            if let Arg::Node(j) = a {
-                last_use[j as usize] = Some(steps.len());
-            }
-        }
-        steps.push(PStep {
-            work,
-            release: SmallVec::new(),
-            trigger,
-        });
-    }
-    for (node, lu) in last_use.iter().enumerate() {
-        if let Some(s) = lu {
-            if !is_live[node] {
-                steps[*s].release.push(node as u32);
-            }
-        }
+        steps.push(PStep { work, trigger });
     }
     let mut names: Vec<_> = names.into_iter().collect();
     names.sort();
@@ -327,37 +305,9 @@ impl Plan {
         self.steps[s].trigger as usize
     }
 
-    /// The live-outs from a finished run's slots, in the order of `Bound::live`.
-    pub fn take_live<T>(&self, slots: &mut [Option<T>]) -> Result<Vec<T>> {
-        self.bound
-            .live
-            .iter()
-            .map(|(node, _)| {
-                slots[*node as usize]
-                    .take()
-                    .ok_or_else(|| Error::invalid("compiled trace", "missing live-out"))
-            })
-            .collect()
-    }
-
-    /// Runs step `s` (every earlier step has run; its instructions are in `msgs`).
+    /// Runs step `s` (the steps it reads from have run; its instructions are in `msgs`). It
+    /// releases nothing: the caller's [`Split`] says what to drop when.
     pub fn run_step<E: Engine>(
-        &self,
-        s: usize,
-        engine: &mut E,
-        msgs: &[WorkerMsg],
-        slots: &mut [Option<E::Tensor>],
-        ext: &[Option<E::Tensor>],
-    ) -> Result<()> {
-        self.exec_step(s, engine, msgs, slots, ext)?;
-        for &r in &self.steps[s].release {
-            slots[r as usize] = None;
-        }
-        Ok(())
-    }
-
-    /// Executes step `s`'s work (no releases).
-    fn exec_step<E: Engine>(
         &self,
         s: usize,
         engine: &mut E,
@@ -552,17 +502,5 @@ impl Plan {
         let before = mark.clone();
         self.mark_needed(&writers, [self.bound.live[idx].0].into_iter(), &mut mark);
         (0..mark.len()).filter(|&s| mark[s] && !before[s]).collect()
-    }
-
-    /// Runs step `s` without releasing anything (deferred work keeps its values until dropped).
-    pub fn run_step_keep<E: Engine>(
-        &self,
-        s: usize,
-        engine: &mut E,
-        msgs: &[WorkerMsg],
-        slots: &mut [Option<E::Tensor>],
-        ext: &[Option<E::Tensor>],
-    ) -> Result<()> {
-        self.exec_step(s, engine, msgs, slots, ext)
     }
 }

@@ -53,7 +53,7 @@ impl<T: Clone> Promise<T> {
         for s in steps {
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 g.plan
-                    .run_step_keep(s, engine, &g.msgs, &mut g.slots, &g.ext)
+                    .run_step(s, engine, &g.msgs, &mut g.slots, &g.ext)
             }));
             match run {
                 Ok(Ok(())) => {

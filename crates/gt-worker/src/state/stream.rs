@@ -210,7 +210,7 @@ impl<T: Clone> Run<T> {
             if self.split.now[s] {
                 r = self
                     .plan
-                    .run_step_keep(s, engine, &self.msgs, &mut self.slots, &self.ext);
+                    .run_step(s, engine, &self.msgs, &mut self.slots, &self.ext);
                 if r.is_err() {
                     break;
                 }
