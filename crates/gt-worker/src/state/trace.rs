@@ -1,10 +1,13 @@
-//! The worker's hot-path stream modifier: per-stream detection, buffering of hot sequences,
-//! flushing on deviation or sync, and running buffered sequences as compiled plans.
+//! The worker's hot-path stream modifier: per-stream detection, then for each hot sequence a
+//! mode (`state::stream`): recorded while it runs eagerly until a plan exists, then streamed
+//! through the plan; flushed on deviation or sync; results installed (or deferred, see
+//! `state::deferred`) when it completes.
 //!
 //! Invariant: the tensor table after any instruction that can observe it (a read, a transfer,
-//! stats, a barrier) is exactly what eager execution would have produced. Buffered instructions
-//! of a stream are flushed (executed eagerly, in order) before anything that could observe them,
-//! so `item()` in the middle of a hot sequence never waits for a sequence that will not finish.
+//! stats, a barrier) is exactly what eager execution would have produced. A streamed run of a
+//! stream is dropped and its instructions replayed eagerly, in order, before anything that
+//! could observe them, so `item()` in the middle of a hot sequence never waits for a sequence
+//! that will not finish; a deferred value is computed before anything reads it.
 
 use super::deferred::Promise;
 use super::stream::{Mode, Record, Run};
@@ -34,7 +37,7 @@ struct Stream<T> {
     seen: FxHashSet<u64>,
 }
 
-/// Detector states, buffers and the plan cache of one worker.
+/// Detector states, streamed runs and the plan cache of one worker.
 pub(crate) struct Tracer<T> {
     cfg: HotPathConfig,
     streams: FxHashMap<SessionId, Stream<T>>,
@@ -450,7 +453,7 @@ impl<E: Engine> WorkerState<E> {
         }
     }
 
-    /// Ends stream `s`'s segment (a sync point), flushing what it buffered.
+    /// Ends stream `s`'s segment (a sync point), flushing its run in progress.
     fn sync_stream(
         &mut self,
         tr: &mut Tracer<E::Tensor>,
@@ -559,7 +562,7 @@ fn compile_job(sig: u64, r: &Record, scratch: &mut Scratch) -> Option<CompileJob
     })
 }
 
-/// Stops every stream from buffering `sig` (its plan failed or lost to eager).
+/// Stops every stream from matching `sig` (its plan failed or lost to eager).
 fn disable_everywhere<T>(tr: &mut Tracer<T>, sig: u64) {
     for st in tr.streams.values_mut() {
         st.det.disable(sig);
