@@ -240,14 +240,22 @@ impl Core {
                 {
                     s.last_region = Some(name.clone());
                 }
+                if s.config.signals.get(&name).is_some_and(|c| c.compile) {
+                    self.compile_region(s.id, true);
+                }
                 s.scopes.push(name)
             }
-            ClientMsg::ScopeExit => {
-                if s.scopes.pop().is_none() {
+            ClientMsg::ScopeExit => match s.scopes.pop() {
+                None => {
                     let e = Error::Protocol("signal scope exit without a matching enter".into());
                     self.protocol_error(s, e);
                 }
-            }
+                Some(name) => {
+                    if s.config.signals.get(&name).is_some_and(|c| c.compile) {
+                        self.compile_region(s.id, false);
+                    }
+                }
+            },
             ClientMsg::Configure { req, yaml } => {
                 let result = ShardConfig::from_yaml(&yaml).and_then(|c| {
                     c.validate(Some(self.workers.len()))?;
@@ -286,6 +294,17 @@ impl Core {
     }
 
     /// Sends a stats or barrier request to every worker and aggregates the answers.
+    /// Tells every live worker that session `sid` enters or leaves a `compile: true` scope (in
+    /// stream order with its instructions).
+    fn compile_region(&mut self, sid: SessionId, enter: bool) {
+        for w in self.workers.iter_mut().filter(|w| w.alive) {
+            w.outbox.push(WorkerMsg::CompileRegion {
+                session: sid,
+                enter,
+            });
+        }
+    }
+
     fn fan_out(&mut self, s: &mut Session, req: ReqId, stats: bool) {
         let alive: Vec<WorkerId> = (0..self.workers.len())
             .filter(|&i| self.workers[i].alive)

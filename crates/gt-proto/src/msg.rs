@@ -116,6 +116,10 @@ pub enum WorkerMsg {
     /// Turn per-instruction timing records ([`WorkerReply::Timing`]) on or off. Handled by the
     /// worker's shell as soon as it arrives; off (the default) costs one flag load per batch.
     Timing { on: bool },
+    /// Session `session` enters (`enter`) or leaves a signal scope configured `compile: true`:
+    /// the worker compiles the instructions in between at first sight instead of waiting for
+    /// them to repeat.
+    CompileRegion { session: SessionId, enter: bool },
 }
 
 /// Worker → dispatcher.

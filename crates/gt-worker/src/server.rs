@@ -346,7 +346,8 @@ fn describe(m: &WorkerMsg) -> (Option<gt_core::Key>, &'static str) {
         | WorkerMsg::Peers { .. }
         | WorkerMsg::PeerLost { .. }
         | WorkerMsg::Ping
-        | WorkerMsg::Timing { .. } => (None, ""),
+        | WorkerMsg::Timing { .. }
+        | WorkerMsg::CompileRegion { .. } => (None, ""),
     }
 }
 

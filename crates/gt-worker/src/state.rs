@@ -204,6 +204,8 @@ impl<E: Engine> WorkerState<E> {
             WorkerMsg::Ping => out.push(WorkerReply::Pong),
             // The shell (server.rs) consumes timing switches before they are queued.
             WorkerMsg::Timing { .. } => {}
+            // Only the tracer acts on regions (with compilation off there is nothing to do).
+            WorkerMsg::CompileRegion { .. } => {}
         }
     }
 

@@ -333,3 +333,40 @@ fn results_held_unread_for_many_steps_are_bounded_and_exact() {
     });
     assert!(st.compile.compiled_runs >= 15, "{:?}", st.compile);
 }
+
+#[test]
+fn a_compile_true_region_compiles_at_first_sight() {
+    // The threshold is far beyond the loop, so only the region's `compile: true` can compile
+    // it: recorded the first time, streaming through its plan from the second.
+    let yaml = "step:\n  compile: true\n";
+    let mut outs = Vec::new();
+    let mut last = None;
+    for on in [false, true] {
+        let cfg = Config {
+            hotpath: HotPathConfig {
+                auto_compile: on,
+                threshold: 1000,
+                compile_inline: true,
+                ..Default::default()
+            },
+            sharding: std::sync::Arc::new(gt::ShardConfig::from_yaml(yaml).unwrap()),
+            ..Config::default()
+        };
+        let rt = Embedded::start(1, 1, &cfg).unwrap();
+        let s = rt.session("region").unwrap();
+        s.manual_seed(3);
+        let mut got = Vec::new();
+        for _ in 0..6 {
+            s.scope_enter("step");
+            let y = body(&s, 8, 0.5);
+            s.scope_exit();
+            got.push(read(&y));
+        }
+        outs.push(got);
+        last = Some(stats(&s));
+    }
+    assert_eq!(outs[0], outs[1], "eager and compiled differ");
+    let st = last.unwrap();
+    assert_eq!(st.compile.traces_compiled, 1, "{:?}", st.compile);
+    assert!(st.compile.compiled_runs >= 4, "{:?}", st.compile);
+}

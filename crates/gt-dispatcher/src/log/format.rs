@@ -44,6 +44,7 @@ pub fn worker_msg_name(m: &WorkerMsg) -> &'static str {
         WorkerMsg::PeerLost { .. } => "PeerLost",
         WorkerMsg::Ping => "Ping",
         WorkerMsg::Timing { .. } => "Timing",
+        WorkerMsg::CompileRegion { .. } => "CompileRegion",
     }
 }
 
@@ -148,6 +149,9 @@ pub(crate) fn worker_msg_details(m: &WorkerMsg) -> String {
         }
         WorkerMsg::Ping => Ok(()),
         WorkerMsg::Timing { on } => write!(b, "on={on}"),
+        WorkerMsg::CompileRegion { session, enter } => {
+            write!(b, "session={session} enter={enter}")
+        }
     };
     b
 }

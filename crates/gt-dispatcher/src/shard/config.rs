@@ -12,7 +12,7 @@
 //! params:
 //!   shard:
 //!     replicated: true   # a full copy on each worker instead of shards
-//!   compile: true        # stored for the trace compiler
+//!   compile: true        # workers compile the region at first sight (with GT_AUTO_COMPILE)
 //! ```
 
 use gt_core::{Error, Result};
@@ -41,7 +41,8 @@ pub struct SignalConfig {
     /// Placement of tensors created inside the region; `None`: no sharding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardSpec>,
-    /// Whether the trace compiler should compile the region (stored for it).
+    /// Whether workers compile the region at first sight: the dispatcher brackets it with
+    /// `WorkerMsg::CompileRegion` markers (acted on when hot-path detection is on).
     #[serde(default)]
     pub compile: bool,
     /// The signal whose placement the region's gradient ops use.

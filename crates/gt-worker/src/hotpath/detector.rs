@@ -298,7 +298,18 @@ impl StreamDetector {
     /// A sync point (or an instruction that cannot be traced): ends the segment, counting it,
     /// and abandons any sequence being matched. Returns whether one was (the caller flushes).
     pub fn sync(&mut self) -> bool {
+        self.end_segment(self.p.threshold).0
+    }
+
+    /// Ends the segment like [`StreamDetector::sync`], making it hot at once (a `compile: true`
+    /// region); returns its signature when it is hot (`None` when too short or too long).
+    pub fn sync_hot(&mut self) -> Option<u64> {
+        self.end_segment(1).1
+    }
+
+    fn end_segment(&mut self, threshold: u32) -> (bool, Option<u64>) {
         let was = self.active.take().is_some();
+        let mut hot = None;
         let n = self.seg.len();
         let whole = (self.pos - self.seg_start) as usize == n;
         if whole && n >= self.p.min_seq.max(1) {
@@ -308,9 +319,12 @@ impl StreamDetector {
             let sig = signature::finish(signature::mix(self.seg_hash, n as u64));
             let c = self.counts.entry(sig).or_insert(0);
             *c += 1;
-            if *c >= self.p.threshold.max(1) && !self.hot_sigs.contains(&sig) {
+            if *c >= threshold.max(1) && !self.hot_sigs.contains(&sig) {
                 let hashes: Arc<[u64]> = self.seg.as_slice().into();
                 self.register(sig, hashes, true);
+            }
+            if self.hot_sigs.contains(&sig) {
+                hot = Some(sig);
             }
         }
         self.seg.clear();
@@ -320,7 +334,7 @@ impl StreamDetector {
         // A sync point also breaks any period being tracked.
         self.period = 0;
         self.run = 0;
-        was
+        (was, hot)
     }
 
     /// The signature and length of the first candidate of the sequence being matched.

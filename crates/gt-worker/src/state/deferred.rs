@@ -52,8 +52,7 @@ impl<T: Clone> Promise<T> {
         let mut ran = 0;
         for s in steps {
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                g.plan
-                    .run_step(s, engine, &g.msgs, &mut g.slots, &g.ext)
+                g.plan.run_step(s, engine, &g.msgs, &mut g.slots, &g.ext)
             }));
             match run {
                 Ok(Ok(())) => {
@@ -97,6 +96,7 @@ pub(crate) fn reads(msg: &WorkerMsg) -> SmallVec<[Key; 3]> {
         | WorkerMsg::Peers { .. }
         | WorkerMsg::PeerLost { .. }
         | WorkerMsg::Ping
-        | WorkerMsg::Timing { .. } => SmallVec::new(),
+        | WorkerMsg::Timing { .. }
+        | WorkerMsg::CompileRegion { .. } => SmallVec::new(),
     }
 }

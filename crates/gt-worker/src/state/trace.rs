@@ -35,6 +35,9 @@ struct Stream<T> {
     started: Option<u64>,
     /// Signatures this stream has already looked up in the plan cache.
     seen: FxHashSet<u64>,
+    /// Inside a `compile: true` region seen for the first time: its instructions as they ran,
+    /// and whether that is the whole region (no sync point or matched sequence inside it).
+    region: Option<(Record, bool)>,
 }
 
 /// Detector states, streamed runs and the plan cache of one worker.
@@ -87,6 +90,7 @@ impl<T> Tracer<T> {
                 mode: Mode::Idle,
                 started: None,
                 seen: FxHashSet::default(),
+                region: None,
             }
         })
     }
@@ -238,6 +242,9 @@ impl<E: Engine> WorkerState<E> {
                 }
                 return self.exec_now(msg, peers, out);
             }
+            WorkerMsg::CompileRegion { session, enter } => {
+                return self.compile_region(tr, *session, *enter, peers, out);
+            }
             WorkerMsg::Peers { .. }
             | WorkerMsg::PeerLost { .. }
             | WorkerMsg::Ping
@@ -248,6 +255,14 @@ impl<E: Engine> WorkerState<E> {
         let step = st
             .det
             .observe(&msg, |k| Self::meta_of(tensors, deferred, engine, k));
+        if let Some((r, whole)) = &mut st.region {
+            match step {
+                Step::Eager => {
+                    r.note(&msg, |k| Self::meta_of(tensors, deferred, engine, k));
+                }
+                _ => *whole = false,
+            }
+        }
         match step {
             Step::Eager => self.exec_now(msg, peers, out),
             Step::Begin => {
@@ -437,6 +452,39 @@ impl<E: Engine> WorkerState<E> {
         }
     }
 
+    /// Stream `s` enters or leaves a `compile: true` region. Both end a segment. A region seen
+    /// for the first time is recorded as it runs; on leaving, its segment becomes hot at once
+    /// and the recording is compiled, so the next entry already streams through a plan.
+    fn compile_region(
+        &mut self,
+        tr: &mut Tracer<E::Tensor>,
+        s: SessionId,
+        enter: bool,
+        peers: &mut dyn Peers,
+        out: &mut Vec<WorkerReply>,
+    ) {
+        if enter {
+            self.sync_stream(tr, s, peers, out);
+            tr.stream(s).region = Some((Record::default(), true));
+            return;
+        }
+        tr.stream(s);
+        self.flush(tr, s, peers, out);
+        let st = tr.streams.get_mut(&s).expect("stream exists");
+        let region = st.region.take();
+        let sig = st.det.sync_hot();
+        if let (Some(sig), Some((r, true))) = (sig, region) {
+            if matches!(tr.cache.lookup(sig), Lookup::Missing) {
+                if let Some(job) = compile_job(sig, &r, &mut tr.scratch) {
+                    tr.cache.start(job);
+                }
+            }
+        }
+        if tr.cfg.cache_dir.is_some() {
+            tr.persist_new(s);
+        }
+    }
+
     /// Computes the values of the oldest traces with deferred values beyond
     /// [`MAX_GROUPS`](super::deferred::MAX_GROUPS).
     fn bound_deferred(&mut self, tr: &mut Tracer<E::Tensor>) {
@@ -462,6 +510,9 @@ impl<E: Engine> WorkerState<E> {
         out: &mut Vec<WorkerReply>,
     ) {
         if let Some(st) = tr.streams.get_mut(&s) {
+            if let Some((_, whole)) = &mut st.region {
+                *whole = false;
+            }
             st.det.sync();
             self.flush(tr, s, peers, out);
             if tr.cfg.cache_dir.is_some() {
