@@ -177,6 +177,18 @@ impl Core {
         self.stopped
     }
 
+    /// Whether instruction-log records wait for a hand-over to the log's writer.
+    pub fn log_pending(&self) -> bool {
+        self.log.as_ref().is_some_and(|l| l.pending())
+    }
+
+    /// Hands pending instruction-log records to the writer (the core is idle).
+    pub fn flush_log(&mut self) {
+        if let Some(log) = &mut self.log {
+            log.flush_now();
+        }
+    }
+
     /// Number of live workers.
     pub fn alive_workers(&self) -> usize {
         self.workers.iter().filter(|w| w.alive).count()

@@ -241,8 +241,27 @@ impl Drop for LeaveGuard {
     }
 }
 
+/// How long log records may wait in an idle core before going to the writer (a busy core hands
+/// them over in full batches; an idle one would otherwise wait for the heartbeat tick).
+const LOG_IDLE_FLUSH: std::time::Duration = std::time::Duration::from_millis(2);
+
 fn run_core(mut core: Core, rx: ParkReceiver<Event>) {
-    while let Ok(ev) = rx.recv() {
+    loop {
+        let ev = if core.log_pending() {
+            match rx.recv_timeout(LOG_IDLE_FLUSH) {
+                Ok(Some(ev)) => ev,
+                Ok(None) => {
+                    core.flush_log();
+                    continue;
+                }
+                Err(_) => break,
+            }
+        } else {
+            match rx.recv() {
+                Ok(ev) => ev,
+                Err(_) => break,
+            }
+        };
         let now = Instant::now();
         core.handle(ev, now);
         // Take whatever else is already queued (bounded, so serving is never postponed forever).

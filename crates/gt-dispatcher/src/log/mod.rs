@@ -286,6 +286,11 @@ impl InstructionLog {
         }
     }
 
+    /// Whether records are waiting for the next hand-over.
+    pub fn pending(&self) -> bool {
+        !self.batch.is_empty()
+    }
+
     /// Hands the records pushed so far to the writer thread now.
     pub fn flush_now(&mut self) {
         self.handed_us = self.now_us;

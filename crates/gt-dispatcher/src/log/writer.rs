@@ -122,12 +122,16 @@ fn write_loop(
                     }
                 }
                 let _ = back.try_send(batch);
+                // Caught up with the core: write now rather than linger, so the file is at
+                // most one hand-over behind (a dispatcher that is killed loses little). Under
+                // a steady stream batches queue up and text still goes out in big writes.
+                let caught_up = rx.is_empty();
                 if !watchers.is_empty() && text.len() > from {
                     let lines = String::from_utf8_lossy(&text[from..]).into_owned();
                     watchers.retain(|w| w.send(vec![MonitorMsg::Lines(lines.clone())]).is_ok());
                     monitors.store(watchers.len(), Ordering::Relaxed);
                 }
-                (false, false)
+                (false, caught_up)
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => (false, true),
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => (true, true),
