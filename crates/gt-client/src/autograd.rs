@@ -1,12 +1,12 @@
 //! Autograd in the client. Each tracked op records a [`Node`] (the op and its input handles) on
 //! its output; `backward` walks the graph from a tensor in reverse creation order, asks the
-//! gradient table (`gt_ops::grad::vjp`) for each node's input gradients — which are themselves
+//! gradient table (`gt_ops::grad::vjp_needed`, asked only for the inputs that require gradients) for each node's input gradients — which are themselves
 //! instructions streamed to the workers — and accumulates them into the leaves' `.grad`.
 
 use crate::session::Session;
 use crate::tensor::Tensor;
 use gt_core::{Error, Result, TensorId};
-use gt_ops::grad::{vjp, Graph};
+use gt_ops::grad::{vjp_needed, Graph};
 use gt_ops::{BinaryOp, Meta, Op};
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
@@ -214,7 +214,8 @@ impl Tensor {
                 continue;
             };
             let inputs: SmallVec<[&Tensor; 3]> = node.inputs.iter().collect();
-            let gis = vjp(&emit, &node.op, &inputs, t, &g)?;
+            let need: SmallVec<[bool; 3]> = inputs.iter().map(|i| i.requires_grad()).collect();
+            let gis = vjp_needed(&emit, &node.op, &inputs, t, &g, &need)?;
             for (inp, gi) in node.inputs.iter().zip(gis) {
                 let Some(gi) = gi else { continue };
                 if !inp.requires_grad() {

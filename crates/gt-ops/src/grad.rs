@@ -149,6 +149,22 @@ pub fn sum_to<G: Graph>(g: &G, t: &G::T, shape: &Shape) -> Result<G::T> {
 
 /// The gradients of `op`'s inputs given the gradient `gy` of its output `y`.
 pub fn vjp<G: Graph>(g: &G, op: &Op, x: &[&G::T], y: &G::T, gy: &G::T) -> Result<Grads<G::T>> {
+    vjp_needed(g, op, x, y, gy, &[])
+}
+
+/// Like [`vjp`], but only for the inputs `need` marks (`need[i]`; inputs past its end are
+/// needed): the others get `None` and no ops are emitted for them. Autograd passes which inputs
+/// require gradients, so `data @ w` with a constant `data` does not compute `grad @ wᵀ` — the
+/// largest product of a linear layer's backward pass, wasted in eager mode.
+pub fn vjp_needed<G: Graph>(
+    g: &G,
+    op: &Op,
+    x: &[&G::T],
+    y: &G::T,
+    gy: &G::T,
+    need: &[bool],
+) -> Result<Grads<G::T>> {
+    let want = |i: usize| need.get(i).copied().unwrap_or(true);
     let b = B(g);
     let shape = |i: usize| g.meta(x[i]).shape;
     let mut out: Grads<G::T> = SmallVec::new();
@@ -204,37 +220,49 @@ pub fn vjp<G: Graph>(g: &G, op: &Op, x: &[&G::T], y: &G::T, gy: &G::T) -> Result
             }
         })),
         Op::Binary(op) => {
+            // Each side is built only when wanted (`Div`'s second side reuses the first).
+            let (wa, wb) = (want(0), want(1));
             let (ga, gb) = match op {
-                BinaryOp::Add => (gy.clone(), gy.clone()),
-                BinaryOp::Sub => (gy.clone(), b.un(UnaryOp::Neg, gy)?),
+                BinaryOp::Add => (wa.then(|| gy.clone()), wb.then(|| gy.clone())),
+                BinaryOp::Sub => (
+                    wa.then(|| gy.clone()),
+                    wb.then(|| b.un(UnaryOp::Neg, gy)).transpose()?,
+                ),
                 BinaryOp::Mul => (
-                    b.bin(BinaryOp::Mul, gy, x[1])?,
-                    b.bin(BinaryOp::Mul, gy, x[0])?,
+                    wa.then(|| b.bin(BinaryOp::Mul, gy, x[1])).transpose()?,
+                    wb.then(|| b.bin(BinaryOp::Mul, gy, x[0])).transpose()?,
                 ),
                 BinaryOp::Div => {
                     let ga = b.bin(BinaryOp::Div, gy, x[1])?;
-                    let gb = b.un(UnaryOp::Neg, &b.bin(BinaryOp::Mul, &ga, y)?)?;
-                    (ga, gb)
+                    let gb = wb
+                        .then(|| b.un(UnaryOp::Neg, &b.bin(BinaryOp::Mul, &ga, y)?))
+                        .transpose()?;
+                    (wa.then_some(ga), gb)
                 }
                 BinaryOp::Pow => {
-                    let bm1 = b.sc(BinaryOp::Sub, x[1], 1.0)?;
-                    let da = b.bin(BinaryOp::Mul, x[1], &b.bin(BinaryOp::Pow, x[0], &bm1)?)?;
-                    let db = b.bin(BinaryOp::Mul, y, &b.un(UnaryOp::Log, x[0])?)?;
-                    (
-                        b.bin(BinaryOp::Mul, gy, &da)?,
-                        b.bin(BinaryOp::Mul, gy, &db)?,
-                    )
+                    let da = || -> Result<G::T> {
+                        let bm1 = b.sc(BinaryOp::Sub, x[1], 1.0)?;
+                        let d = b.bin(BinaryOp::Mul, x[1], &b.bin(BinaryOp::Pow, x[0], &bm1)?)?;
+                        b.bin(BinaryOp::Mul, gy, &d)
+                    };
+                    let db = || -> Result<G::T> {
+                        let d = b.bin(BinaryOp::Mul, y, &b.un(UnaryOp::Log, x[0])?)?;
+                        b.bin(BinaryOp::Mul, gy, &d)
+                    };
+                    (wa.then(da).transpose()?, wb.then(db).transpose()?)
                 }
                 BinaryOp::Maximum | BinaryOp::Minimum => {
                     let max = matches!(op, BinaryOp::Maximum);
                     (
-                        b.extreme_share(x[0], x[1], gy, max)?,
-                        b.extreme_share(x[1], x[0], gy, max)?,
+                        wa.then(|| b.extreme_share(x[0], x[1], gy, max))
+                            .transpose()?,
+                        wb.then(|| b.extreme_share(x[1], x[0], gy, max))
+                            .transpose()?,
                     )
                 }
             };
-            out.push(Some(sum_to(g, &ga, &shape(0))?));
-            out.push(Some(sum_to(g, &gb, &shape(1))?));
+            out.push(ga.map(|t| sum_to(g, &t, &shape(0))).transpose()?);
+            out.push(gb.map(|t| sum_to(g, &t, &shape(1))).transpose()?);
         }
         Op::BinaryScalar {
             op,
@@ -286,12 +314,16 @@ pub fn vjp<G: Graph>(g: &G, op: &Op, x: &[&G::T], y: &G::T, gy: &G::T) -> Result
                 gdims.push(1);
             }
             let g2 = b.reshape(gy, &Shape::new(gdims))?;
-            let ga = b.ap(Op::MatMul, &[&g2, &b.transpose_last(&b2)?])?;
-            let gb = b.ap(Op::MatMul, &[&b.transpose_last(&a2)?, &g2])?;
-            let ga = sum_to(g, &ga, &g.meta(&a2).shape)?;
-            let gb = sum_to(g, &gb, &g.meta(&b2).shape)?;
-            out.push(Some(b.reshape(&ga, &sa)?));
-            out.push(Some(b.reshape(&gb, &sb)?));
+            let ga = || -> Result<G::T> {
+                let ga = b.ap(Op::MatMul, &[&g2, &b.transpose_last(&b2)?])?;
+                b.reshape(&sum_to(g, &ga, &g.meta(&a2).shape)?, &sa)
+            };
+            let gb = || -> Result<G::T> {
+                let gb = b.ap(Op::MatMul, &[&b.transpose_last(&a2)?, &g2])?;
+                b.reshape(&sum_to(g, &gb, &g.meta(&b2).shape)?, &sb)
+            };
+            out.push(want(0).then(ga).transpose()?);
+            out.push(want(1).then(gb).transpose()?);
         }
         Op::Reduce { op, axes, .. } => {
             let xs = shape(0);
@@ -360,13 +392,17 @@ pub fn vjp<G: Graph>(g: &G, op: &Op, x: &[&G::T], y: &G::T, gy: &G::T) -> Result
         }
         Op::Where => {
             let z = b.zeros(&Shape::scalar(), g.meta(gy).dtype)?;
-            let ga = b.ap(Op::Where, &[x[0], gy, &z])?;
-            let gb = b.ap(Op::Where, &[x[0], &z, gy])?;
-            out.extend([
-                None,
-                Some(sum_to(g, &ga, &shape(1))?),
-                Some(sum_to(g, &gb, &shape(2))?),
-            ]);
+            let side = |i: usize| -> Result<Option<G::T>> {
+                if !want(i) {
+                    return Ok(None);
+                }
+                let picked = match i {
+                    1 => b.ap(Op::Where, &[x[0], gy, &z])?,
+                    _ => b.ap(Op::Where, &[x[0], &z, gy])?,
+                };
+                Ok(Some(sum_to(g, &picked, &shape(i))?))
+            };
+            out.extend([None, side(1)?, side(2)?]);
         }
         Op::Cat { axis } => {
             let mut start = 0;
@@ -392,52 +428,56 @@ pub fn vjp<G: Graph>(g: &G, op: &Op, x: &[&G::T], y: &G::T, gy: &G::T) -> Result
                     })
                     .collect();
                 start += s.dims()[*axis];
-                out.push(Some(b.ap(Op::Slice { specs }, &[gy])?));
+                out.push(
+                    want(i)
+                        .then(|| b.ap(Op::Slice { specs }, &[gy]))
+                        .transpose()?,
+                );
             }
         }
         Op::IndexSelect { axis } => {
-            let z = b.zeros(&shape(0), g.meta(x[0]).dtype)?;
-            out.extend([
-                Some(b.ap(Op::IndexAdd { axis: *axis }, &[&z, x[1], gy])?),
-                None,
-            ]);
+            let gx = || -> Result<G::T> {
+                let z = b.zeros(&shape(0), g.meta(x[0]).dtype)?;
+                b.ap(Op::IndexAdd { axis: *axis }, &[&z, x[1], gy])
+            };
+            out.extend([want(0).then(gx).transpose()?, None]);
         }
         Op::Gather { axis } => {
-            let z = b.zeros(&shape(0), g.meta(x[0]).dtype)?;
-            out.extend([
-                Some(b.ap(Op::ScatterAdd { axis: *axis }, &[&z, x[1], gy])?),
-                None,
-            ]);
+            let gx = || -> Result<G::T> {
+                let z = b.zeros(&shape(0), g.meta(x[0]).dtype)?;
+                b.ap(Op::ScatterAdd { axis: *axis }, &[&z, x[1], gy])
+            };
+            out.extend([want(0).then(gx).transpose()?, None]);
         }
         Op::IndexAdd { axis } => {
             out.extend([
-                Some(gy.clone()),
+                want(0).then(|| gy.clone()),
                 None,
-                Some(b.ap(Op::IndexSelect { axis: *axis }, &[gy, x[1]])?),
+                want(2)
+                    .then(|| b.ap(Op::IndexSelect { axis: *axis }, &[gy, x[1]]))
+                    .transpose()?,
             ]);
         }
         Op::ScatterAdd { axis } => {
             out.extend([
-                Some(gy.clone()),
+                want(0).then(|| gy.clone()),
                 None,
-                Some(b.ap(Op::Gather { axis: *axis }, &[gy, x[1]])?),
+                want(2)
+                    .then(|| b.ap(Op::Gather { axis: *axis }, &[gy, x[1]]))
+                    .transpose()?,
             ]);
         }
         Op::SliceAssign { specs } => {
-            let z = b.zeros(&shape(1), g.meta(x[1]).dtype)?;
-            let gx = b.ap(
-                Op::SliceAssign {
-                    specs: specs.clone(),
-                },
-                &[gy, &z],
-            )?;
-            let gv = b.ap(
-                Op::Slice {
-                    specs: specs.clone(),
-                },
-                &[gy],
-            )?;
-            out.extend([Some(gx), Some(gv)]);
+            let gx = || -> Result<G::T> {
+                let z = b.zeros(&shape(1), g.meta(x[1]).dtype)?;
+                let specs = specs.clone();
+                b.ap(Op::SliceAssign { specs }, &[gy, &z])
+            };
+            let gv = || {
+                let specs = specs.clone();
+                b.ap(Op::Slice { specs }, &[gy])
+            };
+            out.extend([want(0).then(gx).transpose()?, want(1).then(gv).transpose()?]);
         }
     }
     Ok(out)

@@ -1,7 +1,7 @@
 //! Finite-difference checks of every gradient rule in [`crate::grad`], driven by the op table and
 //! evaluated in float64 on the reference.
 
-use crate::grad::{differentiable, vjp, Graph};
+use crate::grad::{differentiable, vjp, vjp_needed, Graph};
 use crate::infer::Meta;
 use crate::op::{ArgOp, BinaryOp, CompareOp, Op, ReduceOp, SliceSpec, UnaryOp};
 use crate::random;
@@ -101,6 +101,19 @@ fn check(op: Op, inputs: Vec<T>) {
                 (numeric - analytic).abs() <= 1e-5 * (1.0 + numeric.abs()),
                 "{op}: d/d input {i}[{k}]: numeric {numeric}, analytic {analytic}"
             );
+        }
+    }
+    // Asked for one input at a time, the rule gives exactly that gradient and no other.
+    for i in 0..inputs.len() {
+        let need: Vec<bool> = (0..inputs.len()).map(|j| j == i).collect();
+        let only = vjp_needed(&g, &op, &refs, &y, &w, &need)
+            .unwrap_or_else(|e| panic!("vjp of {op} for input {i}: {e}"));
+        for (j, gj) in only.iter().enumerate() {
+            match (j == i, gj, &grads[j]) {
+                (true, Some(a), Some(b)) => assert_eq!(a.0, b.0, "{op}: input {i} alone"),
+                (true, None, None) | (false, None, _) => {}
+                _ => panic!("{op}: asked for input {i} only, got gradient slot {j} wrong"),
+            }
         }
     }
 }

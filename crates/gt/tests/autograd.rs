@@ -199,3 +199,35 @@ fn clamp_passes_the_whole_gradient_at_its_bounds_like_pytorch() {
     x.clamp(Some(-1.0), Some(2.0)).sum().backward().unwrap();
     assert_eq!(vals(&x.grad().unwrap()), vec![1.0, 1.0, 1.0, 0.0]);
 }
+
+#[test]
+fn backward_computes_no_gradient_for_inputs_that_do_not_need_one() {
+    // A fresh runtime so the worker's op counts are this test's alone.
+    let rt = gt::runtime::Embedded::start(1, 1, &gt::config::Config::default()).unwrap();
+    let s = rt.session("no-wasted-grads").unwrap();
+    let x = s
+        .try_tensor_f64(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3])
+        .unwrap();
+    let w = s
+        .try_tensor_f64(&[1.0, -1.0, 0.5, 2.0, 0.0, 1.0], [3, 2])
+        .unwrap()
+        .requires_grad_(true)
+        .unwrap();
+    let loss = (x.matmul(&w) * &x.sum_dims(&[1], true)).sum();
+    loss.backward().unwrap();
+    // dL/dw = xᵀ · (rowsum(x) broadcast over columns): rowsums 6 and 15.
+    assert_eq!(
+        vals(&w.grad().unwrap()),
+        vec![66.0, 66.0, 87.0, 87.0, 108.0, 108.0]
+    );
+    let stats = s.worker_stats().unwrap().remove(0);
+    let count = |name: &str| {
+        stats
+            .ops_by_name
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |x| x.1)
+    };
+    // The forward product and dL/dw; dL/dx (a constant) is never computed.
+    assert_eq!(count("matmul"), 2, "{:?}", stats.ops_by_name);
+}
