@@ -57,6 +57,9 @@ pub enum Which {
         /// Also run the larger variants (batch 256, width 1024).
         #[arg(long)]
         large: bool,
+        /// Fresh pairs of runtimes per workload; the table shows their mean run.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
     },
     /// Fused elementwise loops: the Cranelift JIT and the blocked interpreter vs eager kernels.
     Jit {
@@ -105,7 +108,17 @@ pub fn run(which: Which, cfg: &Config) -> Result<()> {
             warmup,
             json,
             large,
-        } => crate::bench_compile::run(iters.max(1), warmup, json, large, cfg),
+            rounds,
+        } => crate::bench_compile::run(
+            crate::bench_compile::Opts {
+                iters: iters.max(1),
+                warmup,
+                json,
+                large,
+                rounds: rounds.max(1),
+            },
+            cfg,
+        ),
         Which::Jit { json, threads } => crate::bench_jit::run(json, threads),
     }
 }

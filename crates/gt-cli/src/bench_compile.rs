@@ -5,6 +5,12 @@
 //! and then on (`GT_AUTO_COMPILE` semantics, default threshold), in the same process. Prints the
 //! seed's table per workload, larger variants with `--large`, and the detector's cost per
 //! instruction.
+//!
+//! Each workload runs in several rounds, each on a fresh pair of runtimes. On a small shared
+//! machine a runtime's threads settle into a placement that lasts its lifetime, and a bad one
+//! makes a whole run up to 2x slower (this VM: one round's MLP ratio 0.56x, the next 1.03x), so
+//! one pair of runtimes measures the placement more than the compiler. The table shows the mean
+//! run (iteration `i` averaged over rounds) and lists every round's steady-state speedup.
 
 use anyhow::Result;
 use gt::config::{Config, HotPathConfig};
@@ -126,12 +132,43 @@ fn time(
     Ok((t_off, t_on))
 }
 
+/// What `gt bench compile` was asked for.
+pub struct Opts {
+    pub iters: usize,
+    pub warmup: usize,
+    pub json: bool,
+    pub large: bool,
+    pub rounds: usize,
+}
+
 struct Row {
     name: String,
     warmup: usize,
+    /// Seconds per iteration, averaged over rounds.
     off: Vec<f64>,
     on: Vec<f64>,
+    /// Each round's steady-state speedup.
+    round_speedups: Vec<f64>,
     stats: Option<gt::WorkerStats>,
+}
+
+/// Iteration `i` averaged over the rounds (all of the same length).
+fn mean_run(rounds: &[Vec<f64>]) -> Vec<f64> {
+    let k = rounds.len().max(1) as f64;
+    let n = rounds.first().map_or(0, Vec::len);
+    (0..n)
+        .map(|i| rounds.iter().map(|r| r[i]).sum::<f64>() / k)
+        .collect()
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        0.0
+    } else {
+        v[v.len() / 2]
+    }
 }
 
 impl Row {
@@ -149,15 +186,6 @@ impl Row {
     /// of a shared machine, which can double a single iteration).
     fn medians(&self) -> (f64, f64) {
         let w = self.warmup.min(self.off.len());
-        let median = |v: &[f64]| {
-            let mut v = v.to_vec();
-            v.sort_by(|a, b| a.total_cmp(b));
-            if v.is_empty() {
-                0.0
-            } else {
-                v[v.len() / 2]
-            }
-        };
         (median(&self.off[w..]), median(&self.on[w..]))
     }
 
@@ -192,7 +220,10 @@ impl Row {
             );
         };
         println!("\nWORKLOAD: {}", self.name);
-        println!("Iterations: {n} (warmup: {w})");
+        println!(
+            "Iterations: {n} (warmup: {w}), mean of {} rounds on fresh runtimes",
+            self.round_speedups.len()
+        );
         println!("{}", "=".repeat(82));
         println!(
             "{:<44}{:>14}{:>14}{:>11}",
@@ -225,6 +256,16 @@ impl Row {
         println!(
             "         Steady-state: {st:.2}x (median iteration {:.2}x)",
             mo / mc.max(1e-12)
+        );
+        let rounds: Vec<String> = self
+            .round_speedups
+            .iter()
+            .map(|x| format!("{x:.2}x"))
+            .collect();
+        println!(
+            "         Rounds: {} (median {:.2}x)",
+            rounds.join(" "),
+            median(&self.round_speedups)
         );
         match self.break_even() {
             Some(k) => println!("         Break-even: iteration {k}"),
@@ -260,6 +301,8 @@ impl Row {
             "steady_median_speedup": self.medians().0 / self.medians().1.max(1e-12),
             "total_speedup": total.0 / total.1.max(1e-12),
             "break_even_iter": self.break_even(),
+            "round_steady_speedups": self.round_speedups,
+            "round_steady_speedup_median": median(&self.round_speedups),
             "compile": self.stats.as_ref().map(|s| serde_json::json!({
                 "traces_compiled": s.compile.traces_compiled,
                 "compile_time_us": s.compile.compile_time_us,
@@ -345,7 +388,14 @@ fn detector_ns() -> f64 {
 }
 
 /// Runs the benchmark.
-pub fn run(iters: usize, warmup: usize, json: bool, large: bool, cfg: &Config) -> Result<()> {
+pub fn run(opts: Opts, cfg: &Config) -> Result<()> {
+    let Opts {
+        iters,
+        warmup,
+        json,
+        large,
+        rounds,
+    } = opts;
     let threads = cfg.threads_per_worker(1);
     let on = HotPathConfig {
         auto_compile: true,
@@ -373,13 +423,28 @@ pub fn run(iters: usize, warmup: usize, json: bool, large: bool, cfg: &Config) -
     }
     let mut rows = Vec::new();
     for (name, build, size, n) in sets {
-        let (off_t, on_t) = time(build, size, n, on.clone(), threads)?;
+        let (mut offs, mut ons, mut round_speedups) = (Vec::new(), Vec::new(), Vec::new());
+        for r in 0..rounds {
+            if !json {
+                eprint!("\r  {name}: round {}/{rounds}…", r + 1);
+            }
+            let (off_t, on_t) = time(build, size, n, on.clone(), threads)?;
+            let w = warmup.min(n);
+            let steady = |v: &[f64]| v[w..].iter().sum::<f64>();
+            round_speedups.push(steady(&off_t) / steady(&on_t).max(1e-12));
+            offs.push(off_t);
+            ons.push(on_t);
+        }
+        if !json {
+            eprint!("\r{}\r", " ".repeat(80));
+        }
         let stats = stats_after(build, size, n.min(warmup + 5), on.clone(), threads).ok();
         let row = Row {
             name: name.into(),
             warmup,
-            off: off_t,
-            on: on_t,
+            off: mean_run(&offs),
+            on: mean_run(&ons),
+            round_speedups,
             stats,
         };
         if !json {

@@ -76,8 +76,13 @@ impl<E: Engine> WorkerState<E> {
     pub fn handle(&mut self, msg: WorkerMsg, peers: &mut dyn Peers, out: &mut Vec<WorkerReply>) {
         if !self.deferred.is_empty() {
             for k in deferred::reads(&msg) {
+                if !self.deferred.contains_key(&k) {
+                    continue;
+                }
+                let t0 = std::time::Instant::now();
                 if let (Some((sig, idx)), Some(tr)) = (self.force(k), &mut self.trace) {
                     tr.live_out_used(sig, idx);
+                    tr.cache.record_forced(sig, t0.elapsed().as_nanos() as u64);
                 }
             }
         }
@@ -477,6 +482,7 @@ mod tests {
             threshold: 2,
             min_seq: 2,
             compile_inline: true,
+            keep_slower: true,
             ..Default::default()
         };
         let mut w = WorkerState::with_hotpath(WorkerId(0), Scalars, &cfg);

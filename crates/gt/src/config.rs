@@ -176,6 +176,7 @@ impl Config {
                 window: parse("GT_HOTPATH_WINDOW", 1usize)?.unwrap_or(d.hotpath.window),
                 cache_dir: var("GT_COMPILE_CACHE").map(Into::into),
                 compile_inline: false,
+                keep_slower: flag("GT_COMPILE_KEEP_SLOWER")?,
             },
             worker_batch: parse("GT_WORKER_BATCH_SIZE", 1usize)?,
             instruction_log_timing: flag("GT_INSTRUCTION_LOG_TIMING")?,

@@ -17,6 +17,9 @@ fn config(compile: bool) -> Config {
             auto_compile: compile,
             threshold: 2,
             compile_inline: true,
+            // These tests check the compiled path's results, so it must run whatever the
+            // regression guard would measure on a busy test machine.
+            keep_slower: true,
             ..Default::default()
         },
         ..Config::default()
@@ -347,6 +350,7 @@ fn a_compile_true_region_compiles_at_first_sight() {
                 auto_compile: on,
                 threshold: 1000,
                 compile_inline: true,
+                keep_slower: true,
                 ..Default::default()
             },
             sharding: std::sync::Arc::new(gt::ShardConfig::from_yaml(yaml).unwrap()),

@@ -44,6 +44,9 @@ pub struct HotPathConfig {
     pub cache_dir: Option<PathBuf>,
     /// Compile on the executing thread instead of in the background (deterministic; tests).
     pub compile_inline: bool,
+    /// `GT_COMPILE_KEEP_SLOWER=1`: keep plans the regression guard measured slower than eager
+    /// (tests that must exercise the compiled path whatever the timings; debugging).
+    pub keep_slower: bool,
 }
 
 /// Default `GT_HOTPATH_THRESHOLD`: a sequence seen twice is hot (see the README for why).
@@ -63,6 +66,7 @@ impl Default for HotPathConfig {
             window: DEFAULT_WINDOW,
             cache_dir: None,
             compile_inline: false,
+            keep_slower: false,
         }
     }
 }

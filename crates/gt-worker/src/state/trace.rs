@@ -64,7 +64,7 @@ impl<T> Tracer<T> {
             tracing::info!(target: "gt::compile", "{} hot sequences loaded from the compile cache", saved.len());
         }
         Tracer {
-            cache: PlanCache::new(cfg.compile_inline),
+            cache: PlanCache::new(cfg.compile_inline, cfg.keep_slower),
             cfg,
             streams: FxHashMap::default(),
             scratch: Scratch::default(),
@@ -123,6 +123,7 @@ impl<T> Tracer<T> {
             let split = Arc::new(plan.split(&mask));
             self.defer.insert(sig, (mask, split));
         }
+        self.cache.restart_guard(sig);
     }
 
     /// Seed 000's `hotpath` section, summed over streams.
@@ -352,10 +353,14 @@ impl<E: Engine> WorkerState<E> {
                 }
             }
             Mode::Stream(run) => {
+                let t0 = run.timed().then(Instant::now);
                 let given_up = match run.accept(msg, &self.tensors, &self.deferred, &self.engine) {
                     Ok(()) => run.advance(&mut self.engine).err().map(|_| None),
                     Err(msg) => Some(Some(*msg)),
                 };
+                if let Some(t0) = t0 {
+                    run.ns += t0.elapsed().as_nanos() as u64;
+                }
                 if let Some(rest) = given_up {
                     // The instance is not the plan's (another candidate of the detector may
                     // still complete), or a kernel failed: replay what arrived eagerly (which
@@ -405,6 +410,7 @@ impl<E: Engine> WorkerState<E> {
                 false
             }
             Mode::Stream(mut run) => {
+                let t0 = run.timed().then(Instant::now);
                 let results = if run.plan.sig == sig && run.finished() {
                     run.results()
                 } else {
@@ -444,6 +450,9 @@ impl<E: Engine> WorkerState<E> {
                     *self.by_name.entry(name).or_insert(0) += n;
                 }
                 self.bound_deferred(tr);
+                if let Some(t0) = t0 {
+                    run.ns += t0.elapsed().as_nanos() as u64;
+                }
                 if tr.cache.record_compiled(sig, run.ns, run.plan.len() as u64) {
                     disable_everywhere(tr, sig);
                 }
