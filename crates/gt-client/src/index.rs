@@ -167,7 +167,12 @@ impl Tensor {
         let sliced = if whole {
             self.clone()
         } else {
-            self.op(Op::Slice { specs }, &[])?
+            self.op(
+                Op::Slice {
+                    specs: specs.into_vec().into(),
+                },
+                &[],
+            )?
         };
         if sliced.dims() == out_dims.as_slice() {
             return Ok(sliced);

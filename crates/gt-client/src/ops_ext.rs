@@ -489,7 +489,12 @@ impl Tensor {
         if v.shape() != &slice_shape {
             v = v.op(Op::Reshape { shape: slice_shape }, &[])?;
         }
-        self.op(Op::SliceAssign { specs }, &[&v])
+        self.op(
+            Op::SliceAssign {
+                specs: specs.into_vec().into(),
+            },
+            &[&v],
+        )
     }
     /// Index put (panics on an out-of-bounds index or a shape error).
     #[track_caller]

@@ -197,18 +197,19 @@ fn view_and_index_rules() {
         },
         vec![x()],
     );
-    let specs = smallvec![
+    let specs: crate::op::SliceSpecs = vec![
         SliceSpec {
             start: 1,
             len: 2,
-            step: 1
+            step: 1,
         },
         SliceSpec {
             start: 0,
             len: 2,
-            step: 2
-        }
-    ];
+            step: 2,
+        },
+    ]
+    .into();
     check(
         Op::Slice {
             specs: specs.clone(),

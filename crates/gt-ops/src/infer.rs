@@ -512,19 +512,21 @@ mod tests {
             Err(Error::Axis { .. })
         ));
         let s = Op::Slice {
-            specs: smallvec![SliceSpec {
+            specs: vec![SliceSpec {
                 start: 1,
                 len: 2,
-                step: 2
-            }],
+                step: 2,
+            }]
+            .into(),
         };
         assert_eq!(infer(&s, &[&m(&[5])]).unwrap().shape, Shape::new([2]));
         let s = Op::Slice {
-            specs: smallvec![SliceSpec {
+            specs: vec![SliceSpec {
                 start: 1,
                 len: 3,
-                step: 2
-            }],
+                step: 2,
+            }]
+            .into(),
         };
         assert!(infer(&s, &[&m(&[5])]).is_err());
         let e = Op::Expand {

@@ -23,4 +23,6 @@ pub mod reference;
 pub mod scalar;
 
 pub use infer::{infer, Meta};
-pub use op::{ArgOp, BinaryOp, CompareOp, Dist, Op, OpKind, ReduceOp, SliceSpec, UnaryOp};
+pub use op::{
+    ArgOp, BinaryOp, CompareOp, Dist, Op, OpKind, ReduceOp, SliceSpec, SliceSpecs, UnaryOp,
+};

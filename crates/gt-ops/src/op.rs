@@ -158,7 +158,7 @@ pub enum Op {
     /// Axis permutation (`out.dim(i) = in.dim(perm[i])`).
     Permute { perm: SmallVec<[usize; 6]> },
     /// Basic slicing, one spec per input axis.
-    Slice { specs: SmallVec<[SliceSpec; 6]> },
+    Slice { specs: SliceSpecs },
     /// Broadcast to a larger shape (NumPy rules, no copy on the worker).
     Expand { shape: Shape },
     /// Element type conversion.
@@ -186,8 +186,12 @@ pub enum Op {
     /// `base` plus `src` scattered-added at `index` along `axis` (gather's VJP).
     ScatterAdd { axis: usize },
     /// `x` with the slice `specs` replaced by `value` (which has the slice's shape).
-    SliceAssign { specs: SmallVec<[SliceSpec; 6]> },
+    SliceAssign { specs: SliceSpecs },
 }
+
+/// One [`SliceSpec`] per axis. Boxed: slicing is rare in hot loops, and inline specs made
+/// every `Op` (and so every instruction message, in every batch) 160 bytes.
+pub type SliceSpecs = Box<[SliceSpec]>;
 
 /// The coarse family of an op: what a kernel, a fusion pass or a sharding rule cares about first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

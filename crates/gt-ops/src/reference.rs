@@ -373,18 +373,19 @@ mod tests {
         };
         assert_eq!(eval(&r, &[&a]).unwrap().data, vec![4.0, 6.0]);
         let sl = Op::Slice {
-            specs: smallvec![
+            specs: vec![
                 SliceSpec {
                     start: 1,
                     len: 1,
-                    step: 1
+                    step: 1,
                 },
                 SliceSpec {
                     start: 0,
                     len: 2,
-                    step: 1
-                }
-            ],
+                    step: 1,
+                },
+            ]
+            .into(),
         };
         assert_eq!(eval(&sl, &[&a]).unwrap().data, vec![3.0, 4.0]);
     }

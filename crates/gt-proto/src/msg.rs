@@ -192,3 +192,23 @@ pub enum PeerMsg {
         result: Result<TensorData, Error>,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instruction_messages_stay_small() {
+        // Batches are vectors of these, moved through every queue and kept by streamed runs; a
+        // large rarely-used variant (slice specs were inline once) makes every message pay.
+        let sizes = (
+            std::mem::size_of::<gt_ops::Op>(),
+            std::mem::size_of::<WorkerMsg>(),
+            std::mem::size_of::<ClientMsg>(),
+        );
+        assert!(
+            sizes.0 <= 80 && sizes.1 <= 112 && sizes.2 <= 112,
+            "{sizes:?}"
+        );
+    }
+}

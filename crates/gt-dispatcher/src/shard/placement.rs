@@ -4,8 +4,7 @@
 //! key, so every worker names its part the same way and freeing means one `Free` per worker.
 
 use gt_core::{Shape, WorkerId};
-use gt_ops::{Meta, SliceSpec};
-use smallvec::SmallVec;
+use gt_ops::{Meta, SliceSpec, SliceSpecs};
 
 /// How the value is spread over the parts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,12 +75,7 @@ impl Layout {
 }
 
 /// Slice specs taking `[start, start + len)` along `axis` of `shape`, everything elsewhere.
-pub fn slice_specs(
-    shape: &Shape,
-    axis: usize,
-    start: usize,
-    len: usize,
-) -> SmallVec<[SliceSpec; 6]> {
+pub fn slice_specs(shape: &Shape, axis: usize, start: usize, len: usize) -> SliceSpecs {
     shape
         .dims()
         .iter()

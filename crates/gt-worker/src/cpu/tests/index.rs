@@ -240,7 +240,7 @@ fn slice_assign_matches_reference() {
         let xt = ints(&mut e, &[7, 6], dtype, 2, -9, 9);
         let xt = permute(&mut e, &xt, &[1, 0]);
         // A stepped slice on both axes, with contiguous and transposed values.
-        let specs: SmallVec<[SliceSpec; 6]> = smallvec![spec(1, 3, 2), spec(0, 3, 3)];
+        let specs: gt_ops::SliceSpecs = vec![spec(1, 3, 2), spec(0, 3, 3)].into();
         let v = ints(&mut e, &[3, 3], dtype, 3, -9, 9);
         let vt = ints(&mut e, &[3, 3], dtype, 4, -9, 9);
         let vt = permute(&mut e, &vt, &[1, 0]);
@@ -261,10 +261,10 @@ fn slice_assign_matches_reference() {
         }
         // Whole rows of a 3-d tensor, and an empty slice.
         let y = ints(&mut e, &[2, 4, 3], dtype, 6, -9, 9);
-        let specs = smallvec![spec(1, 1, 1), spec(0, 4, 1), spec(0, 3, 1)];
+        let specs: gt_ops::SliceSpecs = vec![spec(1, 1, 1), spec(0, 4, 1), spec(0, 3, 1)].into();
         let w = ints(&mut e, &[1, 4, 3], dtype, 7, -9, 9);
         check(&mut e, &Op::SliceAssign { specs }, &[&y, &w], 0.0, "rows");
-        let specs = smallvec![spec(0, 0, 1), spec(0, 4, 1), spec(0, 3, 1)];
+        let specs: gt_ops::SliceSpecs = vec![spec(0, 0, 1), spec(0, 4, 1), spec(0, 3, 1)].into();
         let w = ints(&mut e, &[0, 4, 3], dtype, 8, -9, 9);
         check(&mut e, &Op::SliceAssign { specs }, &[&y, &w], 0.0, "empty");
     }
@@ -272,7 +272,7 @@ fn slice_assign_matches_reference() {
     let x = input(&mut e, &[4], DType::F32, 1, 0.0, 1.0);
     let v = input(&mut e, &[2], DType::F64, 2, 0.0, 1.0);
     let o = Op::SliceAssign {
-        specs: smallvec![spec(0, 2, 2)],
+        specs: vec![spec(0, 2, 2)].into(),
     };
     assert!(matches!(e.execute(&o, &[&x, &v]), Err(Error::DType { .. })));
     let v = input(&mut e, &[3], DType::F32, 2, 0.0, 1.0);

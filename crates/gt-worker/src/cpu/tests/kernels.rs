@@ -308,18 +308,19 @@ fn views_share_storage_and_match_reference() {
             "permute",
         );
         assert!(same(&p, &x) && !p.is_contiguous());
-        let specs = smallvec![
+        let specs: gt_ops::SliceSpecs = vec![
             SliceSpec {
                 start: 1,
                 len: 2,
-                step: 1
+                step: 1,
             },
             SliceSpec {
                 start: 0,
                 len: 5,
-                step: 1
-            }
-        ];
+                step: 1,
+            },
+        ]
+        .into();
         let rows = check(&mut e, &Op::Slice { specs }, &[&x], tol, "row slice");
         assert!(same(&rows, &x) && rows.is_contiguous() && rows.layout().offset == 5);
         let r = check(
@@ -332,18 +333,19 @@ fn views_share_storage_and_match_reference() {
             "reshape of offset view",
         );
         assert!(same(&r, &x));
-        let specs = smallvec![
+        let specs: gt_ops::SliceSpecs = vec![
             SliceSpec {
                 start: 2,
                 len: 2,
-                step: 1
+                step: 1,
             },
             SliceSpec {
                 start: 4,
                 len: 0,
-                step: 1
-            }
-        ];
+                step: 1,
+            },
+        ]
+        .into();
         check(&mut e, &Op::Slice { specs }, &[&x], tol, "empty slice");
         let col = input(&mut e, &[4, 1], dtype, 2, -1.0, 1.0);
         let ex = check(
