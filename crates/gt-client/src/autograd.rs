@@ -1,7 +1,8 @@
 //! Autograd in the client. Each tracked op records a [`Node`] (the op and its input handles) on
 //! its output; `backward` walks the graph from a tensor in reverse creation order, asks the
-//! gradient table (`gt_ops::grad::vjp_needed`, asked only for the inputs that require gradients) for each node's input gradients — which are themselves
-//! instructions streamed to the workers — and accumulates them into the leaves' `.grad`.
+//! gradient table (`gt_ops::grad::vjp_needed`) for the gradients of each node's inputs that
+//! require them — themselves instructions streamed to the workers — and accumulates them into
+//! the leaves' `.grad`.
 
 use crate::session::Session;
 use crate::tensor::Tensor;
