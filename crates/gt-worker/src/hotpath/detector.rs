@@ -1,6 +1,13 @@
 //! The per-stream detector: instruction signatures, segment counting at sync points, period
 //! detection for loops without sync points, and the matcher that recognizes a hot sequence as it
 //! begins again (so the worker can buffer it and run it compiled).
+//!
+//! A stream whose segments keep being a hot sequence that is disabled (its plan failed or lost
+//! to eager) gains nothing from being watched, yet every instruction would still pay for its
+//! hash and dataflow names (~8% of the worker's time on the seed-size MLP step). Such a stream
+//! goes dormant: the next segments are skipped unobserved (only counted), 4 at first, doubling
+//! up to 256 while each segment observed in between is still that sequence; any other segment
+//! ends it. Dormancy never spans a `compile: true` region ([`StreamDetector::wake`]).
 
 use super::signature::{self, InputRef, TAG_EXEC, TAG_FREE, TAG_UPLOAD};
 use gt_core::Key;
@@ -16,6 +23,10 @@ pub const MAX_SEGMENT: usize = 1 << 16;
 const MAX_LAST_SEEN: usize = 1 << 16;
 /// Distinct segment signatures counted before the counts are reset.
 const MAX_COUNTED: usize = 1 << 14;
+/// Segments skipped after the first segment seen to be a disabled hot sequence, and the most
+/// (the count doubles each time the next observed segment is again one).
+const DORMANT_FIRST: u32 = 4;
+const DORMANT_MAX: u32 = 256;
 
 /// A hot sequence: the instruction hashes it consists of, in order.
 #[derive(Clone, Debug)]
@@ -75,7 +86,10 @@ pub struct StreamDetector {
     starts: FxHashMap<u64, SmallVec<[u32; 2]>>,
     active: Option<(SmallVec<[u32; 4]>, usize)>,
     new_hot: Vec<u32>,
-    /// Instructions observed.
+    /// Segments still to skip unobserved, and how many the last dormancy skipped.
+    dormant: u32,
+    last_dormancy: u32,
+    /// Instructions observed (or skipped while dormant).
     pub total: u64,
     /// Instructions that completed a hot sequence (counted when it completes).
     pub hot_instructions: u64,
@@ -104,6 +118,8 @@ impl StreamDetector {
             starts: FxHashMap::default(),
             active: None,
             new_hot: Vec::new(),
+            dormant: 0,
+            last_dormancy: 0,
             total: 0,
             hot_instructions: 0,
             periods_found: 0,
@@ -152,6 +168,10 @@ impl StreamDetector {
     /// The signature of `msg` (an `Exec`, `Upload` or `Free`; anything else hashes to a
     /// constant), updating dataflow, segment and period state, then the matcher's verdict.
     pub fn observe(&mut self, msg: &WorkerMsg, meta_of: impl Fn(Key) -> Option<Meta>) -> Step {
+        if self.dormant > 0 {
+            self.total += 1;
+            return Step::Eager;
+        }
         let h = match msg {
             WorkerMsg::Exec { out, op, inputs } => {
                 let mut h = signature::mix(TAG_EXEC, signature::op_hash(op));
@@ -307,7 +327,23 @@ impl StreamDetector {
         self.end_segment(1).1
     }
 
+    /// Ends dormancy at once (the stream enters a `compile: true` region, which must be seen).
+    pub fn wake(&mut self) {
+        self.dormant = 0;
+        self.last_dormancy = 0;
+    }
+
+    /// Whether the stream's segments are being skipped unobserved.
+    pub fn is_dormant(&self) -> bool {
+        self.dormant > 0
+    }
+
     fn end_segment(&mut self, threshold: u32) -> (bool, Option<u64>) {
+        if self.dormant > 0 {
+            self.dormant -= 1;
+            self.seg_start = self.pos;
+            return (false, None);
+        }
         let was = self.active.take().is_some();
         let mut hot = None;
         let n = self.seg.len();
@@ -327,9 +363,21 @@ impl StreamDetector {
                 hot = Some(sig);
             }
         }
+        // Dormancy: the segment just ended is a hot sequence nobody runs compiled any more.
+        let disabled =
+            hot.is_some_and(|sig| self.hot.iter().filter(|s| s.sig == sig).all(|s| s.disabled));
+        if disabled && whole {
+            self.last_dormancy = (self.last_dormancy * 2).clamp(DORMANT_FIRST, DORMANT_MAX);
+            self.dormant = self.last_dormancy;
+        } else {
+            self.last_dormancy = 0;
+        }
         self.seg.clear();
         self.seg_hash = 0;
         self.ext.clear();
+        // Names of values made before a segment never depend on where they were made (they are
+        // external inputs named by meta), so the map only needs this segment's values.
+        self.produced.clear();
         self.seg_start = self.pos;
         // A sync point also breaks any period being tracked.
         self.period = 0;
@@ -469,5 +517,59 @@ mod tests {
         assert_eq!(d.hot()[0].hashes.len(), 4);
         assert!(hot_at.unwrap() <= 4);
         assert!(d.hot_instructions > 100);
+    }
+
+    #[test]
+    fn a_stream_repeating_a_disabled_sequence_goes_dormant_and_wakes_on_change() {
+        let mut d = StreamDetector::new(params(2));
+        let mut id = 100;
+        let mut segment = |d: &mut StreamDetector, op: Op| -> Vec<Step> {
+            let body = [
+                exec(id, op, &[1, 2]),
+                exec(id + 1, Op::Unary(UnaryOp::Relu), &[id]),
+                WorkerMsg::Free { key: k(id) },
+            ];
+            id += 10;
+            let s = body.iter().map(|m| d.observe(m, meta)).collect();
+            d.sync();
+            s
+        };
+        let add = Op::Binary(BinaryOp::Add);
+        for _ in 0..2 {
+            segment(&mut d, add.clone());
+        }
+        let sig = d.hot()[0].sig;
+        assert_eq!(segment(&mut d, add.clone())[2], Step::Complete(0));
+        assert!(!d.is_dormant());
+        d.disable(sig);
+        // The next segment is the disabled sequence: dormant for 4 segments, then 8, …
+        segment(&mut d, add.clone());
+        assert!(d.is_dormant());
+        let total = d.total;
+        for _ in 0..4 {
+            assert!(d.is_dormant());
+            assert!(segment(&mut d, add.clone())
+                .iter()
+                .all(|s| *s == Step::Eager));
+        }
+        assert_eq!(
+            d.total,
+            total + 12,
+            "skipped instructions are still counted"
+        );
+        assert!(!d.is_dormant());
+        segment(&mut d, add.clone()); // observed: the same disabled sequence again
+        assert!(d.is_dormant());
+        for _ in 0..8 {
+            segment(&mut d, add.clone());
+        }
+        assert!(!d.is_dormant());
+        // A different segment ends dormancy for good; wake() ends it at once.
+        segment(&mut d, Op::Binary(BinaryOp::Mul));
+        assert!(!d.is_dormant());
+        segment(&mut d, add.clone());
+        assert!(d.is_dormant());
+        d.wake();
+        assert!(!d.is_dormant());
     }
 }

@@ -474,7 +474,9 @@ impl<E: Engine> WorkerState<E> {
     ) {
         if enter {
             self.sync_stream(tr, s, peers, out);
-            tr.stream(s).region = Some((Record::default(), true));
+            let st = tr.stream(s);
+            st.det.wake();
+            st.region = Some((Record::default(), true));
             return;
         }
         tr.stream(s);
