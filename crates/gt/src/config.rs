@@ -36,8 +36,8 @@ pub struct Config {
     /// `GT_SHARD_THRESHOLD` (default 65536): elements from which `GT_AUTO_SHARD` shards.
     pub shard_threshold: usize,
     /// `GT_AUTO_COMPILE`, `GT_COMPILE`, `GT_HOTPATH_THRESHOLD`, `GT_HOTPATH_MIN_SEQ`,
-    /// `GT_HOTPATH_WINDOW`, `GT_COMPILE_CACHE`: hot-path detection and trace compilation in
-    /// the workers this process starts.
+    /// `GT_HOTPATH_WINDOW`, `GT_COMPILE_CACHE`, `GT_COMPILE_KEEP_SLOWER`: hot-path detection
+    /// and trace compilation in the workers this process starts.
     pub hotpath: HotPathConfig,
     /// `GT_WORKER_BATCH_SIZE` (default: unlimited): most instructions per dispatcher → worker
     /// transport batch.
