@@ -9,9 +9,9 @@
 //! whenever the set of deferred results changes (while the worker learns which results get
 //! read, early runs pay for values computed on demand). The first run of a window is left out
 //! (cold caches); the mean of the next [`GUARD_RUNS`]` - 1` is compared with the best eager
-//! instance. A plan that fuses nothing
-//! and skips nothing (the seed-size MLP step: 64–2,048-element tensors, every gradient used)
-//! measured about 1.5x the worker time of eager execution, so it is worth switching off.
+//! instance. A plan that fuses nothing and skips nothing (the seed-size MLP step: 64–2,048-element
+//! tensors, every gradient used) measured about 1.5x the worker time of eager execution, so it is
+//! worth switching off.
 
 use super::program::{compile, CompileJob, Plan};
 use gt_proto::CompileStats;
