@@ -60,6 +60,9 @@ pub enum Which {
         /// Fresh pairs of runtimes per workload; the table shows their mean run.
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        /// A/A run: both sides eager, so the "speedups" show this machine's noise floor.
+        #[arg(long)]
+        aa: bool,
     },
     /// Fused elementwise loops: the Cranelift JIT and the blocked interpreter vs eager kernels.
     Jit {
@@ -109,6 +112,7 @@ pub fn run(which: Which, cfg: &Config) -> Result<()> {
             json,
             large,
             rounds,
+            aa,
         } => crate::bench_compile::run(
             crate::bench_compile::Opts {
                 iters: iters.max(1),
@@ -116,6 +120,7 @@ pub fn run(which: Which, cfg: &Config) -> Result<()> {
                 json,
                 large,
                 rounds: rounds.max(1),
+                aa,
             },
             cfg,
         ),

@@ -99,13 +99,16 @@ fn mixed(s: &Session, n: usize) -> Result<Step> {
 }
 
 /// Seconds per iteration of `iters` iterations of `build`, eager and compiled, on two fresh
-/// runtimes stepped alternately (so load on the machine affects both sides alike).
+/// runtimes stepped alternately (so load on the machine affects both sides alike). Which
+/// runtime starts first (`on_first`) and which steps first in an iteration alternate, so neither
+/// side always gets the later thread placement or the other's warm caches.
 fn time(
     build: Build,
     size: usize,
     iters: usize,
     hot: HotPathConfig,
     threads: usize,
+    on_first: bool,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
     let start = |hotpath: HotPathConfig| -> Result<(Embedded, Step)> {
         let cfg = Config {
@@ -118,16 +121,28 @@ fn time(
         let step = build(&s, size)?;
         Ok((rt, step))
     };
-    let (_rt_off, mut off) = start(HotPathConfig::default())?;
-    let (_rt_on, mut on) = start(hot)?;
+    let ((_rt_off, mut off), (_rt_on, mut on)) = if on_first {
+        let on = start(hot)?;
+        (start(HotPathConfig::default())?, on)
+    } else {
+        let off = start(HotPathConfig::default())?;
+        (off, start(hot)?)
+    };
     let (mut t_off, mut t_on) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
-    for _ in 0..iters {
+    let timed = |step: &mut Step, into: &mut Vec<f64>| -> Result<()> {
         let t = Instant::now();
-        off()?;
-        t_off.push(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        on()?;
-        t_on.push(t.elapsed().as_secs_f64());
+        step()?;
+        into.push(t.elapsed().as_secs_f64());
+        Ok(())
+    };
+    for i in 0..iters {
+        if (i % 2 == 1) ^ on_first {
+            timed(&mut on, &mut t_on)?;
+            timed(&mut off, &mut t_off)?;
+        } else {
+            timed(&mut off, &mut t_off)?;
+            timed(&mut on, &mut t_on)?;
+        }
     }
     Ok((t_off, t_on))
 }
@@ -139,6 +154,8 @@ pub struct Opts {
     pub json: bool,
     pub large: bool,
     pub rounds: usize,
+    /// Both sides eager: the table then shows this machine's noise floor.
+    pub aa: bool,
 }
 
 struct Row {
@@ -395,6 +412,7 @@ pub fn run(opts: Opts, cfg: &Config) -> Result<()> {
         json,
         large,
         rounds,
+        aa,
     } = opts;
     let threads = cfg.threads_per_worker(1);
     let on = HotPathConfig {
@@ -428,7 +446,12 @@ pub fn run(opts: Opts, cfg: &Config) -> Result<()> {
             if !json {
                 eprint!("\r  {name}: round {}/{rounds}…", r + 1);
             }
-            let (off_t, on_t) = time(build, size, n, on.clone(), threads)?;
+            let side = if aa {
+                HotPathConfig::default()
+            } else {
+                on.clone()
+            };
+            let (off_t, on_t) = time(build, size, n, side, threads, r % 2 == 1)?;
             let w = warmup.min(n);
             let steady = |v: &[f64]| v[w..].iter().sum::<f64>();
             round_speedups.push(steady(&off_t) / steady(&on_t).max(1e-12));
@@ -438,9 +461,17 @@ pub fn run(opts: Opts, cfg: &Config) -> Result<()> {
         if !json {
             eprint!("\r{}\r", " ".repeat(80));
         }
-        let stats = stats_after(build, size, n.min(warmup + 5), on.clone(), threads).ok();
+        let stats = if aa {
+            None
+        } else {
+            stats_after(build, size, n.min(warmup + 5), on.clone(), threads).ok()
+        };
         let row = Row {
-            name: name.into(),
+            name: if aa {
+                format!("{name} [A/A: both sides eager]")
+            } else {
+                name.into()
+            },
             warmup,
             off: mean_run(&offs),
             on: mean_run(&ons),
