@@ -1,0 +1,54 @@
+//! `gt bench compile` end to end, briefly: the real binary's JSON has every workload, every
+//! round and the compile stats, and `--aa` runs both sides eager. Values are not checked
+//! (timings belong in benchmarks, not tests); the structure and the counters are.
+
+mod common;
+
+use serde_json::Value;
+use std::process::Command;
+
+fn bench(extra: &[&str]) -> Value {
+    let out = Command::new(common::GT)
+        .args([
+            "bench", "compile", "--iters", "8", "--warmup", "2", "--rounds", "2",
+        ])
+        .args(["--json"])
+        .args(extra)
+        .output()
+        .expect("runs gt");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+#[test]
+fn bench_compile_reports_rounds_stats_and_an_a_a_mode() {
+    let doc = bench(&[]);
+    let ws = doc["workloads"].as_array().expect("workloads");
+    assert_eq!(ws.len(), 4, "{doc}");
+    for w in ws {
+        assert_eq!(w["iters"], 8, "{w}");
+        assert_eq!(
+            w["round_steady_speedups"].as_array().map(Vec::len),
+            Some(2),
+            "{w}"
+        );
+        assert!(w["steady_median_ms"][0].as_f64().unwrap() > 0.0, "{w}");
+        // Every workload repeats one step: at most one trace (the compile runs in the
+        // background, so on a loaded machine it may not have finished), and it never fails.
+        assert!(
+            w["compile"]["traces_compiled"].as_u64().unwrap() <= 1,
+            "{w}"
+        );
+        assert_eq!(w["compile"]["fallbacks"], 0, "{w}");
+    }
+    assert!(doc["detector_ns_per_instruction"].as_f64().unwrap() > 0.0);
+    let aa = bench(&["--aa"]);
+    for w in aa["workloads"].as_array().expect("workloads") {
+        assert!(w["workload"].as_str().unwrap().contains("A/A"), "{w}");
+        assert!(w["compile"].is_null(), "{w}");
+    }
+}
