@@ -173,14 +173,29 @@ impl PlanCache {
 
     /// Starts compiling `job` (in the background unless the cache compiles inline).
     pub fn start(&mut self, job: CompileJob) {
-        let sig = job.sig;
+        self.start_build(job.sig, move || Some(job));
+    }
+
+    /// Starts compiling the job `build` makes for `sig` — built on the compile thread too, so
+    /// the worker only hands it over. `None` (the recorded instance holds something a plan
+    /// cannot) blacklists the signature like a failed compile: the stream stops recording it.
+    pub fn start_build(
+        &mut self,
+        sig: u64,
+        build: impl FnOnce() -> Option<CompileJob> + Send + 'static,
+    ) {
         self.stats.cache_misses += 1;
         let slot: Slot = Arc::new(Mutex::new(None));
         self.entries.insert(sig, Entry::Pending(slot.clone()));
         let work: Work = Box::new(move || {
-            let r = std::panic::catch_unwind(|| compile(job))
-                .map_err(|_| "the compiler panicked".to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()));
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let job = build().ok_or_else(|| {
+                    "the trace holds an instruction a plan cannot run (or reuses a freed tensor)"
+                        .to_string()
+                })?;
+                compile(job).map_err(|e| e.to_string())
+            }))
+            .unwrap_or_else(|_| Err("the compiler panicked".to_string()));
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
         });
         match &self.background {
@@ -299,6 +314,23 @@ mod tests {
         c.start(job(5)); // 2x3 @ 5x4: shape inference fails
         assert!(matches!(c.lookup(7), Lookup::Off));
         assert_eq!((c.stats.fallbacks, c.stats.traces_compiled), (1, 0));
+        // A recorded instance no plan can hold is blacklisted the same way.
+        let mut none = PlanCache::new(true, false);
+        none.start_build(7, || None);
+        assert!(matches!(none.lookup(7), Lookup::Off));
+        assert_eq!(none.stats.fallbacks, 1);
+        // In the background too (a real compile thread).
+        let mut bg = PlanCache::new(false, false);
+        bg.start(job(3));
+        let t0 = std::time::Instant::now();
+        while matches!(bg.lookup(7), Lookup::Pending) {
+            assert!(
+                t0.elapsed().as_secs() < 60,
+                "the compile thread never answered"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(matches!(bg.lookup(7), Lookup::Ready(_)));
         let mut ok = PlanCache::new(true, false);
         ok.start(job(3));
         assert!(matches!(ok.lookup(7), Lookup::Ready(_)));

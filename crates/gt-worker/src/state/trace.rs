@@ -45,7 +45,6 @@ pub(crate) struct Tracer<T> {
     cfg: HotPathConfig,
     streams: FxHashMap<SessionId, Stream<T>>,
     pub(crate) cache: PlanCache,
-    scratch: Scratch,
     saved: Vec<Saved>,
     /// Per plan: which live-outs are deferred (all, until one gets used), and the split.
     defer: FxHashMap<u64, (Vec<bool>, Arc<Split>)>,
@@ -67,7 +66,6 @@ impl<T> Tracer<T> {
             cache: PlanCache::new(cfg.compile_inline, cfg.keep_slower),
             cfg,
             streams: FxHashMap::default(),
-            scratch: Scratch::default(),
             saved,
             defer: FxHashMap::default(),
             gone: (0, 0, 0, 0),
@@ -401,12 +399,10 @@ impl<E: Engine> WorkerState<E> {
                 false
             }
             Mode::Record(r) => {
-                if matches!(tr.cache.lookup(sig), Lookup::Missing) {
-                    if let Some(job) = compile_job(sig, &r, &mut tr.scratch) {
-                        tr.cache.start(job);
-                    }
-                }
                 tr.cache.record_eager(sig, r.ns);
+                if matches!(tr.cache.lookup(sig), Lookup::Missing) {
+                    tr.cache.start_build(sig, move || compile_job(sig, &r));
+                }
                 false
             }
             Mode::Stream(mut run) => {
@@ -486,9 +482,7 @@ impl<E: Engine> WorkerState<E> {
         let sig = st.det.sync_hot();
         if let (Some(sig), Some((r, true))) = (sig, region) {
             if matches!(tr.cache.lookup(sig), Lookup::Missing) {
-                if let Some(job) = compile_job(sig, &r, &mut tr.scratch) {
-                    tr.cache.start(job);
-                }
+                tr.cache.start_build(sig, move || compile_job(sig, &r));
             }
         }
         if tr.cfg.cache_dir.is_some() {
@@ -608,8 +602,9 @@ fn begin<T: Clone>(tr: &mut Tracer<T>, s: SessionId, sig: u64) {
 }
 
 /// The compile job for a recorded instance (`None` when it holds something a plan cannot).
-fn compile_job(sig: u64, r: &Record, scratch: &mut Scratch) -> Option<CompileJob> {
-    let bound = bind(&r.msgs, scratch)?;
+/// Runs on the compile thread.
+fn compile_job(sig: u64, r: &Record) -> Option<CompileJob> {
+    let bound = bind(&r.msgs, &mut Scratch::default())?;
     let ext_metas = bound
         .ext
         .iter()
