@@ -144,8 +144,8 @@ pub fn fill_normal(seed: u64, stream: u64, start: u64, out: &mut [f64]) {
     fill_normal_any(seed, stream, start, out)
 }
 
-/// The same code with 512-bit registers: [`LANES`] f64 values per register, and DQ's 64-bit
-/// integer ↔ float conversions. The arithmetic is IEEE and never contracted into FMAs, so the
+/// The same code over 16 Philox blocks at a time with 512-bit registers (8 f64 per register),
+/// and DQ's 64-bit integer ↔ float conversions. The arithmetic is IEEE and never contracted into FMAs, so the
 /// values are bit-identical whichever variant runs.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq")]
