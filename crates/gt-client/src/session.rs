@@ -288,3 +288,37 @@ impl Drop for Inner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bursts_start_small_and_double_after_each_sync_point() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let s = Session::new(Tx::from_channel(tx), ReplyRouter::new(), 1, 100, "t".into());
+        let push = |n: u64| {
+            for i in 0..n {
+                s.push(ClientMsg::Free { id: TensorId(i) });
+            }
+        };
+        let sizes = |rx: &crossbeam_channel::Receiver<Vec<ClientMsg>>| -> Vec<usize> {
+            rx.try_iter().map(|b| b.len()).collect()
+        };
+        // 16, 32, 64, then capped at the batch size (100); the rest waits for a flush.
+        push(16 + 32 + 64 + 100 + 7);
+        assert_eq!(sizes(&rx), vec![16, 32, 64, 100]);
+        s.flush().unwrap();
+        assert_eq!(sizes(&rx), vec![7]);
+        // A sync point starts the next burst small again.
+        push(20);
+        assert_eq!(sizes(&rx), vec![16]);
+        // A batch size below the first burst is respected.
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let small = Session::new(Tx::from_channel(tx), ReplyRouter::new(), 1, 4, "t".into());
+        for i in 0..9 {
+            small.push(ClientMsg::Free { id: TensorId(i) });
+        }
+        assert_eq!(sizes(&rx), vec![4, 4]);
+    }
+}
