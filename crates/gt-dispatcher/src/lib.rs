@@ -9,10 +9,12 @@
 //! - [`shard`]: the sharding modifier (signal configs, placements, rules, collectives).
 //! - [`log`]: the instruction log (`GT_INSTRUCTION_LOG`), one line per event.
 //! - [`monitor`]: attached monitors (`gt trace --connect`, `gt top`): lines and snapshots.
+//! - [`hub`]: the core behind a lock, run by whichever thread brings an event.
 //! - [`server`]: the shell — listeners, handshakes, socket pumps, the heartbeat ticker.
 
 pub mod core;
 pub mod event;
+mod hub;
 pub mod log;
 pub mod monitor;
 pub mod route;

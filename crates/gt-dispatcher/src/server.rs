@@ -4,16 +4,16 @@
 
 use crate::core::{Core, CoreConfig};
 use crate::event::Event;
+use crate::hub::Hub;
 use gt_core::{Error, SessionId, WorkerId};
 use gt_proto::{ClientMsg, ClientReply, MonitorMsg, Role, WorkerMsg, WorkerReply};
 use gt_transport::{
-    accept_handshake, deferred_writer, send_welcome, spawn_reader, Addr, Listener, ParkReceiver,
-    ParkSender, Stream, Tx,
+    accept_handshake, deferred_writer, send_welcome, spawn_reader, Addr, Listener, Stream, Tx,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Everything the dispatcher needs to know, read once by the binary.
 #[derive(Clone, Debug)]
@@ -48,7 +48,7 @@ impl Default for DispatcherConfig {
 
 /// A running dispatcher.
 pub struct Dispatcher {
-    events: ParkSender<Event>,
+    events: Events,
     cfg: DispatcherConfig,
     stop: Arc<AtomicBool>,
     core_thread: Mutex<Option<JoinHandle<()>>>,
@@ -72,16 +72,17 @@ impl Dispatcher {
 
     /// Like [`Dispatcher::start`], but an instruction log that cannot be created is an error.
     pub fn try_start(cfg: DispatcherConfig) -> std::io::Result<Dispatcher> {
-        let (events, rx) = gt_transport::parking_channel();
         let mut core = Core::new(cfg.core.clone());
         if let Some(path) = &cfg.log {
             let mut log = crate::log::InstructionLog::create(path)?;
             log.set_timing(cfg.log_timing);
             core.set_log(Some(log));
         }
+        let events = Events(Arc::new(Hub::new(core)));
+        let hub = events.0.clone();
         let core_thread = std::thread::Builder::new()
             .name("gt-dispatcher".into())
-            .spawn(move || run_core(core, rx))
+            .spawn(move || hub.run_core_thread())
             .expect("spawning a thread");
         let stop = Arc::new(AtomicBool::new(false));
         let (tick_tx, tick_stop, interval) = (events.clone(), stop.clone(), cfg.heartbeat_interval);
@@ -227,8 +228,18 @@ impl Drop for Dispatcher {
     }
 }
 
+/// The way into the core (see [`crate::hub`]): sending an event may handle it on the spot.
+#[derive(Clone)]
+struct Events(Arc<Hub>);
+
+impl Events {
+    fn send(&self, ev: Event) -> Result<(), crate::hub::Stopped> {
+        self.0.send(ev)
+    }
+}
+
 struct LeaveGuard {
-    events: ParkSender<Event>,
+    events: Events,
     session: SessionId,
 }
 
@@ -241,47 +252,8 @@ impl Drop for LeaveGuard {
     }
 }
 
-/// How long log records may wait in an idle core before going to the writer (a busy core hands
-/// them over in full batches; an idle one would otherwise wait for the heartbeat tick).
-const LOG_IDLE_FLUSH: std::time::Duration = std::time::Duration::from_millis(2);
-
-fn run_core(mut core: Core, rx: ParkReceiver<Event>) {
-    loop {
-        let ev = if core.log_pending() {
-            match rx.recv_timeout(LOG_IDLE_FLUSH) {
-                Ok(Some(ev)) => ev,
-                Ok(None) => {
-                    core.flush_log();
-                    continue;
-                }
-                Err(_) => break,
-            }
-        } else {
-            match rx.recv() {
-                Ok(ev) => ev,
-                Err(_) => break,
-            }
-        };
-        let now = Instant::now();
-        core.handle(ev, now);
-        // Take whatever else is already queued (bounded, so serving is never postponed forever).
-        for _ in 0..4096 {
-            match rx.try_recv() {
-                Ok(ev) => core.handle(ev, now),
-                Err(_) => break,
-            }
-        }
-        core.serve();
-        core.flush();
-        if core.stopped() {
-            break;
-        }
-    }
-    tracing::debug!(target: "gt::dispatcher", "core stopped");
-}
-
 /// Handshake, then hand the connection to the core as a client or worker.
-fn serve_connection(stream: Stream, events: ParkSender<Event>, cfg: DispatcherConfig) {
+fn serve_connection(stream: Stream, events: Events, cfg: DispatcherConfig) {
     let peer = stream.peer_name();
     let hello = match accept_handshake(&stream, cfg.token.as_deref(), Duration::from_secs(5)) {
         Ok(h) => h,
