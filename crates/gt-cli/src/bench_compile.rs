@@ -98,10 +98,18 @@ fn mixed(s: &Session, n: usize) -> Result<Step> {
     }))
 }
 
-/// Seconds per iteration of `iters` iterations of `build`, eager and compiled, on two fresh
-/// runtimes stepped alternately (so load on the machine affects both sides alike). Which
-/// runtime starts first (`on_first`) and which steps first in an iteration alternate, so neither
-/// side always gets the later thread placement or the other's warm caches.
+/// Seconds per iteration of `iters` iterations of `build`, eager and compiled, each side on a
+/// fresh runtime of its own that is shut down before the other side starts. `on_first` picks
+/// which side runs first; `gt bench compile` alternates it over rounds, so drifting load on the
+/// machine and anything left behind by the first runtime affect both sides alike.
+///
+/// The sides used to run side by side on two live runtimes, stepped one iteration (later one
+/// block of iterations) each. Since waiting threads poll for `gt_transport::parking::POLL`
+/// (50 µs) before they sleep, that measured thread placement more than the compiler: three
+/// polling threads (the client and two workers) on two cores, and whichever runtime's worker
+/// shared the client's core lost by ~40%, alternating with the start order (round speedups of
+/// 0.70, 1.46, 0.70, 1.47, 0.69 for the same workload). A program has one runtime; so does
+/// each side here.
 fn time(
     build: Build,
     size: usize,
@@ -110,7 +118,7 @@ fn time(
     threads: usize,
     on_first: bool,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
-    let start = |hotpath: HotPathConfig| -> Result<(Embedded, Step)> {
+    let side = |hotpath: HotPathConfig| -> Result<Vec<f64>> {
         let cfg = Config {
             hotpath,
             ..Config::default()
@@ -118,33 +126,25 @@ fn time(
         let rt = Embedded::start(1, threads, &cfg)?;
         let s = rt.session("bench-compile")?;
         s.manual_seed(0);
-        let step = build(&s, size)?;
-        Ok((rt, step))
-    };
-    let ((_rt_off, mut off), (_rt_on, mut on)) = if on_first {
-        let on = start(hot)?;
-        (start(HotPathConfig::default())?, on)
-    } else {
-        let off = start(HotPathConfig::default())?;
-        (off, start(hot)?)
-    };
-    let (mut t_off, mut t_on) = (Vec::with_capacity(iters), Vec::with_capacity(iters));
-    let timed = |step: &mut Step, into: &mut Vec<f64>| -> Result<()> {
-        let t = Instant::now();
-        step()?;
-        into.push(t.elapsed().as_secs_f64());
-        Ok(())
-    };
-    for i in 0..iters {
-        if (i % 2 == 1) ^ on_first {
-            timed(&mut on, &mut t_on)?;
-            timed(&mut off, &mut t_off)?;
-        } else {
-            timed(&mut off, &mut t_off)?;
-            timed(&mut on, &mut t_on)?;
+        let mut step = build(&s, size)?;
+        let mut times = Vec::with_capacity(iters);
+        for _ in 0..iters {
+            let t = Instant::now();
+            step()?;
+            times.push(t.elapsed().as_secs_f64());
         }
-    }
-    Ok((t_off, t_on))
+        drop(step);
+        drop(s);
+        drop(rt);
+        Ok(times)
+    };
+    Ok(if on_first {
+        let on = side(hot)?;
+        (side(HotPathConfig::default())?, on)
+    } else {
+        let off = side(HotPathConfig::default())?;
+        (off, side(hot)?)
+    })
 }
 
 /// What `gt bench compile` was asked for.
