@@ -173,17 +173,25 @@ impl Hub {
         }
         if stop {
             // Dropping the core closes the log (writing it out) and every session and worker
-            // link. Events refused from now on, and those still queued, are dropped outside the
-            // inbox's lock (dropping one may send another).
+            // link; only then is the inbox closed, which lets the core thread end, so a
+            // `Dispatcher::shutdown` (which joins it) returns with the log on disk. Events
+            // refused from now on, and those still queued, are dropped outside the inbox's lock
+            // (dropping one may send another).
+            *slot = None;
             let queued = {
                 let mut inbox = self.inbox();
                 inbox.closed = true;
                 std::mem::take(&mut inbox.events)
             };
             self.wake.notify_one();
-            *slot = None;
             drop(queued);
         }
+    }
+
+    /// Waits until no thread is inside the core (after the core thread has ended, the core is
+    /// gone).
+    pub(crate) fn wait_idle(&self) {
+        drop(self.core.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     /// The core thread: hands idle log records to the writer, takes over a busy queue when a

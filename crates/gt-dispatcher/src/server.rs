@@ -219,6 +219,9 @@ impl Dispatcher {
         if let Some(t) = self.core_thread.lock().unwrap().take() {
             let _ = t.join();
         }
+        // The thread that handled the shutdown has dropped the core (writing the log out)
+        // before the core thread could end; wait for it to leave the lock too.
+        self.events.0.wait_idle();
     }
 }
 

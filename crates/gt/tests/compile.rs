@@ -94,6 +94,39 @@ fn a_steady_loop_compiles_once_and_then_runs_compiled() {
     assert!(st.compile.compiled_instructions > 0);
 }
 
+/// A program that moves on to a second loop starting like the first (the same random inputs
+/// first): the second loop compiles and runs compiled too, instead of starting every instance
+/// through the first loop's plan and falling back to eager.
+#[test]
+fn a_second_loop_that_begins_like_the_first_runs_compiled_too() {
+    let runs = std::sync::Mutex::new(Vec::new());
+    let second = |s: &Session, c: f64| {
+        let a = s.try_randn([8, 8], DType::F32).unwrap();
+        let b = s.try_randn([8, 8], DType::F32).unwrap();
+        (a.matmul(&b) * c - &b).sum()
+    };
+    let st = both(40, |s, _, i| {
+        if i == 20 || i == 39 {
+            runs.lock().unwrap().push(stats(s).compile.compiled_runs);
+        }
+        let y = if i < 20 {
+            body(s, 8, 0.5)
+        } else {
+            second(s, 0.5)
+        };
+        vec![read(&y)]
+    });
+    assert_eq!(st.compile.traces_compiled, 2, "{:?}", st.compile);
+    let runs = runs.into_inner().unwrap();
+    // The compiled side's counts are the last two pushed.
+    let (at20, at39) = (runs[2], runs[3]);
+    assert!(
+        at39 - at20 >= 15,
+        "the second loop ran compiled {} times of 19",
+        at39 - at20
+    );
+}
+
 #[test]
 fn elementwise_runs_fuse_into_one_loop_with_identical_results() {
     // 128x128 is above the fusion threshold: relu, *c, +a, *b become one loop.

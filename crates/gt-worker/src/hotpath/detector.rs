@@ -7,7 +7,11 @@
 //! hash and dataflow names (~8% of the worker's time on the seed-size MLP step). Such a stream
 //! goes dormant: the next segments are skipped unobserved (only counted), 4 at first, doubling
 //! up to 256 while each segment observed in between is still that sequence; any other segment
-//! ends it. Dormancy never spans a `compile: true` region ([`StreamDetector::wake`]).
+//! ends it. A skipped segment is still counted, and one of another length than the disabled
+//! sequence also ends it (the program moved on to another loop; before this check, a new loop
+//! could run up to 256 iterations unobserved, and a Rust run alternating two workloads every 200
+//! steps compiled only 133 of one's 200). Dormancy never spans a `compile: true` region
+//! ([`StreamDetector::wake`]).
 
 use super::signature::{self, InputRef, TAG_EXEC, TAG_FREE, TAG_UPLOAD};
 use gt_core::Key;
@@ -89,6 +93,10 @@ pub struct StreamDetector {
     /// Segments still to skip unobserved, and how many the last dormancy skipped.
     dormant: u32,
     last_dormancy: u32,
+    /// The length of the disabled segment that made the stream dormant, and the instructions
+    /// of the current dormant segment so far.
+    dormant_len: u64,
+    dormant_seen: u64,
     /// Instructions observed (or skipped while dormant).
     pub total: u64,
     /// Instructions that completed a hot sequence (counted when it completes).
@@ -119,6 +127,8 @@ impl StreamDetector {
             active: None,
             new_hot: Vec::new(),
             dormant: 0,
+            dormant_len: 0,
+            dormant_seen: 0,
             last_dormancy: 0,
             total: 0,
             hot_instructions: 0,
@@ -170,6 +180,7 @@ impl StreamDetector {
     pub fn observe(&mut self, msg: &WorkerMsg, meta_of: impl Fn(Key) -> Option<Meta>) -> Step {
         if self.dormant > 0 {
             self.total += 1;
+            self.dormant_seen += 1;
             return Step::Eager;
         }
         let h = match msg {
@@ -285,6 +296,7 @@ impl StreamDetector {
             if let Some(c) = done {
                 self.active = None;
                 self.hot_instructions += (at + 1) as u64;
+                self.most_recent(c);
                 return Step::Complete(c);
             }
             return Step::Buffer;
@@ -315,6 +327,21 @@ impl StreamDetector {
         Step::Begin
     }
 
+    /// Puts hot sequence `c`, which just completed, first among the sequences starting with its
+    /// first instruction. The first candidate is the one a stream begins streaming through its
+    /// plan ([`StreamDetector::active_sig`]); when a program moves on to a new loop whose first
+    /// instruction hashes like an old loop's, the old sequence would otherwise stay first, and
+    /// every instance of the new one would start streaming through the wrong plan, give up and
+    /// run eagerly (a Python run of four workloads in one process lost 2x on the second one).
+    fn most_recent(&mut self, c: u32) {
+        let first = self.hot[c as usize].hashes[0];
+        if let Some(list) = self.starts.get_mut(&first) {
+            if let Some(i) = list.iter().position(|&x| x == c) {
+                list[..=i].rotate_right(1);
+            }
+        }
+    }
+
     /// A sync point (or an instruction that cannot be traced): ends the segment, counting it,
     /// and abandons any sequence being matched. Returns whether one was (the caller flushes).
     pub fn sync(&mut self) -> bool {
@@ -340,7 +367,13 @@ impl StreamDetector {
 
     fn end_segment(&mut self, threshold: u32) -> (bool, Option<u64>) {
         if self.dormant > 0 {
-            self.dormant -= 1;
+            // A segment of another length is another loop: watch again from the next one (a
+            // counter is all a dormant stream pays per instruction).
+            if std::mem::take(&mut self.dormant_seen) != self.dormant_len {
+                self.wake();
+            } else {
+                self.dormant -= 1;
+            }
             self.seg_start = self.pos;
             return (false, None);
         }
@@ -369,6 +402,8 @@ impl StreamDetector {
         if disabled && whole {
             self.last_dormancy = (self.last_dormancy * 2).clamp(DORMANT_FIRST, DORMANT_MAX);
             self.dormant = self.last_dormancy;
+            self.dormant_len = n as u64;
+            self.dormant_seen = 0;
         } else {
             self.last_dormancy = 0;
         }
@@ -571,5 +606,75 @@ mod tests {
         assert!(d.is_dormant());
         d.wake();
         assert!(!d.is_dormant());
+    }
+
+    /// A dormant stream that moves on to a loop of another length is watched again after one
+    /// skipped segment, not after the rest of its dormancy.
+    #[test]
+    fn a_dormant_stream_wakes_when_a_segment_changes_length() {
+        let mut d = StreamDetector::new(params(2));
+        let add = Op::Binary(BinaryOp::Add);
+        let mut id = 100;
+        let mut segment = |d: &mut StreamDetector, n: u64| {
+            for j in 0..n {
+                let x = if j == 0 { 1 } else { id + j - 1 };
+                d.observe(&exec(id + j, add.clone(), &[x, 2]), meta);
+            }
+            id += 100;
+            d.sync();
+        };
+        for _ in 0..3 {
+            segment(&mut d, 3);
+        }
+        d.disable(d.hot()[0].sig);
+        segment(&mut d, 3);
+        assert!(d.is_dormant(), "dormant for 4 segments");
+        segment(&mut d, 3);
+        assert!(d.is_dormant(), "the same length: still dormant");
+        segment(&mut d, 5);
+        assert!(!d.is_dormant(), "another length wakes it");
+        // The next segments are observed: the new loop becomes hot.
+        segment(&mut d, 5);
+        segment(&mut d, 5);
+        assert_eq!(d.hot().len(), 2);
+    }
+
+    /// Two hot sequences that begin alike: the one that completed last is the first candidate
+    /// next time (it decides which plan a stream starts streaming through).
+    #[test]
+    fn the_sequence_that_completed_last_is_the_first_candidate() {
+        let mut d = StreamDetector::new(params(2));
+        let add = Op::Binary(BinaryOp::Add);
+        let mut id = 100;
+        // Both loops start with `x = a + b`; the first goes on with relu, the second with neg.
+        let mut segment = |d: &mut StreamDetector, tail: UnaryOp| -> Option<u64> {
+            d.observe(&exec(id, add.clone(), &[1, 2]), meta);
+            let sig = d.active_sig();
+            d.observe(&exec(id + 1, Op::Unary(tail), &[id]), meta);
+            d.observe(&WorkerMsg::Free { key: k(id) }, meta);
+            id += 10;
+            d.sync();
+            sig
+        };
+        for _ in 0..2 {
+            segment(&mut d, UnaryOp::Relu);
+        }
+        for _ in 0..2 {
+            segment(&mut d, UnaryOp::Neg);
+        }
+        assert_eq!(d.hot().len(), 2);
+        let (relu, neg) = (d.hot()[0].sig, d.hot()[1].sig);
+        assert_eq!(segment(&mut d, UnaryOp::Relu), Some(relu));
+        assert_eq!(
+            segment(&mut d, UnaryOp::Neg),
+            Some(relu),
+            "relu completed last"
+        );
+        assert_eq!(
+            segment(&mut d, UnaryOp::Neg),
+            Some(neg),
+            "neg completed last"
+        );
+        assert_eq!(segment(&mut d, UnaryOp::Neg), Some(neg));
     }
 }
