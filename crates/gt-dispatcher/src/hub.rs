@@ -236,25 +236,12 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use crate::server::{Dispatcher, DispatcherConfig};
-    use gt_core::{DType, SessionId, TensorId};
-    use gt_ops::Op;
-    use gt_proto::{ClientMsg, WorkerMsg};
+    use crate::tests::full;
+    use gt_core::SessionId;
+    use gt_proto::WorkerMsg;
     use gt_transport::Tx;
     use rustc_hash::FxHashMap;
-    use smallvec::smallvec;
     use std::sync::{Arc, Mutex};
-
-    fn full(id: u64) -> ClientMsg {
-        ClientMsg::Exec {
-            out: TensorId(id),
-            op: Op::Full {
-                shape: [2].into(),
-                value: 1.0,
-                dtype: DType::F32,
-            },
-            inputs: smallvec![],
-        }
-    }
 
     /// Clients on four threads send small batches at once; every instruction reaches the worker
     /// exactly once and each session's in its order, whichever thread handled it.

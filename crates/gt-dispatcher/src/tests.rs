@@ -53,7 +53,8 @@ fn add_client(core: &mut Core, now: Instant) -> (SessionId, Log<ClientReply>) {
     (rx.recv().unwrap().unwrap().0, log)
 }
 
-fn full(id: u64) -> ClientMsg {
+/// `Full` of a 2-element f32 tensor with client id `id` (shared with the hub's tests).
+pub(crate) fn full(id: u64) -> ClientMsg {
     ClientMsg::Exec {
         out: TensorId(id),
         op: Op::Full {
