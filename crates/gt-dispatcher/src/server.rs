@@ -48,7 +48,8 @@ impl Default for DispatcherConfig {
 
 /// A running dispatcher.
 pub struct Dispatcher {
-    events: Events,
+    /// The way into the core (see [`crate::hub`]): sending an event may handle it on the spot.
+    events: Arc<Hub>,
     cfg: DispatcherConfig,
     stop: Arc<AtomicBool>,
     core_thread: Mutex<Option<JoinHandle<()>>>,
@@ -78,8 +79,8 @@ impl Dispatcher {
             log.set_timing(cfg.log_timing);
             core.set_log(Some(log));
         }
-        let events = Events(Arc::new(Hub::new(core)));
-        let hub = events.0.clone();
+        let events = Arc::new(Hub::new(core));
+        let hub = events.clone();
         let core_thread = std::thread::Builder::new()
             .name("gt-dispatcher".into())
             .spawn(move || hub.run_core_thread())
@@ -221,7 +222,7 @@ impl Dispatcher {
         }
         // The thread that handled the shutdown has dropped the core (writing the log out)
         // before the core thread could end; wait for it to leave the lock too.
-        self.events.0.wait_idle();
+        self.events.wait_idle();
     }
 }
 
@@ -231,18 +232,8 @@ impl Drop for Dispatcher {
     }
 }
 
-/// The way into the core (see [`crate::hub`]): sending an event may handle it on the spot.
-#[derive(Clone)]
-struct Events(Arc<Hub>);
-
-impl Events {
-    fn send(&self, ev: Event) -> Result<(), crate::hub::Stopped> {
-        self.0.send(ev)
-    }
-}
-
 struct LeaveGuard {
-    events: Events,
+    events: Arc<Hub>,
     session: SessionId,
 }
 
@@ -256,7 +247,7 @@ impl Drop for LeaveGuard {
 }
 
 /// Handshake, then hand the connection to the core as a client or worker.
-fn serve_connection(stream: Stream, events: Events, cfg: DispatcherConfig) {
+fn serve_connection(stream: Stream, events: Arc<Hub>, cfg: DispatcherConfig) {
     let peer = stream.peer_name();
     let hello = match accept_handshake(&stream, cfg.token.as_deref(), Duration::from_secs(5)) {
         Ok(h) => h,
