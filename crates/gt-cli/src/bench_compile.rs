@@ -318,6 +318,10 @@ impl Row {
             "steady_median_speedup": self.medians().0 / self.medians().1.max(1e-12),
             "total_speedup": total.0 / total.1.max(1e-12),
             "break_even_iter": self.break_even(),
+            "iteration_ms": {
+                "eager": self.off.iter().map(|x| x * 1e3).collect::<Vec<_>>(),
+                "compiled": self.on.iter().map(|x| x * 1e3).collect::<Vec<_>>(),
+            },
             "round_steady_speedups": self.round_speedups,
             "round_steady_speedup_median": median(&self.round_speedups),
             "compile": self.stats.as_ref().map(|s| serde_json::json!({

@@ -94,6 +94,17 @@ fn a_steady_loop_compiles_once_and_then_runs_compiled() {
     assert!(st.compile.compiled_instructions > 0);
 }
 
+/// Warm-up: iteration 1 is seen, iteration 2 (the second sight, which makes the loop hot) is
+/// recorded as it runs and compiled when it ends, and every iteration from the third runs
+/// compiled. (The frees of iteration 1's values at the start of iteration 2 are not part of
+/// the loop's sequence, so iteration 1 counts.)
+#[test]
+fn a_loop_runs_compiled_from_its_third_iteration() {
+    let st = both(10, |s, _, _| vec![read(&body(s, 8, 0.5))]);
+    assert_eq!(st.compile.traces_compiled, 1, "{:?}", st.compile);
+    assert_eq!(st.compile.compiled_runs, 8, "{:?}", st.compile);
+}
+
 /// A program that moves on to a second loop starting like the first (the same random inputs
 /// first): the second loop compiles and runs compiled too, instead of starting every instance
 /// through the first loop's plan and falling back to eager.

@@ -30,6 +30,9 @@ const MAX_COUNTED: usize = 1 << 14;
 /// Segments skipped after the first segment seen to be a disabled hot sequence, and the most
 /// (the count doubles each time the next observed segment is again one).
 const DORMANT_FIRST: u32 = 4;
+/// Armed segments with one first instruction that may fail to become hot before that first
+/// instruction is no longer armed ([`StreamDetector::arm`]).
+const SPEC_MISSES: u32 = 2;
 const DORMANT_MAX: u32 = 256;
 
 /// A hot sequence: the instruction hashes it consists of, in order.
@@ -58,6 +61,8 @@ pub enum Step {
     Complete(u32),
     /// It breaks the sequence being buffered: flush the buffer eagerly, then execute it.
     Deviate,
+    /// Execute it now; it is not part of any segment (a `Free` right after a sync point).
+    Outside,
 }
 
 /// Detection parameters.
@@ -97,6 +102,14 @@ pub struct StreamDetector {
     /// of the current dormant segment so far.
     dormant_len: u64,
     dormant_seen: u64,
+    /// Speculative recording: for each first instruction (hash) of a whole segment, how often
+    /// the last such segment had been seen; armed segments that did not become hot, by first
+    /// instruction; whether the current segment is armed (recorded so that it can be compiled
+    /// the moment it becomes hot), and the signature of the armed segment that just did.
+    warm: FxHashMap<u64, u32>,
+    spec_misses: FxHashMap<u64, u32>,
+    armed: Option<u64>,
+    spec_hot: Option<u64>,
     /// Instructions observed (or skipped while dormant).
     pub total: u64,
     /// Instructions that completed a hot sequence (counted when it completes).
@@ -130,6 +143,10 @@ impl StreamDetector {
             dormant_len: 0,
             dormant_seen: 0,
             last_dormancy: 0,
+            warm: FxHashMap::default(),
+            spec_misses: FxHashMap::default(),
+            armed: None,
+            spec_hot: None,
             total: 0,
             hot_instructions: 0,
             periods_found: 0,
@@ -178,6 +195,23 @@ impl StreamDetector {
     /// The signature of `msg` (an `Exec`, `Upload` or `Free`; anything else hashes to a
     /// constant), updating dataflow, segment and period state, then the matcher's verdict.
     pub fn observe(&mut self, msg: &WorkerMsg, meta_of: impl Fn(Key) -> Option<Meta>) -> Step {
+        if let WorkerMsg::Free { key } = msg {
+            let at_start = if self.dormant > 0 {
+                self.dormant_seen == 0
+            } else {
+                self.pos == self.seg_start
+            };
+            if at_start {
+                // A segment begins with its first value-making instruction. The frees that
+                // follow a sync point drop values of earlier segments (a loop's previous
+                // iteration), which the first iteration has none of: counted in, they made
+                // iteration 1 a different sequence from the rest, so a loop became hot one
+                // iteration later.
+                self.total += 1;
+                self.produced.remove(key);
+                return Step::Outside;
+            }
+        }
         if self.dormant > 0 {
             self.total += 1;
             self.dormant_seen += 1;
@@ -301,10 +335,13 @@ impl StreamDetector {
             }
             return Step::Buffer;
         }
+        let at_start = self.pos - self.seg_start == 1;
+        if at_start {
+            self.arm(h);
+        }
         let Some(list) = self.starts.get(&h) else {
             return Step::Eager;
         };
-        let at_start = self.pos - self.seg_start == 1;
         let cands: SmallVec<[u32; 4]> = list
             .iter()
             .copied()
@@ -316,6 +353,8 @@ impl StreamDetector {
         if cands.is_empty() {
             return Step::Eager;
         }
+        // A hot sequence begins: it is matched, not recorded.
+        self.armed = None;
         if let Some(&c) = cands
             .iter()
             .find(|&&c| self.hot[c as usize].hashes.len() == 1)
@@ -325,6 +364,39 @@ impl StreamDetector {
         }
         self.active = Some((cands, 1));
         Step::Begin
+    }
+
+    /// Arms speculative recording for the segment that begins with instruction hash `h` when
+    /// it would become hot at its end: the last whole segment that began with `h` had been seen
+    /// `threshold - 1` times. The worker then records this instance as it runs, and compiles
+    /// it as soon as the segment ends hot, so the next instance already runs compiled (without
+    /// this, the next instance was recorded and the one after it was the first compiled).
+    /// A first instruction whose armed segments twice did not become hot is not armed again
+    /// (recording costs the worker time; a stream of ever-new segments pays it at most twice
+    /// per first instruction).
+    fn arm(&mut self, h: u64) {
+        let seen = self.warm.get(&h).copied().unwrap_or(0);
+        let misses = self.spec_misses.get(&h).copied().unwrap_or(0);
+        if seen + 1 >= self.p.threshold.max(1) && misses < SPEC_MISSES {
+            self.armed = Some(h);
+        }
+    }
+
+    /// Whether the current segment is being recorded speculatively (see
+    /// [`StreamDetector::take_spec_hot`]).
+    pub fn armed(&self) -> bool {
+        self.armed.is_some()
+    }
+
+    /// Stops recording the current segment (the worker could not keep its recording).
+    pub fn disarm(&mut self) {
+        self.armed = None;
+    }
+
+    /// The signature of the armed segment that has just ended hot (once): its recording is an
+    /// instance of that hot sequence.
+    pub fn take_spec_hot(&mut self) -> Option<u64> {
+        self.spec_hot.take()
     }
 
     /// Puts hot sequence `c`, which just completed, first among the sequences starting with its
@@ -378,22 +450,38 @@ impl StreamDetector {
             return (false, None);
         }
         let was = self.active.take().is_some();
+        let armed = self.armed.take();
+        self.spec_hot = None;
         let mut hot = None;
+        let mut new_hot = false;
         let n = self.seg.len();
         let whole = (self.pos - self.seg_start) as usize == n;
         if whole && n >= self.p.min_seq.max(1) {
             if self.counts.len() >= MAX_COUNTED {
                 self.counts.clear();
+                self.warm.clear();
+                self.spec_misses.clear();
             }
             let sig = signature::finish(signature::mix(self.seg_hash, n as u64));
             let c = self.counts.entry(sig).or_insert(0);
             *c += 1;
-            if *c >= threshold.max(1) && !self.hot_sigs.contains(&sig) {
+            let count = *c;
+            if count >= threshold.max(1) && !self.hot_sigs.contains(&sig) {
                 let hashes: Arc<[u64]> = self.seg.as_slice().into();
                 self.register(sig, hashes, true);
+                new_hot = true;
             }
             if self.hot_sigs.contains(&sig) {
                 hot = Some(sig);
+            }
+            self.warm.insert(self.seg[0], count);
+        }
+        if let Some(first) = armed {
+            if new_hot {
+                self.spec_hot = hot;
+                self.spec_misses.remove(&first);
+            } else {
+                *self.spec_misses.entry(first).or_insert(0) += 1;
             }
         }
         // Dormancy: the segment just ended is a hot sequence nobody runs compiled any more.
@@ -529,6 +617,83 @@ mod tests {
         assert_eq!(steps[3], vec![Step::Begin, Step::Buffer, Step::Complete(0)]);
         assert_eq!(d.hot().len(), 1);
         assert_eq!(d.hot_instructions, 6);
+    }
+
+    #[test]
+    fn frees_after_a_sync_point_are_outside_the_segment() {
+        // A loop whose iterations free the previous one's values first: iteration 1 has none to
+        // free, yet it is the same sequence, so with threshold 2 the loop is hot after two
+        // iterations and the third is matched.
+        let mut d = StreamDetector::new(params(2));
+        let mut steps = Vec::new();
+        for i in 0..3u64 {
+            let id = 100 + 10 * i;
+            let mut body = Vec::new();
+            if i > 0 {
+                body.push(WorkerMsg::Free { key: k(id - 10) });
+                body.push(WorkerMsg::Free { key: k(id - 9) });
+            }
+            body.push(exec(id, Op::Binary(BinaryOp::Add), &[1, 2]));
+            body.push(exec(id + 1, Op::Unary(UnaryOp::Relu), &[id]));
+            body.push(WorkerMsg::Free { key: k(id) });
+            steps.push(body.iter().map(|m| d.observe(m, meta)).collect::<Vec<_>>());
+            d.sync();
+        }
+        assert_eq!(steps[0], vec![Step::Eager; 3]);
+        assert_eq!(
+            steps[1],
+            [vec![Step::Outside; 2], vec![Step::Eager; 3]].concat()
+        );
+        assert_eq!(
+            steps[2],
+            vec![
+                Step::Outside,
+                Step::Outside,
+                Step::Begin,
+                Step::Buffer,
+                Step::Complete(0)
+            ]
+        );
+        // A free in the middle of a segment is part of it (the third instruction above).
+        assert_eq!(d.hot()[0].hashes.len(), 3);
+        assert_eq!(d.total, 13);
+    }
+
+    #[test]
+    fn the_segment_that_will_become_hot_is_armed_for_recording() {
+        let mut d = StreamDetector::new(params(2));
+        let mut armed = Vec::new();
+        let mut spec = Vec::new();
+        for i in 0..4u64 {
+            let id = 100 + 10 * i;
+            d.observe(&exec(id, Op::Binary(BinaryOp::Add), &[1, 2]), meta);
+            armed.push(d.armed());
+            d.observe(&exec(id + 1, Op::Unary(UnaryOp::Relu), &[id]), meta);
+            d.sync();
+            spec.push(d.take_spec_hot());
+        }
+        // 1: first sight; 2: armed, and it ends hot; 3 and 4 are matched instead.
+        assert_eq!(armed, vec![false, true, false, false]);
+        let sig = d.hot()[0].sig;
+        assert_eq!(spec, vec![None, Some(sig), None, None]);
+    }
+
+    #[test]
+    fn a_first_instruction_whose_segments_never_repeat_is_armed_twice_at_most() {
+        let mut d = StreamDetector::new(params(2));
+        let mut armed = 0;
+        for i in 0..10u64 {
+            // Same first instruction, then a chain of a new length each time.
+            d.observe(&exec(100, Op::Binary(BinaryOp::Add), &[1, 2]), meta);
+            armed += d.armed() as u32;
+            for j in 0..=i {
+                d.observe(&exec(101 + j, Op::Unary(UnaryOp::Relu), &[100 + j]), meta);
+            }
+            d.sync();
+            assert_eq!(d.take_spec_hot(), None);
+        }
+        assert_eq!(armed, SPEC_MISSES);
+        assert!(d.hot().is_empty());
     }
 
     #[test]

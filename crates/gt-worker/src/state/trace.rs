@@ -17,7 +17,7 @@ use crate::compile::persist::{self, Saved};
 use crate::compile::program::{CompileJob, Plan, PlanOp, Split};
 use crate::compile::trace::{bind, Scratch};
 use crate::engine::Engine;
-use crate::hotpath::detector::Params;
+use crate::hotpath::detector::{Params, MAX_SEGMENT};
 use crate::hotpath::{HotPathConfig, Step, StreamDetector};
 use crate::state::Peers;
 use gt_core::{Key, SessionId};
@@ -38,6 +38,9 @@ struct Stream<T> {
     /// Inside a `compile: true` region seen for the first time: its instructions as they ran,
     /// and whether that is the whole region (no sync point or matched sequence inside it).
     region: Option<(Record, bool)>,
+    /// The current segment recorded as it runs, while the detector has it armed (see
+    /// [`StreamDetector::take_spec_hot`]).
+    spec: Option<Record>,
 }
 
 /// Detector states, streamed runs and the plan cache of one worker.
@@ -89,6 +92,7 @@ impl<T> Tracer<T> {
                 started: None,
                 seen: FxHashSet::default(),
                 region: None,
+                spec: None,
             }
         })
     }
@@ -259,11 +263,27 @@ impl<E: Engine> WorkerState<E> {
                 Step::Eager => {
                     r.note(&msg, |k| Self::meta_of(tensors, deferred, engine, k));
                 }
+                Step::Outside => {}
                 _ => *whole = false,
             }
         }
+        if st.det.armed() && st.region.is_none() && step == Step::Eager {
+            let r = st.spec.get_or_insert_with(Record::default);
+            if r.msgs.len() < MAX_SEGMENT {
+                r.note(&msg, |k| Self::meta_of(tensors, deferred, engine, k));
+                let dt = self.exec_timed(msg, peers, out);
+                if let Some(r) = &mut tr.streams.get_mut(&s).expect("stream").spec {
+                    r.ns += dt;
+                }
+                return;
+            }
+            st.det.disarm();
+        }
+        if !st.det.armed() {
+            st.spec = None;
+        }
         match step {
-            Step::Eager => self.exec_now(msg, peers, out),
+            Step::Eager | Step::Outside => self.exec_now(msg, peers, out),
             Step::Begin => {
                 let sig = st.det.active_sig().unwrap_or(0);
                 st.started = Some(sig);
@@ -519,6 +539,15 @@ impl<E: Engine> WorkerState<E> {
                 *whole = false;
             }
             st.det.sync();
+            let spec = st.spec.take();
+            if let (Some(sig), Some(r)) = (st.det.take_spec_hot(), spec) {
+                // The armed segment just became hot: its recording is an instance, so the
+                // next one can already run compiled.
+                if matches!(tr.cache.lookup(sig), Lookup::Missing) {
+                    tr.cache.record_eager(sig, r.ns);
+                    tr.cache.start_build(sig, move || compile_job(sig, &r));
+                }
+            }
             self.flush(tr, s, peers, out);
             if tr.cfg.cache_dir.is_some() {
                 tr.persist_new(s);
@@ -580,7 +609,7 @@ impl<E: Engine> WorkerState<E> {
 
 /// Picks stream `s`'s mode for hot sequence `sig`, which begins now.
 fn begin<T: Clone>(tr: &mut Tracer<T>, s: SessionId, sig: u64) {
-    let lookup = tr.cache.lookup(sig);
+    let lookup = tr.cache.wait(sig);
     let st = tr.streams.get_mut(&s).expect("stream exists");
     if st.seen.insert(sig) && !matches!(lookup, Lookup::Missing) {
         tr.cache.hit();
