@@ -111,6 +111,8 @@ pub(super) struct Run<T> {
     ext: Vec<Option<T>>,
     ext_keys: Vec<Key>,
     slots: Vec<Option<T>>,
+    /// How many names are results not freed so far (the instance's live-outs at its end).
+    live_nodes: usize,
     next_step: usize,
     /// Nanoseconds the worker spent on this instance: matching, steps, installing results
     /// (measured by the tracer, only when `timed`).
@@ -132,6 +134,7 @@ impl<T: Clone> Run<T> {
             ext: Vec::new(),
             ext_keys: Vec::new(),
             slots: vec![None; n],
+            live_nodes: 0,
             next_step: 0,
             ns: 0,
         }
@@ -187,10 +190,12 @@ impl<T: Clone> Run<T> {
         }
         match &msg {
             WorkerMsg::Exec { out, .. } | WorkerMsg::Upload { out, .. } => {
-                self.names.insert(*out, Name::Node(i as u32));
+                let before = self.names.insert(*out, Name::Node(i as u32));
+                self.live_nodes += usize::from(!matches!(before, Some(Name::Node(_))));
             }
             WorkerMsg::Free { key } => {
-                self.names.insert(*key, Name::Freed);
+                let before = self.names.insert(*key, Name::Freed);
+                self.live_nodes -= usize::from(matches!(before, Some(Name::Node(_))));
             }
             _ => {}
         }
@@ -234,21 +239,27 @@ impl<T: Clone> Run<T> {
     }
 
     /// The finished run's results; `None` when this instance's live-outs are not the plan's.
+    ///
+    /// They are looked up from the plan's live-outs (each one's key is its instruction's
+    /// output), not found by scanning every name: as many names are live as the plan has
+    /// live-outs, and each of those is still this run's result.
     pub fn results(&mut self) -> Option<Finished<T>> {
-        let mut live: Vec<(u32, Key)> = self
-            .names
-            .iter()
-            .filter_map(|(k, n)| match n {
-                Name::Node(i) => Some((*i, *k)),
-                _ => None,
-            })
-            .collect();
-        live.sort_unstable_by_key(|x| x.0);
         let planned = &self.plan.bound().live;
-        if live.len() != planned.len() || live.iter().zip(planned).any(|(a, b)| a.0 != b.0) {
+        if self.live_nodes != planned.len() {
             return None;
         }
-        let mut ready = Vec::new();
+        let mut live = Vec::with_capacity(planned.len());
+        for &(node, _) in planned {
+            let key = match self.msgs.get(node as usize)? {
+                WorkerMsg::Exec { out, .. } | WorkerMsg::Upload { out, .. } => *out,
+                _ => return None,
+            };
+            if !matches!(self.names.get(&key), Some(Name::Node(n)) if *n == node) {
+                return None;
+            }
+            live.push((node, key));
+        }
+        let mut ready = Vec::with_capacity(live.len());
         let mut lazy = Vec::new();
         for (idx, (node, key)) in live.into_iter().enumerate() {
             if self.split.deferred[idx] {
