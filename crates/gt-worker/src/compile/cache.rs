@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 
 /// The longest a stream waits for a pending compile ([`PlanCache::wait`]).
 const MAX_WAIT: Duration = Duration::from_millis(20);
+/// Eager instances the regression guard wants to have seen before it decides
+/// ([`PlanCache::wants_eager_sample`]).
+const EAGER_SAMPLES: u32 = 2;
 /// Compiled runs measured before the regression guard decides.
 const GUARD_RUNS: u32 = 5;
 /// A plan whose mean run is this much slower than the best eager run is disabled: not faster
@@ -86,7 +89,8 @@ pub enum Lookup {
 /// Plans by signature, and the compiler's counters.
 pub struct PlanCache {
     entries: FxHashMap<u64, Entry>,
-    eager_ns: FxHashMap<u64, u64>,
+    /// Per signature: the best eager instance (ns) and how many were timed.
+    eager_ns: FxHashMap<u64, (u64, u32)>,
     /// `None`: compile on the caller's thread (`inline`, or no thread could be started).
     background: Option<Background>,
     keep_slower: bool,
@@ -137,7 +141,7 @@ impl PlanCache {
                     self.stats.dead_instructions += p.dead as u64;
                     tracing::debug!(target: "gt::compile", "trace {sig:016x}: {} instructions, {} dead, {} loops fusing {}, compiled in {} µs", p.instructions, p.dead, p.loops.0, p.loops.1, p.compile_us);
                     let perf = Perf {
-                        eager_best_ns: self.eager_ns.get(&sig).copied().unwrap_or(0),
+                        eager_best_ns: self.eager_ns.get(&sig).map_or(0, |e| e.0),
                         ..Default::default()
                     };
                     Entry::Ready(Arc::new(p), perf)
@@ -171,7 +175,7 @@ impl PlanCache {
         let budget = self
             .eager_ns
             .get(&sig)
-            .map_or(Duration::ZERO, |&ns| Duration::from_nanos(ns / 2))
+            .map_or(Duration::ZERO, |&(ns, _)| Duration::from_nanos(ns / 2))
             .min(MAX_WAIT);
         let start = Instant::now();
         loop {
@@ -246,11 +250,24 @@ impl PlanCache {
 
     /// Records an eager run of the trace (the baseline of the regression guard).
     pub fn record_eager(&mut self, sig: u64, ns: u64) {
-        let e = self.eager_ns.entry(sig).or_insert(u64::MAX);
-        *e = (*e).min(ns);
+        let e = self.eager_ns.entry(sig).or_insert((u64::MAX, 0));
+        e.0 = e.0.min(ns);
+        e.1 += 1;
         if let Some(Entry::Ready(_, perf)) = self.entries.get_mut(&sig) {
-            perf.eager_best_ns = *e;
+            perf.eager_best_ns = e.0;
         }
+    }
+
+    /// Whether the next instance of `sig` should run eagerly, timed, before the regression guard
+    /// decides: its last compiled run is next and it has fewer than [`EAGER_SAMPLES`] eager
+    /// instances to compare with. The one a plan is usually compiled from is the loop's second
+    /// iteration, still cold (buffers not yet pooled, caches cold): the seed-size mixed step
+    /// took ~30 µs there against ~20 µs later, an eager "best" that would let a plan up to
+    /// 1.5x slower than eager pass.
+    pub fn wants_eager_sample(&self, sig: u64) -> bool {
+        !self.keep_slower
+            && matches!(self.entries.get(&sig), Some(Entry::Ready(_, perf)) if perf.runs == GUARD_RUNS - 1)
+            && self.eager_ns.get(&sig).map_or(0, |e| e.1) < EAGER_SAMPLES
     }
 
     /// Records a compiled run; returns true when the plan was just disabled as slower than eager.
@@ -378,6 +395,35 @@ mod tests {
         assert_eq!(disabled.last(), Some(&true));
         assert!(matches!(c.lookup(7), Lookup::Off));
         assert_eq!(c.stats.disabled, 1);
+    }
+
+    #[test]
+    fn a_cold_eager_baseline_gets_a_second_sample_before_the_guard_decides() {
+        let mut c = PlanCache::new(true, false);
+        c.start(job(3));
+        // The instance the plan was compiled from: cold, 1.5x the steady eager time.
+        c.record_eager(7, 1_500);
+        assert!(matches!(c.lookup(7), Lookup::Ready(_)));
+        let mut asked = Vec::new();
+        for _ in 0..GUARD_RUNS - 1 {
+            asked.push(c.wants_eager_sample(7));
+            assert!(!c.record_compiled(7, 1_200, 1));
+        }
+        // Before the last guard run: one eager instance, which is faster than the plan.
+        assert_eq!(asked, vec![false; GUARD_RUNS as usize - 1]);
+        assert!(c.wants_eager_sample(7));
+        c.record_eager(7, 1_000);
+        assert!(!c.wants_eager_sample(7));
+        assert!(c.record_compiled(7, 1_200, 1), "1.2x slower than eager");
+        // With `keep_slower` no sample is asked for.
+        let mut keep = PlanCache::new(true, true);
+        keep.start(job(3));
+        keep.record_eager(7, 1_500);
+        assert!(matches!(keep.lookup(7), Lookup::Ready(_)));
+        for _ in 0..GUARD_RUNS - 1 {
+            keep.record_compiled(7, 1_200, 1);
+        }
+        assert!(!keep.wants_eager_sample(7));
     }
 
     #[test]

@@ -616,6 +616,7 @@ fn begin<T: Clone>(tr: &mut Tracer<T>, s: SessionId, sig: u64) {
     }
     let off = matches!(lookup, Lookup::Off);
     let mode = match lookup {
+        Lookup::Ready(_) if tr.cache.wants_eager_sample(sig) => Mode::Eager(0),
         Lookup::Ready(plan) => {
             let split = tr.split_for(&plan);
             let timed = tr.cache.timing(sig);
