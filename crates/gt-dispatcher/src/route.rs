@@ -359,7 +359,17 @@ impl Core {
 
     /// Records where `out` lives, freeing a previous tensor of the same id elsewhere.
     pub(crate) fn place(&mut self, s: &mut Session, out: TensorId, place: Place) {
-        if let Some(old) = s.tensors.insert(out, place.clone()) {
+        // No clone of `place` in the common case (a new id): it is moved into the map.
+        let old = match s.tensors.entry(out) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(place);
+                None
+            }
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                Some((std::mem::replace(e.get_mut(), place), e.get().clone()))
+            }
+        };
+        if let Some((old, place)) = old {
             // The new value already overwrote the key on the workers it lives on.
             let keep: Vec<WorkerId> = match &place {
                 Place::On(w) => vec![*w],
