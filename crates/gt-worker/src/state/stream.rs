@@ -122,7 +122,7 @@ pub(super) struct Run<T> {
 
 impl<T: Clone> Run<T> {
     pub fn new(plan: Arc<Plan>, split: Arc<Split>, timed: bool) -> Run<T> {
-        let n = plan.len();
+        let (n, n_ext) = (plan.len(), plan.bound().ext.len());
         let mut names = FxHashMap::default();
         names.reserve(n);
         Run {
@@ -131,8 +131,8 @@ impl<T: Clone> Run<T> {
             names,
             timed,
             split,
-            ext: Vec::new(),
-            ext_keys: Vec::new(),
+            ext: Vec::with_capacity(n_ext),
+            ext_keys: Vec::with_capacity(n_ext),
             slots: vec![None; n],
             live_nodes: 0,
             next_step: 0,
@@ -260,7 +260,7 @@ impl<T: Clone> Run<T> {
             live.push((node, key));
         }
         let mut ready = Vec::with_capacity(live.len());
-        let mut lazy = Vec::new();
+        let mut lazy = Vec::with_capacity(live.len());
         for (idx, (node, key)) in live.into_iter().enumerate() {
             if self.split.deferred[idx] {
                 lazy.push((key, idx));
