@@ -24,6 +24,8 @@ const MAX_WAIT: Duration = Duration::from_millis(20);
 /// Eager instances the regression guard wants to have seen before it decides
 /// ([`PlanCache::wants_eager_sample`]).
 const EAGER_SAMPLES: u32 = 2;
+/// How much slower than later ones the first eager instance of a loop can be (warm-up).
+const COLD: f64 = 1.5;
 /// Compiled runs measured before the regression guard decides.
 const GUARD_RUNS: u32 = 5;
 /// A plan whose mean run is this much slower than the best eager run is disabled: not faster
@@ -259,15 +261,23 @@ impl PlanCache {
     }
 
     /// Whether the next instance of `sig` should run eagerly, timed, before the regression guard
-    /// decides: its last compiled run is next and it has fewer than [`EAGER_SAMPLES`] eager
-    /// instances to compare with. The one a plan is usually compiled from is the loop's second
-    /// iteration, still cold (buffers not yet pooled, caches cold): the seed-size mixed step
-    /// took ~30 µs there against ~20 µs later, an eager "best" that would let a plan up to
-    /// 1.5x slower than eager pass.
+    /// decides: its last compiled run is next, it has fewer than [`EAGER_SAMPLES`] eager
+    /// instances to compare with, and a baseline [`COLD`] times too slow could change the
+    /// verdict. The instance a plan is usually compiled from is the loop's second iteration,
+    /// still cold (buffers not yet pooled, caches cold): the seed-size mixed step took ~30 µs
+    /// there against ~20 µs later, a "best" that would let a plan up to 1.5x slower than eager
+    /// pass. A plan clearly faster than that (the 512x512 matmul chain: 2.9 against 8 ms) is
+    /// not made to run an eager instance for nothing.
     pub fn wants_eager_sample(&self, sig: u64) -> bool {
+        let Some(Entry::Ready(_, perf)) = self.entries.get(&sig) else {
+            return false;
+        };
+        // `compiled_ns` holds the runs after the first.
+        let mean = perf.compiled_ns as f64 / perf.runs.saturating_sub(1).max(1) as f64;
         !self.keep_slower
-            && matches!(self.entries.get(&sig), Some(Entry::Ready(_, perf)) if perf.runs == GUARD_RUNS - 1)
+            && perf.runs == GUARD_RUNS - 1
             && self.eager_ns.get(&sig).map_or(0, |e| e.1) < EAGER_SAMPLES
+            && mean * COLD > perf.eager_best_ns as f64
     }
 
     /// Records a compiled run; returns true when the plan was just disabled as slower than eager.
@@ -415,6 +425,15 @@ mod tests {
         c.record_eager(7, 1_000);
         assert!(!c.wants_eager_sample(7));
         assert!(c.record_compiled(7, 1_200, 1), "1.2x slower than eager");
+        // A plan far faster than even a cold baseline needs no second sample.
+        let mut fast = PlanCache::new(true, false);
+        fast.start(job(3));
+        fast.record_eager(7, 1_500);
+        assert!(matches!(fast.lookup(7), Lookup::Ready(_)));
+        for _ in 0..GUARD_RUNS - 1 {
+            assert!(!fast.record_compiled(7, 500, 1));
+        }
+        assert!(!fast.wants_eager_sample(7));
         // With `keep_slower` no sample is asked for.
         let mut keep = PlanCache::new(true, true);
         keep.start(job(3));
