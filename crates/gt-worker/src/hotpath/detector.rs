@@ -12,6 +12,11 @@
 //! could run up to 256 iterations unobserved, and a Rust run alternating two workloads every 200
 //! steps compiled only 133 of one's 200). Dormancy never spans a `compile: true` region
 //! ([`StreamDetector::wake`]).
+//!
+//! Warm-up: frees right after a sync point are outside every segment ([`Step::Outside`]), so a
+//! loop's first iteration (which has no previous iteration's values to free) counts; and the
+//! segment that will become hot at its end is armed for recording ([`StreamDetector::arm`]), so
+//! it can be compiled the moment it ends. A loop runs compiled from its third iteration.
 
 use super::signature::{self, InputRef, TAG_EXEC, TAG_FREE, TAG_UPLOAD};
 use gt_core::Key;
@@ -30,10 +35,10 @@ const MAX_COUNTED: usize = 1 << 14;
 /// Segments skipped after the first segment seen to be a disabled hot sequence, and the most
 /// (the count doubles each time the next observed segment is again one).
 const DORMANT_FIRST: u32 = 4;
+const DORMANT_MAX: u32 = 256;
 /// Armed segments with one first instruction that may fail to become hot before that first
 /// instruction is no longer armed ([`StreamDetector::arm`]).
 const SPEC_MISSES: u32 = 2;
-const DORMANT_MAX: u32 = 256;
 
 /// A hot sequence: the instruction hashes it consists of, in order.
 #[derive(Clone, Debug)]
