@@ -363,6 +363,16 @@ mod tests {
         }
     }
 
+    /// A cache holding the compiled plan of `job(3)` (signature 7) and one eager instance of
+    /// `eager_ns`.
+    fn ready(eager_ns: u64, keep_slower: bool) -> PlanCache {
+        let mut c = PlanCache::new(true, keep_slower);
+        c.start(job(3));
+        c.record_eager(7, eager_ns);
+        assert!(matches!(c.lookup(7), Lookup::Ready(_)));
+        c
+    }
+
     #[test]
     fn a_failed_compile_is_blacklisted_and_counted() {
         let mut c = PlanCache::new(true, false);
@@ -395,10 +405,7 @@ mod tests {
 
     #[test]
     fn a_plan_slower_than_eager_is_disabled() {
-        let mut c = PlanCache::new(true, false);
-        c.start(job(3));
-        c.record_eager(7, 1_000);
-        assert!(matches!(c.lookup(7), Lookup::Ready(_)));
+        let mut c = ready(1_000, false);
         let disabled: Vec<bool> = (0..GUARD_RUNS)
             .map(|_| c.record_compiled(7, 5_000, 1))
             .collect();
@@ -409,11 +416,8 @@ mod tests {
 
     #[test]
     fn a_cold_eager_baseline_gets_a_second_sample_before_the_guard_decides() {
-        let mut c = PlanCache::new(true, false);
-        c.start(job(3));
         // The instance the plan was compiled from: cold, 1.5x the steady eager time.
-        c.record_eager(7, 1_500);
-        assert!(matches!(c.lookup(7), Lookup::Ready(_)));
+        let mut c = ready(1_500, false);
         let mut asked = Vec::new();
         for _ in 0..GUARD_RUNS - 1 {
             asked.push(c.wants_eager_sample(7));
@@ -426,19 +430,13 @@ mod tests {
         assert!(!c.wants_eager_sample(7));
         assert!(c.record_compiled(7, 1_200, 1), "1.2x slower than eager");
         // A plan far faster than even a cold baseline needs no second sample.
-        let mut fast = PlanCache::new(true, false);
-        fast.start(job(3));
-        fast.record_eager(7, 1_500);
-        assert!(matches!(fast.lookup(7), Lookup::Ready(_)));
+        let mut fast = ready(1_500, false);
         for _ in 0..GUARD_RUNS - 1 {
             assert!(!fast.record_compiled(7, 500, 1));
         }
         assert!(!fast.wants_eager_sample(7));
         // With `keep_slower` no sample is asked for.
-        let mut keep = PlanCache::new(true, true);
-        keep.start(job(3));
-        keep.record_eager(7, 1_500);
-        assert!(matches!(keep.lookup(7), Lookup::Ready(_)));
+        let mut keep = ready(1_500, true);
         for _ in 0..GUARD_RUNS - 1 {
             keep.record_compiled(7, 1_200, 1);
         }
@@ -448,10 +446,7 @@ mod tests {
     #[test]
     fn forcing_counts_against_a_plan_and_the_first_run_does_not() {
         // Fast runs whose deferred values cost more later: disabled.
-        let mut c = PlanCache::new(true, false);
-        c.start(job(3));
-        c.record_eager(7, 1_000);
-        assert!(matches!(c.lookup(7), Lookup::Ready(_)));
+        let mut c = ready(1_000, false);
         let mut disabled = false;
         for _ in 0..GUARD_RUNS {
             c.record_forced(7, 900);
@@ -459,20 +454,14 @@ mod tests {
         }
         assert!(disabled);
         // A slow first run (cold caches) and fast later ones: kept.
-        let mut c = PlanCache::new(true, false);
-        c.start(job(3));
-        c.record_eager(7, 1_000);
-        assert!(matches!(c.lookup(7), Lookup::Ready(_)));
+        let mut c = ready(1_000, false);
         let runs: Vec<bool> = (0..GUARD_RUNS)
             .map(|i| c.record_compiled(7, if i == 0 { 50_000 } else { 600 }, 1))
             .collect();
         assert!(runs.iter().all(|d| !d));
         assert!(matches!(c.lookup(7), Lookup::Ready(_)));
         // `keep_slower` keeps even a slow plan.
-        let mut c = PlanCache::new(true, true);
-        c.start(job(3));
-        c.record_eager(7, 1_000);
-        assert!(matches!(c.lookup(7), Lookup::Ready(_)));
+        let mut c = ready(1_000, true);
         assert!((0..GUARD_RUNS).all(|_| !c.record_compiled(7, 5_000, 1)));
     }
 }
