@@ -25,6 +25,18 @@ pub trait Engine {
     type Tensor: Clone;
     /// `op(inputs)` as a new tensor. Inputs are never modified.
     fn execute(&mut self, op: &Op, inputs: &[&Self::Tensor]) -> Result<Self::Tensor>;
+    /// Like [`Engine::execute`], for a caller that already knows the result's meta `out`
+    /// (inferred from the inputs' metas, as a compiled plan does): the engine may skip shape
+    /// inference, which at small sizes costs as much as the kernel.
+    fn execute_as(
+        &mut self,
+        op: &Op,
+        inputs: &[&Self::Tensor],
+        out: &gt_ops::Meta,
+    ) -> Result<Self::Tensor> {
+        let _ = out;
+        self.execute(op, inputs)
+    }
     /// A tensor holding `data` (already validated).
     fn upload(&mut self, data: &TensorData) -> Result<Self::Tensor>;
     /// The contents of `t`, row-major.

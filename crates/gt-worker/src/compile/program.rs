@@ -96,6 +96,10 @@ pub struct Plan {
     arg_start: Vec<u32>,
     /// The meta of each live-out (in `bound.live` order).
     live_metas: Vec<Meta>,
+    /// The meta of each instruction's result, inferred at compile time (`None` for frees), so
+    /// that steps skip shape inference: an instance's ops and external metas are checked
+    /// against the plan's, and only random seeds vary, which no meta depends on.
+    metas: Vec<Option<Meta>>,
     names: Vec<(&'static str, u64)>,
     /// Instructions in the trace.
     pub instructions: usize,
@@ -237,6 +241,7 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
         steps,
         arg_start,
         live_metas,
+        metas,
         names,
         instructions: n,
         dead,
@@ -318,7 +323,7 @@ impl Plan {
         let s = &self.steps[s];
         match &s.work {
             Work::One { msg, args } => {
-                let t = exec_one(engine, &msgs[*msg as usize], args, slots, ext)?;
+                let t = self.exec_one(engine, msgs, *msg, args, slots, ext)?;
                 slots[*msg as usize] = Some(t);
             }
             Work::Loop(g) => {
@@ -347,7 +352,7 @@ impl Plan {
                     None => {
                         drop(ins);
                         for (msg, args) in &g.members {
-                            let t = exec_one(engine, &msgs[*msg as usize], args, slots, ext)?;
+                            let t = self.exec_one(engine, msgs, *msg, args, slots, ext)?;
                             slots[*msg as usize] = Some(t);
                         }
                     }
@@ -358,29 +363,34 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// Instruction `i` of an instance (`msgs`) on its eager kernel, with its planned meta.
+    fn exec_one<E: Engine>(
+        &self,
+        engine: &mut E,
+        msgs: &[WorkerMsg],
+        i: u32,
+        args: &[Arg],
+        slots: &[Option<E::Tensor>],
+        ext: &[Option<E::Tensor>],
+    ) -> Result<E::Tensor> {
+        match (&msgs[i as usize], &self.metas[i as usize]) {
+            (WorkerMsg::Exec { op, .. }, Some(meta)) => {
+                let ins: SmallVec<[&E::Tensor; 3]> =
+                    args.iter().map(|a| arg(a, slots, ext)).collect();
+                engine.execute_as(op, &ins, meta)
+            }
+            (WorkerMsg::Upload { data, .. }, _) => engine.upload(data),
+            _ => Err(Error::invalid("compiled trace", "unexpected instruction")),
+        }
+    }
+}
+
 fn arg<'a, T>(a: &Arg, slots: &'a [Option<T>], ext: &'a [Option<T>]) -> &'a T {
     match a {
         Arg::Node(j) => slots[*j as usize].as_ref().expect("planned order"),
         // `None` only for an external input the trace frees without reading.
         Arg::Ext(j) => ext[*j as usize].as_ref().expect("a read external input"),
-    }
-}
-
-/// One instruction on its eager kernel.
-fn exec_one<E: Engine>(
-    engine: &mut E,
-    msg: &WorkerMsg,
-    args: &[Arg],
-    slots: &[Option<E::Tensor>],
-    ext: &[Option<E::Tensor>],
-) -> Result<E::Tensor> {
-    match msg {
-        WorkerMsg::Exec { op, .. } => {
-            let ins: SmallVec<[&E::Tensor; 3]> = args.iter().map(|a| arg(a, slots, ext)).collect();
-            engine.execute(op, &ins)
-        }
-        WorkerMsg::Upload { data, .. } => engine.upload(data),
-        _ => Err(Error::invalid("compiled trace", "unexpected instruction")),
     }
 }
 

@@ -274,11 +274,10 @@ impl CpuEngine {
     }
 }
 
-impl Engine for CpuEngine {
-    type Tensor = CpuTensor;
-
-    fn execute(&mut self, op: &Op, inputs: &[&CpuTensor]) -> Result<CpuTensor> {
-        let out = match inputs {
+impl CpuEngine {
+    /// The meta of `op(inputs)`, checking the inputs.
+    fn infer_out(op: &Op, inputs: &[&CpuTensor]) -> Result<Meta> {
+        match inputs {
             [] => infer(op, &[]),
             [a] => infer(op, &[&a.meta()]),
             [a, b] => infer(op, &[&a.meta(), &b.meta()]),
@@ -287,51 +286,71 @@ impl Engine for CpuEngine {
                 let refs: SmallVec<[&Meta; 4]> = metas.iter().collect();
                 infer(op, &refs)
             }
-        }?;
-        let this = &*self;
+        }
+    }
+
+    /// `op(inputs)` with result meta `out` (already inferred).
+    fn run(&self, op: &Op, inputs: &[&CpuTensor], out: &Meta) -> Result<CpuTensor> {
+        let this = self;
         match op {
-            Op::Full { value, .. } => Ok(creation::full(this, &out, *value)),
-            Op::Arange { start, step, .. } => Ok(creation::arange(this, &out, *start, *step)),
+            Op::Full { value, .. } => Ok(creation::full(this, out, *value)),
+            Op::Arange { start, step, .. } => Ok(creation::arange(this, out, *start, *step)),
             Op::Random {
                 dist, seed, stream, ..
-            } => creation::random(this, &out, *dist, *seed, *stream),
+            } => creation::random(this, out, *dist, *seed, *stream),
             Op::Unary(u) => elementwise::unary(this, *u, inputs[0]),
-            Op::Binary(b) => elementwise::binary(this, *b, inputs[0], inputs[1], &out),
+            Op::Binary(b) => elementwise::binary(this, *b, inputs[0], inputs[1], out),
             Op::BinaryScalar {
                 op: b,
                 scalar,
                 scalar_left,
             } => elementwise::binary_scalar(this, *b, *scalar, *scalar_left, inputs[0]),
-            Op::MatMul => matmul::matmul(this, inputs[0], inputs[1], &out),
-            Op::Reduce { op: r, axes, .. } => reduce::reduce(this, *r, axes, inputs[0], &out),
+            Op::MatMul => matmul::matmul(this, inputs[0], inputs[1], out),
+            Op::Reduce { op: r, axes, .. } => reduce::reduce(this, *r, axes, inputs[0], out),
             Op::Reshape { shape } => Ok(this.reshape(inputs[0], shape)),
             Op::Permute { perm } => Ok(inputs[0].view(inputs[0].layout.permute(perm))),
             Op::Slice { specs } => Ok(inputs[0].view(inputs[0].layout.slice(specs))),
             Op::Expand { shape } => Ok(inputs[0].view(inputs[0].layout.expand(shape))),
             Op::Cast { dtype } => Ok(elementwise::cast(this, inputs[0], *dtype)),
-            Op::Compare(c) => Ok(compare::compare(this, *c, inputs[0], inputs[1], &out)),
+            Op::Compare(c) => Ok(compare::compare(this, *c, inputs[0], inputs[1], out)),
             Op::CompareScalar { op: c, scalar } => {
                 Ok(compare::compare_scalar(this, *c, *scalar, inputs[0]))
             }
-            Op::Where => Ok(compare::where_(this, inputs[0], inputs[1], inputs[2], &out)),
+            Op::Where => Ok(compare::where_(this, inputs[0], inputs[1], inputs[2], out)),
             Op::ArgReduce { op: a, axis, .. } => {
-                Ok(reduce::arg_reduce(this, *a, *axis, inputs[0], &out))
+                Ok(reduce::arg_reduce(this, *a, *axis, inputs[0], out))
             }
-            Op::Cat { axis } => Ok(index::cat(this, *axis, inputs, &out)),
-            Op::IndexSelect { axis } => {
-                index::index_select(this, *axis, inputs[0], inputs[1], &out)
-            }
-            Op::Gather { axis } => index::gather(this, *axis, inputs[0], inputs[1], &out),
+            Op::Cat { axis } => Ok(index::cat(this, *axis, inputs, out)),
+            Op::IndexSelect { axis } => index::index_select(this, *axis, inputs[0], inputs[1], out),
+            Op::Gather { axis } => index::gather(this, *axis, inputs[0], inputs[1], out),
             Op::IndexAdd { axis } => {
-                index::index_add(this, *axis, inputs[0], inputs[1], inputs[2], &out)
+                index::index_add(this, *axis, inputs[0], inputs[1], inputs[2], out)
             }
             Op::ScatterAdd { axis } => {
-                index::scatter_add(this, *axis, inputs[0], inputs[1], inputs[2], &out)
+                index::scatter_add(this, *axis, inputs[0], inputs[1], inputs[2], out)
             }
             Op::SliceAssign { specs } => {
-                Ok(index::slice_assign(this, specs, inputs[0], inputs[1], &out))
+                Ok(index::slice_assign(this, specs, inputs[0], inputs[1], out))
             }
         }
+    }
+}
+
+impl Engine for CpuEngine {
+    type Tensor = CpuTensor;
+
+    fn execute(&mut self, op: &Op, inputs: &[&CpuTensor]) -> Result<CpuTensor> {
+        let out = Self::infer_out(op, inputs)?;
+        self.run(op, inputs, &out)
+    }
+
+    fn execute_as(&mut self, op: &Op, inputs: &[&CpuTensor], out: &Meta) -> Result<CpuTensor> {
+        debug_assert_eq!(
+            Self::infer_out(op, inputs).as_ref(),
+            Ok(out),
+            "planned meta of {op:?}"
+        );
+        self.run(op, inputs, out)
     }
 
     fn upload(&mut self, data: &TensorData) -> Result<CpuTensor> {

@@ -251,6 +251,50 @@ impl StreamDetector {
         self.step(h)
     }
 
+    /// The hash hot sequence `sig` has at position `at` of the match in progress, if `sig` is
+    /// still a candidate there. A caller that has checked the instruction at `at` against the
+    /// compiled program of `sig` hands it to [`StreamDetector::observe_known`].
+    pub fn expects(&self, sig: u64, at: usize) -> Option<u64> {
+        let (cands, idx) = self.active.as_ref()?;
+        if *idx != at {
+            return None;
+        }
+        cands
+            .iter()
+            .map(|&c| &self.hot[c as usize])
+            .find(|s| s.sig == sig && !s.disabled)
+            .and_then(|s| s.hashes.get(at).copied())
+    }
+
+    /// Observes `msg`, which the caller matched against the compiled program of a candidate
+    /// that expects hash `h` here ([`StreamDetector::expects`]): the state changes and verdict
+    /// of [`StreamDetector::observe`] without computing the signature (the op's hash and the
+    /// dataflow names of its inputs, which the plan's match has just checked). External inputs
+    /// are not numbered; a caller that goes back to [`StreamDetector::observe`] within the
+    /// segment first hands them over with [`StreamDetector::adopt_externals`].
+    pub fn observe_known(&mut self, msg: &WorkerMsg, h: u64) -> Step {
+        match msg {
+            WorkerMsg::Exec { out, .. } | WorkerMsg::Upload { out, .. } => {
+                self.produced.insert(*out, self.pos);
+            }
+            WorkerMsg::Free { key } => {
+                self.produced.remove(key);
+            }
+            _ => {}
+        }
+        self.record(h);
+        self.step(h)
+    }
+
+    /// Numbers `keys` (external inputs in first-use order) as [`StreamDetector::observe`] would
+    /// have, after instructions observed with [`StreamDetector::observe_known`].
+    pub fn adopt_externals(&mut self, keys: &[Key]) {
+        for &k in keys {
+            let next = self.ext.len() as u32;
+            self.ext.entry(k).or_insert(next);
+        }
+    }
+
     fn record(&mut self, h: u64) {
         self.total += 1;
         let i = self.pos;
@@ -517,6 +561,11 @@ impl StreamDetector {
     pub fn active_sig(&self) -> Option<u64> {
         let (c, _) = self.active.as_ref()?;
         Some(self.hot[*c.first()? as usize].sig)
+    }
+
+    /// How many instructions of the sequence being matched have been observed (0: none is).
+    pub fn active_at(&self) -> usize {
+        self.active.as_ref().map_or(0, |(_, idx)| *idx)
     }
 
     /// The length of the first candidate of the sequence being matched.

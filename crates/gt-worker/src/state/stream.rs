@@ -228,6 +228,16 @@ impl<T: Clone> Run<T> {
         r
     }
 
+    /// Keys of the external inputs met so far, in first-use order.
+    pub fn ext_keys(&self) -> &[Key] {
+        &self.ext_keys
+    }
+
+    /// The instructions accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.msgs.len()
+    }
+
     /// Whether the regression guard is still timing this plan's runs.
     pub fn timed(&self) -> bool {
         self.timed

@@ -253,6 +253,9 @@ impl<E: Engine> WorkerState<E> {
             | WorkerMsg::Ping
             | WorkerMsg::Timing { .. } => return self.exec_now(msg, peers, out),
         };
+        let Some(msg) = self.stream_known(tr, s, msg, peers, out) else {
+            return;
+        };
         let (tensors, deferred, engine) = (&self.tensors, &self.deferred, &self.engine);
         let st = tr.stream(s);
         let step = st
@@ -314,14 +317,7 @@ impl<E: Engine> WorkerState<E> {
                     begin(tr, s, sig);
                 }
                 self.feed(tr, s, msg, peers, out);
-                let compiled = self.complete(tr, s, sig, peers, out);
-                out.push(WorkerReply::HotPath {
-                    session: s,
-                    event: HotPathEvent::End {
-                        signature: sig,
-                        compiled,
-                    },
-                });
+                self.end_hot(tr, s, sig, peers, out);
             }
             Step::Deviate => {
                 self.flush(tr, s, peers, out);
@@ -380,23 +376,114 @@ impl<E: Engine> WorkerState<E> {
                     run.ns += t0.elapsed().as_nanos() as u64;
                 }
                 if let Some(rest) = given_up {
-                    // The instance is not the plan's (another candidate of the detector may
-                    // still complete), or a kernel failed: replay what arrived eagerly (which
-                    // reports any error exactly as eager execution does) and record the rest.
-                    let Mode::Stream(run) = std::mem::replace(&mut st.mode, Mode::Idle) else {
-                        unreachable!("matched above")
-                    };
-                    let mut r = Record::default();
-                    for m in run.msgs.into_iter().chain(rest) {
-                        let (tensors, deferred, engine) =
-                            (&self.tensors, &self.deferred, &self.engine);
-                        r.note(&m, |k| Self::meta_of(tensors, deferred, engine, k));
-                        r.ns += self.exec_timed(m, peers, out);
-                    }
-                    tr.streams.get_mut(&s).expect("stream").mode = Mode::Record(r);
+                    self.give_up(tr, s, rest, peers, out);
                 }
             }
         }
+    }
+
+    /// Gives up stream `s`'s streamed run: the instance is not the plan's (another candidate
+    /// of the detector may still complete), or a kernel failed. What arrived (and `rest`) is
+    /// replayed eagerly, which reports any error exactly as eager execution does, and recorded;
+    /// the rest of the instance is recorded as it runs.
+    fn give_up(
+        &mut self,
+        tr: &mut Tracer<E::Tensor>,
+        s: SessionId,
+        rest: Option<WorkerMsg>,
+        peers: &mut dyn Peers,
+        out: &mut Vec<WorkerReply>,
+    ) {
+        let st = tr.streams.get_mut(&s).expect("stream exists");
+        let Mode::Stream(run) = std::mem::replace(&mut st.mode, Mode::Idle) else {
+            return;
+        };
+        let mut r = Record::default();
+        for m in run.msgs.into_iter().chain(rest) {
+            let (tensors, deferred, engine) = (&self.tensors, &self.deferred, &self.engine);
+            r.note(&m, |k| Self::meta_of(tensors, deferred, engine, k));
+            r.ns += self.exec_timed(m, peers, out);
+        }
+        tr.streams.get_mut(&s).expect("stream").mode = Mode::Record(r);
+    }
+
+    /// The fast path of an instruction streamed through a plan: the plan's match (op,
+    /// canonical dataflow, external metas) comes first, and the detector is told the hash the
+    /// plan's sequence has there instead of computing it ([`StreamDetector::observe_known`]),
+    /// so a compiled instruction is checked once, not twice. Hands `msg` back for the usual
+    /// path when the stream is not streaming a run the detector is matching at this position,
+    /// or when the plan rejects `msg` (the run is then given up first).
+    fn stream_known(
+        &mut self,
+        tr: &mut Tracer<E::Tensor>,
+        s: SessionId,
+        msg: WorkerMsg,
+        peers: &mut dyn Peers,
+        out: &mut Vec<WorkerReply>,
+    ) -> Option<WorkerMsg> {
+        let Some(st) = tr.streams.get_mut(&s) else {
+            return Some(msg);
+        };
+        let Mode::Stream(run) = &mut st.mode else {
+            return Some(msg);
+        };
+        if st.region.is_some() {
+            return Some(msg);
+        }
+        let Some(h) = st.det.expects(run.plan.sig, run.accepted()) else {
+            return Some(msg);
+        };
+        let t0 = run.timed().then(Instant::now);
+        if let Err(msg) = run.accept(msg, &self.tensors, &self.deferred, &self.engine) {
+            st.det.adopt_externals(run.ext_keys());
+            self.give_up(tr, s, None, peers, out);
+            return Some(*msg);
+        }
+        let failed = run.advance(&mut self.engine).is_err();
+        if let Some(t0) = t0 {
+            run.ns += t0.elapsed().as_nanos() as u64;
+        }
+        let step = st
+            .det
+            .observe_known(run.msgs.last().expect("just accepted"), h);
+        if failed {
+            st.det.adopt_externals(run.ext_keys());
+            self.give_up(tr, s, None, peers, out);
+        }
+        match step {
+            Step::Complete(c) => {
+                let sig = tr.streams[&s].det.hot()[c as usize].sig;
+                self.end_hot(tr, s, sig, peers, out);
+            }
+            Step::Buffer => {}
+            other => unreachable!("a known hash continues the match ({other:?})"),
+        }
+        if tr.cfg.cache_dir.is_some() {
+            tr.persist_new(s);
+        }
+        None
+    }
+
+    /// Ends stream `s`'s hot sequence `sig`, whose last instruction was fed, and reports it.
+    fn end_hot(
+        &mut self,
+        tr: &mut Tracer<E::Tensor>,
+        s: SessionId,
+        sig: u64,
+        peers: &mut dyn Peers,
+        out: &mut Vec<WorkerReply>,
+    ) {
+        if let Some(st) = tr.streams.get_mut(&s) {
+            st.started = None;
+        }
+        let compiled = self.complete(tr, s, sig, peers, out);
+        out.push(WorkerReply::HotPath {
+            session: s,
+            event: HotPathEvent::End {
+                signature: sig,
+                compiled,
+            },
+        });
     }
 
     /// Ends stream `s`'s hot sequence `sig` (its last instruction was fed). Returns whether it

@@ -307,3 +307,97 @@ fn the_sequence_that_completed_last_is_the_first_candidate() {
     );
     assert_eq!(segment(&mut d, UnaryOp::Neg), Some(neg));
 }
+
+/// Instance `i` of a loop body: `x = w + b; y = relu(x); z = y * x; free x` (then a sync).
+fn body(i: u64) -> Vec<WorkerMsg> {
+    let id = 100 + 10 * i;
+    vec![
+        exec(id, Op::Binary(BinaryOp::Add), &[1, 2]),
+        exec(id + 1, Op::Unary(UnaryOp::Relu), &[id]),
+        exec(id + 2, Op::Binary(BinaryOp::Mul), &[id + 1, id]),
+        WorkerMsg::Free { key: k(id) },
+    ]
+}
+
+#[test]
+fn known_hashes_leave_the_detector_as_observing_does() {
+    // Two detectors see the same stream; once the body is hot, one is told each matched
+    // instruction's hash (as a streamed run does) instead of computing it.
+    let (mut full, mut fast) = (
+        StreamDetector::new(params(2)),
+        StreamDetector::new(params(2)),
+    );
+    for i in 0..6 {
+        let msgs = body(i);
+        let first = full.observe(&msgs[0], meta);
+        assert_eq!(fast.observe(&msgs[0], meta), first);
+        for m in &msgs[1..] {
+            let want = full.observe(m, meta);
+            let sig = fast.active_sig();
+            let got = match sig.and_then(|sig| fast.expects(sig, fast.active_at())) {
+                Some(h) => fast.observe_known(m, h),
+                None => fast.observe(m, meta),
+            };
+            assert_eq!(got, want, "iteration {i}");
+        }
+        if i >= 2 {
+            assert_eq!(
+                first,
+                Step::Begin,
+                "iteration {i} is matched from its first instruction"
+            );
+        }
+        assert_eq!(full.sync(), fast.sync());
+    }
+    assert_eq!(full.total, fast.total);
+    assert_eq!(full.hot_instructions, fast.hot_instructions);
+    assert_eq!(full.unique_sequences(), fast.unique_sequences());
+    let sigs = |d: &StreamDetector| d.hot().iter().map(|h| h.sig).collect::<Vec<_>>();
+    assert_eq!(sigs(&full), sigs(&fast));
+}
+
+#[test]
+fn a_known_prefix_then_observing_names_external_inputs_alike() {
+    // A run that stops mid-segment hands its external inputs over: the instruction observed
+    // next hashes exactly as it would have. The body's third instruction reads a new external
+    // input (3), and the deviating one reads another (4), then 3.
+    let body = |i: u64| {
+        let id = 100 + 10 * i;
+        vec![
+            exec(id, Op::Binary(BinaryOp::Add), &[1, 2]),
+            exec(id + 1, Op::Unary(UnaryOp::Relu), &[id]),
+            exec(id + 2, Op::Binary(BinaryOp::Mul), &[id + 1, 3]),
+            exec(id + 3, Op::Binary(BinaryOp::Sub), &[id + 2, id]),
+        ]
+    };
+    let (mut full, mut fast) = (
+        StreamDetector::new(params(2)),
+        StreamDetector::new(params(2)),
+    );
+    for i in 0..3 {
+        for m in body(i) {
+            full.observe(&m, meta);
+            fast.observe(&m, meta);
+        }
+        full.sync();
+        fast.sync();
+    }
+    let msgs = body(3);
+    assert_eq!(full.observe(&msgs[0], meta), Step::Begin);
+    assert_eq!(fast.observe(&msgs[0], meta), Step::Begin);
+    let sig = fast.active_sig().expect("matching");
+    for (at, m) in msgs.iter().enumerate().take(3).skip(1) {
+        let h = fast.expects(sig, at).expect("a candidate");
+        assert_eq!(fast.observe_known(m, h), full.observe(m, meta));
+    }
+    assert_eq!(fast.expects(sig, 1), None, "the match has moved on");
+    let odd = exec(200, Op::Binary(BinaryOp::Add), &[4, 3]);
+    let mut unadopted = fast.ext.clone();
+    fast.adopt_externals(&[k(1), k(2), k(3)]);
+    assert_eq!(fast.observe(&odd, meta), full.observe(&odd, meta));
+    assert_eq!(full.sync(), fast.sync());
+    assert_eq!(full.unique_sequences(), fast.unique_sequences());
+    // Without the hand-over, 4 would have taken the number 3 has.
+    let next = unadopted.len() as u32;
+    assert_eq!(*unadopted.entry(k(4)).or_insert(next), 2);
+}
