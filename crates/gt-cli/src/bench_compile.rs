@@ -11,6 +11,11 @@
 //! makes a whole run up to 2x slower (this VM: one round's MLP ratio 0.56x, the next 1.03x), so
 //! one pair of runtimes measures the placement more than the compiler. The table shows the mean
 //! run (iteration `i` averaged over rounds) and lists every round's steady-state speedup.
+//!
+//! It also shows each side's worker busy time per iteration (`WorkerStats::busy_ns` before and
+//! after the timed loop): the executor's work without its waiting, which the placement noise
+//! barely touches, so it shows what compilation saves the worker even at seed sizes, where the
+//! client's share of an iteration hides it in the wall time.
 
 use anyhow::Result;
 use gt::config::{Config, HotPathConfig};
@@ -98,8 +103,13 @@ fn mixed(s: &Session, n: usize) -> Result<Step> {
     }))
 }
 
+/// One side's run: seconds per iteration, and the worker's busy seconds per iteration.
+type Side = (Vec<f64>, f64);
+
 /// Seconds per iteration of `iters` iterations of `build`, eager and compiled, each side on a
-/// fresh runtime of its own that is shut down before the other side starts. `on_first` picks
+/// fresh runtime of its own that is shut down before the other side starts, with each side's
+/// worker busy time per iteration (from `WorkerStats::busy_ns` before and after the loop: the
+/// worker's work without the wall clock's scheduling noise). `on_first` picks
 /// which side runs first; `gt bench compile` alternates it over rounds, so drifting load on the
 /// machine and anything left behind by the first runtime affect both sides alike.
 ///
@@ -117,8 +127,10 @@ fn time(
     hot: HotPathConfig,
     threads: usize,
     on_first: bool,
-) -> Result<(Vec<f64>, Vec<f64>)> {
-    let side = |hotpath: HotPathConfig| -> Result<Vec<f64>> {
+) -> Result<(Side, Side)> {
+    let busy =
+        |s: &Session| -> Result<u64> { Ok(s.worker_stats()?.iter().map(|w| w.busy_ns).sum()) };
+    let side = |hotpath: HotPathConfig| -> Result<Side> {
         let cfg = Config {
             hotpath,
             ..Config::default()
@@ -128,15 +140,17 @@ fn time(
         s.manual_seed(0);
         let mut step = build(&s, size)?;
         let mut times = Vec::with_capacity(iters);
+        let busy0 = busy(&s)?;
         for _ in 0..iters {
             let t = Instant::now();
             step()?;
             times.push(t.elapsed().as_secs_f64());
         }
+        let worker = (busy(&s)? - busy0) as f64 * 1e-9 / iters.max(1) as f64;
         drop(step);
         drop(s);
         drop(rt);
-        Ok(times)
+        Ok((times, worker))
     };
     Ok(if on_first {
         let on = side(hot)?;
@@ -166,6 +180,8 @@ struct Row {
     on: Vec<f64>,
     /// Each round's steady-state speedup.
     round_speedups: Vec<f64>,
+    /// Worker busy seconds per iteration of each side, averaged over rounds.
+    busy: (f64, f64),
     stats: Option<gt::WorkerStats>,
 }
 
@@ -256,6 +272,7 @@ impl Row {
         );
         line("  Per iteration:", steady, n - w);
         line("  Median iteration:", self.medians(), 1);
+        line("  Worker busy per iteration:", self.busy, 1);
         println!("{}", "-".repeat(82));
         line("TOTAL TIME:", total, 1);
         line("Average per iteration:", total, n);
@@ -323,6 +340,7 @@ impl Row {
                 "compiled": self.on.iter().map(|x| x * 1e3).collect::<Vec<_>>(),
             },
             "round_steady_speedups": self.round_speedups,
+            "worker_busy_ms_per_iter": [self.busy.0 * 1e3, self.busy.1 * 1e3],
             "round_steady_speedup_median": median(&self.round_speedups),
             "compile": self.stats.as_ref().map(|s| serde_json::json!({
                 "traces_compiled": s.compile.traces_compiled,
@@ -446,6 +464,7 @@ pub fn run(opts: Opts, cfg: &Config) -> Result<()> {
     let mut rows = Vec::new();
     for (name, build, size, n) in sets {
         let (mut offs, mut ons, mut round_speedups) = (Vec::new(), Vec::new(), Vec::new());
+        let mut busy = (0.0, 0.0);
         for r in 0..rounds {
             if !json {
                 eprint!("\r  {name}: round {}/{rounds}…", r + 1);
@@ -455,7 +474,9 @@ pub fn run(opts: Opts, cfg: &Config) -> Result<()> {
             } else {
                 on.clone()
             };
-            let (off_t, on_t) = time(build, size, n, side, threads, r % 2 == 1)?;
+            let ((off_t, off_b), (on_t, on_b)) = time(build, size, n, side, threads, r % 2 == 1)?;
+            busy.0 += off_b / rounds as f64;
+            busy.1 += on_b / rounds as f64;
             let w = warmup.min(n);
             let steady = |v: &[f64]| v[w..].iter().sum::<f64>();
             round_speedups.push(steady(&off_t) / steady(&on_t).max(1e-12));
@@ -480,6 +501,7 @@ pub fn run(opts: Opts, cfg: &Config) -> Result<()> {
             off: mean_run(&offs),
             on: mean_run(&ons),
             round_speedups,
+            busy,
             stats,
         };
         if !json {

@@ -1,5 +1,5 @@
 //! `gt bench compile` end to end, briefly: the real binary's JSON has every workload, every
-//! round and the compile stats, and `--aa` runs both sides eager. Values are not checked
+//! round, each side's worker busy time and the compile stats, and `--aa` runs both sides eager. Values are not checked
 //! (timings belong in benchmarks, not tests); the structure and the counters are.
 
 mod common;
@@ -37,6 +37,13 @@ fn bench_compile_reports_rounds_stats_and_an_a_a_mode() {
             "{w}"
         );
         assert!(w["steady_median_ms"][0].as_f64().unwrap() > 0.0, "{w}");
+        // Both sides' workers did work in the timed loop.
+        for side in 0..2 {
+            assert!(
+                w["worker_busy_ms_per_iter"][side].as_f64().unwrap() > 0.0,
+                "{w}"
+            );
+        }
         // Every workload repeats one step: at most one trace (the compile runs in the
         // background, so on a loaded machine it may not have finished), and it never fails.
         assert!(

@@ -27,6 +27,10 @@ pub struct WorkerStats {
     pub sessions: u64,
     /// Whether the dispatcher considers this worker alive.
     pub alive: bool,
+    /// Nanoseconds the worker's executor has spent handling instructions since it started
+    /// (its work, not its waiting: differences of two snapshots give a loop's worker time
+    /// without the wall clock's scheduling noise).
+    pub busy_ns: u64,
     /// Hot-path detection (seed 000's `hotpath` section).
     pub hotpath: HotPathStats,
     /// Trace compilation.

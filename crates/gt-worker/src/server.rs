@@ -301,6 +301,13 @@ fn execute_loop(
             }
         }
         queue.spares.give(batch);
+        // Statistics report the executor's busy time, which only this loop knows.
+        for r in out.iter_mut() {
+            if let WorkerReply::Stats { stats, .. } = r {
+                stats.busy_ns =
+                    load.busy_ns.load(Ordering::Relaxed) + start.elapsed().as_nanos() as u64;
+            }
+        }
         load.busy_ns
             .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         load.handled.fetch_add(n, Ordering::Relaxed);

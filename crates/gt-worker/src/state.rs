@@ -282,6 +282,7 @@ impl<E: Engine> WorkerState<E> {
             errors: self.errors,
             sessions: sessions.len() as u64,
             alive: true,
+            busy_ns: 0,
             hotpath: self
                 .trace
                 .as_ref()

@@ -107,9 +107,10 @@ pub fn format_worker_stats(reports: &[WorkerReport]) -> String {
         );
         let _ = writeln!(
             s,
-            "  executed:  {} instructions, {} errors; {} live tensors ({}) from {} sessions",
+            "  executed:  {} instructions, {} errors, {:.1} ms busy; {} live tensors ({}) from {} sessions",
             w.ops_executed,
             w.errors,
+            w.busy_ns as f64 / 1e6,
             w.live_tensors,
             bytes(w.bytes_in_use),
             w.sessions
@@ -226,6 +227,7 @@ mod tests {
             ],
             pool_hits: 3,
             pool_misses: 1,
+            busy_ns: 2_500_000,
             ..Default::default()
         };
         let r = WorkerReport::new(stats);
@@ -244,6 +246,7 @@ mod tests {
             "matmul 2",
             "data movement 2",
             "75.0% hit rate",
+            "2.5 ms busy",
             "hot path:  off",
             "compile:   0 traces",
         ] {

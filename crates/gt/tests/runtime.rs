@@ -288,6 +288,13 @@ fn steady_loop_allocates_nothing_new_and_frees_everything() {
     );
     assert!(after.pool_hits >= before.pool_hits + 10_000);
     assert_eq!(after.live_tensors, 2);
+    // The executor's busy time counts the loop's work: 20,000 instructions took some.
+    assert!(
+        after.busy_ns > before.busy_ns && before.busy_ns > 0,
+        "busy time {} -> {} ns",
+        before.busy_ns,
+        after.busy_ns
+    );
     drop((a, b));
     s.sync().unwrap();
     assert_eq!(s.worker_stats().unwrap()[0].live_tensors, 0);
