@@ -272,9 +272,7 @@ impl CpuEngine {
         let offset = if shape.numel() == 0 { 0 } else { offset };
         c.view(Layout::contiguous_at(layout::copy_shape(shape), offset))
     }
-}
 
-impl CpuEngine {
     /// The meta of `op(inputs)`, checking the inputs.
     fn infer_out(op: &Op, inputs: &[&CpuTensor]) -> Result<Meta> {
         match inputs {
@@ -291,46 +289,45 @@ impl CpuEngine {
 
     /// `op(inputs)` with result meta `out` (already inferred).
     fn run(&self, op: &Op, inputs: &[&CpuTensor], out: &Meta) -> Result<CpuTensor> {
-        let this = self;
         match op {
-            Op::Full { value, .. } => Ok(creation::full(this, out, *value)),
-            Op::Arange { start, step, .. } => Ok(creation::arange(this, out, *start, *step)),
+            Op::Full { value, .. } => Ok(creation::full(self, out, *value)),
+            Op::Arange { start, step, .. } => Ok(creation::arange(self, out, *start, *step)),
             Op::Random {
                 dist, seed, stream, ..
-            } => creation::random(this, out, *dist, *seed, *stream),
-            Op::Unary(u) => elementwise::unary(this, *u, inputs[0]),
-            Op::Binary(b) => elementwise::binary(this, *b, inputs[0], inputs[1], out),
+            } => creation::random(self, out, *dist, *seed, *stream),
+            Op::Unary(u) => elementwise::unary(self, *u, inputs[0]),
+            Op::Binary(b) => elementwise::binary(self, *b, inputs[0], inputs[1], out),
             Op::BinaryScalar {
                 op: b,
                 scalar,
                 scalar_left,
-            } => elementwise::binary_scalar(this, *b, *scalar, *scalar_left, inputs[0]),
-            Op::MatMul => matmul::matmul(this, inputs[0], inputs[1], out),
-            Op::Reduce { op: r, axes, .. } => reduce::reduce(this, *r, axes, inputs[0], out),
-            Op::Reshape { shape } => Ok(this.reshape(inputs[0], shape)),
+            } => elementwise::binary_scalar(self, *b, *scalar, *scalar_left, inputs[0]),
+            Op::MatMul => matmul::matmul(self, inputs[0], inputs[1], out),
+            Op::Reduce { op: r, axes, .. } => reduce::reduce(self, *r, axes, inputs[0], out),
+            Op::Reshape { shape } => Ok(self.reshape(inputs[0], shape)),
             Op::Permute { perm } => Ok(inputs[0].view(inputs[0].layout.permute(perm))),
             Op::Slice { specs } => Ok(inputs[0].view(inputs[0].layout.slice(specs))),
             Op::Expand { shape } => Ok(inputs[0].view(inputs[0].layout.expand(shape))),
-            Op::Cast { dtype } => Ok(elementwise::cast(this, inputs[0], *dtype)),
-            Op::Compare(c) => Ok(compare::compare(this, *c, inputs[0], inputs[1], out)),
+            Op::Cast { dtype } => Ok(elementwise::cast(self, inputs[0], *dtype)),
+            Op::Compare(c) => Ok(compare::compare(self, *c, inputs[0], inputs[1], out)),
             Op::CompareScalar { op: c, scalar } => {
-                Ok(compare::compare_scalar(this, *c, *scalar, inputs[0]))
+                Ok(compare::compare_scalar(self, *c, *scalar, inputs[0]))
             }
-            Op::Where => Ok(compare::where_(this, inputs[0], inputs[1], inputs[2], out)),
+            Op::Where => Ok(compare::where_(self, inputs[0], inputs[1], inputs[2], out)),
             Op::ArgReduce { op: a, axis, .. } => {
-                Ok(reduce::arg_reduce(this, *a, *axis, inputs[0], out))
+                Ok(reduce::arg_reduce(self, *a, *axis, inputs[0], out))
             }
-            Op::Cat { axis } => Ok(index::cat(this, *axis, inputs, out)),
-            Op::IndexSelect { axis } => index::index_select(this, *axis, inputs[0], inputs[1], out),
-            Op::Gather { axis } => index::gather(this, *axis, inputs[0], inputs[1], out),
+            Op::Cat { axis } => Ok(index::cat(self, *axis, inputs, out)),
+            Op::IndexSelect { axis } => index::index_select(self, *axis, inputs[0], inputs[1], out),
+            Op::Gather { axis } => index::gather(self, *axis, inputs[0], inputs[1], out),
             Op::IndexAdd { axis } => {
-                index::index_add(this, *axis, inputs[0], inputs[1], inputs[2], out)
+                index::index_add(self, *axis, inputs[0], inputs[1], inputs[2], out)
             }
             Op::ScatterAdd { axis } => {
-                index::scatter_add(this, *axis, inputs[0], inputs[1], inputs[2], out)
+                index::scatter_add(self, *axis, inputs[0], inputs[1], inputs[2], out)
             }
             Op::SliceAssign { specs } => {
-                Ok(index::slice_assign(this, specs, inputs[0], inputs[1], out))
+                Ok(index::slice_assign(self, specs, inputs[0], inputs[1], out))
             }
         }
     }
