@@ -143,7 +143,7 @@ impl<T: Clone> Run<T> {
     /// Takes the next instruction if it is the one the plan expects there (handing it back if
     /// not). External inputs are looked up in the worker's `tensors` (or, for one the trace
     /// only frees, its `deferred` values).
-    pub fn accept<E: Engine<Tensor = T>>(
+    fn accept<E: Engine<Tensor = T>>(
         &mut self,
         msg: WorkerMsg,
         tensors: &FxHashMap<Key, Slot<T>>,
@@ -203,8 +203,29 @@ impl<T: Clone> Run<T> {
         Ok(())
     }
 
+    /// Takes `msg` ([`Run::accept`]) and runs every step it completes ([`Run::advance`]),
+    /// adding the time to the run's while the regression guard is timing it.
+    pub fn feed<E: Engine<Tensor = T>>(
+        &mut self,
+        msg: WorkerMsg,
+        tensors: &FxHashMap<Key, Slot<T>>,
+        deferred: &FxHashMap<Key, Promise<T>>,
+        engine: &mut E,
+    ) -> Fed {
+        let t0 = self.timed.then(std::time::Instant::now);
+        let fed = match self.accept(msg, tensors, deferred, engine) {
+            Ok(()) if self.advance(engine).is_err() => Fed::Failed,
+            Ok(()) => Fed::Ran,
+            Err(msg) => Fed::Rejected(msg),
+        };
+        if let Some(t0) = t0 {
+            self.ns += t0.elapsed().as_nanos() as u64;
+        }
+        fed
+    }
+
     /// Runs every step whose instructions have all arrived.
-    pub fn advance<E: Engine<Tensor = T>>(&mut self, engine: &mut E) -> gt_core::Result<()> {
+    fn advance<E: Engine<Tensor = T>>(&mut self, engine: &mut E) -> gt_core::Result<()> {
         let arrived = self.msgs.len();
         if self.next_step >= self.plan.steps() || self.plan.trigger(self.next_step) >= arrived {
             return Ok(());
@@ -317,6 +338,16 @@ impl<T: Clone> Run<T> {
             freed,
         })
     }
+}
+
+/// What [`Run::feed`] did with an instruction.
+pub(super) enum Fed {
+    /// Accepted; the steps it completed ran.
+    Ran,
+    /// Not the instruction the plan has there (handed back; the run must be given up).
+    Rejected(Box<WorkerMsg>),
+    /// Accepted, but a step failed (the run must be given up and replayed eagerly).
+    Failed,
 }
 
 /// What a finished streamed run leaves behind.

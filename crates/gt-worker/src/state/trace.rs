@@ -10,7 +10,7 @@
 //! that will not finish; a deferred value is computed before anything reads it.
 
 use super::deferred::Promise;
-use super::stream::{Mode, Record, Run};
+use super::stream::{Fed, Mode, Record, Run};
 use super::{Slot, WorkerState};
 use crate::compile::cache::{Lookup, PlanCache};
 use crate::compile::persist::{self, Saved};
@@ -367,16 +367,10 @@ impl<E: Engine> WorkerState<E> {
                 }
             }
             Mode::Stream(run) => {
-                let t0 = run.timed().then(Instant::now);
-                let given_up = match run.accept(msg, &self.tensors, &self.deferred, &self.engine) {
-                    Ok(()) => run.advance(&mut self.engine).err().map(|_| None),
-                    Err(msg) => Some(Some(*msg)),
-                };
-                if let Some(t0) = t0 {
-                    run.ns += t0.elapsed().as_nanos() as u64;
-                }
-                if let Some(rest) = given_up {
-                    self.give_up(tr, s, rest, peers, out);
+                match run.feed(msg, &self.tensors, &self.deferred, &mut self.engine) {
+                    Fed::Ran => {}
+                    Fed::Failed => self.give_up(tr, s, None, peers, out),
+                    Fed::Rejected(msg) => self.give_up(tr, s, Some(*msg), peers, out),
                 }
             }
         }
@@ -433,16 +427,15 @@ impl<E: Engine> WorkerState<E> {
         let Some(h) = st.det.expects(run.plan.sig, run.accepted()) else {
             return Some(msg);
         };
-        let t0 = run.timed().then(Instant::now);
-        if let Err(msg) = run.accept(msg, &self.tensors, &self.deferred, &self.engine) {
-            st.det.adopt_externals(run.ext_keys());
-            self.give_up(tr, s, None, peers, out);
-            return Some(*msg);
-        }
-        let failed = run.advance(&mut self.engine).is_err();
-        if let Some(t0) = t0 {
-            run.ns += t0.elapsed().as_nanos() as u64;
-        }
+        let failed = match run.feed(msg, &self.tensors, &self.deferred, &mut self.engine) {
+            Fed::Ran => false,
+            Fed::Failed => true,
+            Fed::Rejected(msg) => {
+                st.det.adopt_externals(run.ext_keys());
+                self.give_up(tr, s, None, peers, out);
+                return Some(*msg);
+            }
+        };
         let step = st
             .det
             .observe_known(run.msgs.last().expect("just accepted"), h);
