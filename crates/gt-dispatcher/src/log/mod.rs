@@ -29,7 +29,6 @@ use gt_ops::Op;
 use gt_proto::{ClientMsg, ClientReply, MonitorMsg, WorkerMsg, WorkerReply};
 use gt_transport::Tx;
 use serde::Serialize;
-use smallvec::SmallVec;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -146,7 +145,7 @@ pub(crate) enum Record {
         sid: SessionId,
         out: TensorId,
         op: u32,
-        inputs: SmallVec<[TensorId; 2]>,
+        inputs: Ins,
     },
     ClientFree {
         at: u64,
@@ -159,7 +158,7 @@ pub(crate) enum Record {
         w: WorkerId,
         out: Key,
         op: u32,
-        inputs: SmallVec<[Key; 2]>,
+        inputs: Ins,
     },
     WorkerFree {
         at: u64,
@@ -170,6 +169,40 @@ pub(crate) enum Record {
     /// Anything else, its details already formatted (boxed: rare, and it would double the size
     /// of every record).
     Text(Box<TextRecord>),
+}
+
+/// The input ids of a hot `Exec` record, inline: copying them is two stores, where cloning the
+/// message's `SmallVec` went through its generic `extend` and cost more than the rest of the
+/// record. Ops with more inputs are rare and logged as [`Record::Text`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ins {
+    ids: [u64; Ins::MAX],
+    len: u8,
+}
+
+impl Ins {
+    /// Inputs a hot record holds.
+    const MAX: usize = 2;
+
+    /// The first [`Ins::MAX`] of `ids` (callers check that there are no more). Written out
+    /// element by element: a loop over the array compiled to a `memcpy` call, whose result was
+    /// then read back at a different width (a store-forwarding stall that cost more than the
+    /// rest of the record).
+    pub(crate) fn of(mut ids: impl ExactSizeIterator<Item = u64>) -> Ins {
+        debug_assert!(ids.len() <= Ins::MAX);
+        let len = ids.len().min(Ins::MAX) as u8;
+        let first = ids.next().unwrap_or(0);
+        let second = ids.next().unwrap_or(0);
+        Ins {
+            ids: [first, second],
+            len,
+        }
+    }
+
+    /// The ids.
+    pub(crate) fn ids(&self) -> &[u64] {
+        &self.ids[..self.len as usize]
+    }
 }
 
 /// A rare event's line, ready but for its sequence number and time column.
@@ -379,14 +412,15 @@ impl InstructionLog {
         self.name(sid, name);
         let at = self.now_us;
         match m {
-            ClientMsg::Exec { out, op, inputs } => {
+            ClientMsg::Exec { out, op, inputs } if inputs.len() <= Ins::MAX => {
+                let inputs = Ins::of(inputs.iter().map(|t| t.0));
                 let op = self.op(op);
                 self.push(Record::ClientExec {
                     at,
                     sid,
                     out: *out,
                     op,
-                    inputs: inputs.clone(),
+                    inputs,
                 })
             }
             ClientMsg::Free { id } => self.push(Record::ClientFree { at, sid, id: *id }),
@@ -414,7 +448,8 @@ impl InstructionLog {
     pub fn worker_msg(&mut self, kind: Kind, w: WorkerId, m: &WorkerMsg) {
         let at = self.now_us;
         match m {
-            WorkerMsg::Exec { out, op, inputs } => {
+            WorkerMsg::Exec { out, op, inputs } if inputs.len() <= Ins::MAX => {
+                let inputs = Ins::of(inputs.iter().map(|k| k.0));
                 let op = self.op(op);
                 self.push(Record::WorkerExec {
                     at,
@@ -422,7 +457,7 @@ impl InstructionLog {
                     w,
                     out: *out,
                     op,
-                    inputs: inputs.clone(),
+                    inputs,
                 })
             }
             WorkerMsg::Free { key } => self.push(Record::WorkerFree {
@@ -476,4 +511,62 @@ impl Drop for InstructionLog {
 
 pub(crate) fn size_of<T: Serialize + ?Sized>(m: &T) -> usize {
     postcard::experimental::serialized_size(m).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gt_ops::Op;
+
+    #[test]
+    fn ops_with_more_inputs_than_a_hot_record_holds_are_logged_whole() {
+        let path = std::env::temp_dir().join(format!("gt-log-where-{}.log", std::process::id()));
+        let mut log = InstructionLog::create(&path).unwrap();
+        let sid = SessionId(3);
+        let ids = |n: &[u64]| n.iter().map(|&i| TensorId(i)).collect();
+        let keys = |n: &[u64]| n.iter().map(|&i| Key::new(sid, i)).collect();
+        log.client_msg(
+            sid,
+            "c",
+            &ClientMsg::Exec {
+                out: TensorId(9),
+                op: Op::Where,
+                inputs: ids(&[4, 5, 6]),
+            },
+        );
+        log.client_msg(
+            sid,
+            "c",
+            &ClientMsg::Exec {
+                out: TensorId(10),
+                op: Op::Where,
+                inputs: ids(&[4, 5]),
+            },
+        );
+        log.worker_msg(
+            Kind::WorkerSend,
+            WorkerId(1),
+            &WorkerMsg::Exec {
+                out: Key::new(sid, 9),
+                op: Op::Where,
+                inputs: keys(&[4, 5, 6]),
+            },
+        );
+        drop(log);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let details: Vec<&str> = text
+            .lines()
+            .map(|l| l.rsplit(" | ").next().unwrap())
+            .collect();
+        assert_eq!(
+            details,
+            [
+                "out=t9 op=where inputs=t4,t5,t6",
+                "out=t10 op=where inputs=t4,t5",
+                "out=s3:9 op=where inputs=s3:4,s3:5,s3:6"
+            ],
+            "{text}"
+        );
+    }
 }
