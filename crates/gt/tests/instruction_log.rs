@@ -173,6 +173,43 @@ fn an_uncreatable_log_is_an_error_at_start() {
     assert!(err.contains("instruction log"), "{err}");
 }
 
+#[test]
+fn a_second_runtime_on_the_same_log_is_refused_and_the_first_log_survives() {
+    let path = std::env::temp_dir().join(format!("gt-shared-log-{}.log", std::process::id()));
+    let cfg = gt::config::Config {
+        instruction_log: Some(path.clone()),
+        ..Default::default()
+    };
+    let first = Embedded::start(1, 1, &cfg).unwrap();
+    let s = first.session("first").unwrap();
+    let a = s.try_full([2, 2], 1.0, DType::F32).unwrap();
+    assert_eq!(a.to_vec().unwrap(), [1.0; 4]);
+    let err = match Embedded::start(1, 1, &cfg) {
+        Ok(_) => panic!("a second runtime started on a log the first is writing"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("being written by another GT runtime") && err.contains("gt-shared-log"),
+        "{err}"
+    );
+    drop((a, s));
+    drop(first);
+    // The first runtime's log is whole: every line parses, numbered from 0, nothing zeroed.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<Line> = text
+        .lines()
+        .map(|l| parse(l).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    assert!(lines.iter().any(|l| l.source.ends_with(" first")), "{text}");
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l.seq, i as u64, "{text}");
+    }
+    // Once the first has closed it, the file is free again.
+    let again = Embedded::start(1, 1, &cfg).unwrap();
+    drop(again);
+    let _ = std::fs::remove_file(&path);
+}
+
 /// The child side of `a_program_that_just_exits_keeps_its_whole_log`: the default runtime (a
 /// static, never dropped) logs to `GT_INSTRUCTION_LOG`, then the process exits at once.
 #[test]

@@ -234,13 +234,43 @@ pub struct InstructionLog {
 
 impl InstructionLog {
     /// Creates (truncates) `path` and starts the writer thread; elapsed times count from now.
+    ///
+    /// The file is locked (`flock`-style, released when the log closes) before it is truncated,
+    /// so a second runtime given the same path — another process, or a second embedded runtime
+    /// in this one, both reading the same `GT_INSTRUCTION_LOG` — fails here with an error that
+    /// says so, instead of truncating the first one's log and interleaving with it (which left
+    /// runs of zero bytes where the two writers' offsets crossed). On a filesystem without locks
+    /// the log is written unlocked.
     pub fn create(path: &Path) -> std::io::Result<InstructionLog> {
-        let file = std::fs::File::create(path).map_err(|e| {
+        let named = |e: std::io::Error| {
             std::io::Error::new(
                 e.kind(),
                 format!("cannot create the instruction log {}: {e}", path.display()),
             )
-        })?;
+        };
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(named)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ResourceBusy,
+                    format!(
+                        "the instruction log {} is being written by another GT runtime (in this \
+                         process or another); give each runtime a file of its own",
+                        path.display()
+                    ),
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                tracing::debug!(target: "gt::dispatcher", "instruction log {} not locked: {e}", path.display());
+            }
+        }
+        file.set_len(0).map_err(named)?;
         Self::start(Some((file, path.display().to_string())))
     }
 
