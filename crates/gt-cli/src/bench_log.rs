@@ -193,12 +193,16 @@ pub fn logging_line(r: &LogRow) -> String {
 
 /// The log alone: per add (four lines), the CPU time of the core thread (building and handing
 /// over records; not the time it waits for a writer that fell behind) and of the writer thread
-/// (formatting and writing), and the time until every line was written.
+/// (formatting and writing), and the time until every line was written; and the floor under
+/// the writer's share: the bytes of an add's lines, and the CPU time of writing that many bytes
+/// to a file with nothing else to do (the same 256 KiB `write`s, into the page cache).
 #[derive(Clone, Copy, Debug)]
 pub struct LogAlone {
     pub core_ns: f64,
     pub writer_ns: f64,
     pub written_ns: f64,
+    pub bytes: f64,
+    pub write_ns: f64,
 }
 
 /// Adds per core round in [`log_alone`] (a core round hands over what it logged).
@@ -259,10 +263,13 @@ pub fn log_alone(iters: usize) -> Result<LogAlone> {
         let written = t.elapsed();
         let writer_cpu = (cpu_time().saturating_sub(cpu)).saturating_sub(core_cpu);
         let per = |d: Duration| d.as_secs_f64() * 1e9 / iters as f64;
+        let bytes = std::fs::metadata(&path)?.len();
         Ok(LogAlone {
             core_ns: per(core_cpu),
             writer_ns: per(writer_cpu),
             written_ns: per(written),
+            bytes: bytes as f64 / iters as f64,
+            write_ns: per(write_cpu(&path, bytes)?),
         })
     };
     let mut best = round()?;
@@ -272,10 +279,33 @@ pub fn log_alone(iters: usize) -> Result<LogAlone> {
             core_ns: best.core_ns.min(r.core_ns),
             writer_ns: best.writer_ns.min(r.writer_ns),
             written_ns: best.written_ns.min(r.written_ns),
+            bytes: r.bytes,
+            write_ns: best.write_ns.min(r.write_ns),
         };
     }
     let _ = std::fs::remove_file(&path);
     Ok(best)
+}
+
+/// CPU time of writing `bytes` bytes to a fresh file next to `log` in the writer's 256 KiB
+/// chunks (`write` into the page cache; the file is removed after).
+fn write_cpu(log: &std::path::Path, bytes: u64) -> Result<Duration> {
+    use std::io::Write as _;
+    let path = log.with_extension("floor");
+    let _ = std::fs::remove_file(&path);
+    let chunk = vec![b'x'; 256 << 10];
+    let mut f = std::fs::File::create(&path)?;
+    let t = thread_cpu_time();
+    let mut left = bytes as usize;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        f.write_all(&chunk[..n])?;
+        left -= n;
+    }
+    let cpu = thread_cpu_time().saturating_sub(t);
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    Ok(cpu)
 }
 
 /// The log-alone row as JSON.
@@ -284,14 +314,17 @@ pub fn log_alone_json(a: LogAlone) -> serde_json::Value {
         "core_ns_per_add": a.core_ns,
         "writer_cpu_ns_per_add": a.writer_ns,
         "written_ns_per_add": a.written_ns,
+        "bytes_per_add": a.bytes,
+        "write_floor_ns_per_add": a.write_ns,
     })
 }
 
 /// The log-alone row as text.
 pub fn log_alone_line(a: LogAlone) -> String {
     format!(
-        "instruction log alone (4 records per add), CPU time: core thread {:.0} ns/add, writer thread {:.0} ns/add; all lines written after {:.0} ns/add",
-        a.core_ns, a.writer_ns, a.written_ns
+        "instruction log alone (4 records per add), CPU time: core thread {:.0} ns/add, writer thread {:.0} ns/add; all lines written after {:.0} ns/add\n\
+         of the writer's time, {:.0} ns/add is the kernel's floor: writing the {:.0} bytes of an add's lines to a file, and nothing else",
+        a.core_ns, a.writer_ns, a.written_ns, a.write_ns, a.bytes
     )
 }
 

@@ -1,6 +1,7 @@
-//! `gt bench compile` end to end, briefly: the real binary's JSON has every workload, every
-//! round, each side's worker busy time and the compile stats, and `--aa` runs both sides eager. Values are not checked
-//! (timings belong in benchmarks, not tests); the structure and the counters are.
+//! `gt bench compile` and `gt bench ops --log-only` end to end, briefly. The compile bench's JSON
+//! has every workload, every round, each side's worker busy time and the compile stats, and
+//! `--aa` runs both sides eager; the log rows have both sides and the log-alone split. Values are
+//! not checked (timings belong in benchmarks, not tests); the structure and the counters are.
 
 mod common;
 
@@ -57,5 +58,48 @@ fn bench_compile_reports_rounds_stats_and_an_a_a_mode() {
     for w in aa["workloads"].as_array().expect("workloads") {
         assert!(w["workload"].as_str().unwrap().contains("A/A"), "{w}");
         assert!(w["compile"].is_null(), "{w}");
+    }
+}
+
+#[test]
+fn bench_ops_log_rows_report_both_sides_and_the_log_alone() {
+    let out = Command::new(common::GT)
+        .args([
+            "bench",
+            "ops",
+            "--log-only",
+            "--log-iters",
+            "2000",
+            "--json",
+        ])
+        .output()
+        .expect("runs gt");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    for side in ["add_16x16_us_off", "add_16x16_us_on"] {
+        assert!(
+            doc[side].as_f64().is_some_and(|x| x > 0.0),
+            "{side} in {doc}"
+        );
+    }
+    assert_eq!(doc["rounds"], 9, "{doc}");
+    let alone = &doc["alone"];
+    // Four lines of ~120 bytes per add: the records really became lines in the file.
+    let bytes = alone["bytes_per_add"].as_f64().expect("bytes_per_add");
+    assert!((300.0..1000.0).contains(&bytes), "{bytes} bytes per add");
+    for k in [
+        "core_ns_per_add",
+        "writer_cpu_ns_per_add",
+        "written_ns_per_add",
+        "write_floor_ns_per_add",
+    ] {
+        assert!(
+            alone[k].as_f64().is_some_and(|x| x >= 0.0),
+            "{k} in {alone}"
+        );
     }
 }
