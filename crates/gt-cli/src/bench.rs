@@ -6,7 +6,8 @@
 //! The last rows are the instruction log's cost ([`crate::bench_log`]).
 
 use crate::bench_log::{
-    log_alone, log_alone_json, log_alone_line, logging, logging_json, logging_line,
+    log_alone, log_alone_json, log_alone_line, logging, logging_json, logging_line, logging_step,
+    logging_step_json, logging_step_line,
 };
 use crate::cluster::Cluster;
 use anyhow::Result;
@@ -27,10 +28,12 @@ pub enum Which {
         /// Iterations of each loop.
         #[arg(long, default_value_t = 10_000)]
         iters: usize,
-        /// Only the instruction-log rows (logging off vs on, and the log alone).
+        /// Only the instruction-log rows (logging off vs on for an add loop and a training
+        /// step, and the log alone).
         #[arg(long)]
         log_only: bool,
-        /// Adds per round of the instruction-log row (9 rounds with the log off, 9 with it on).
+        /// Adds per round of the instruction-log row (9 rounds with the log off, 9 with it on);
+        /// the training-step row runs a 25th as many steps.
         #[arg(long, default_value_t = 50_000)]
         log_iters: usize,
     },
@@ -87,14 +90,18 @@ pub fn run(which: Which, cfg: &Config) -> Result<()> {
             log_iters,
             ..
         } => {
-            let row = logging(log_iters.max(1), cfg)?;
-            let alone = log_alone(log_iters.max(1))?;
+            let log_iters = log_iters.max(1);
+            let row = logging(log_iters, cfg)?;
+            let step = logging_step(log_iters, cfg)?;
+            let alone = log_alone(log_iters)?;
             if json {
                 let mut out = logging_json(&row);
+                out["training_step"] = logging_step_json(&step, log_iters);
                 out["alone"] = log_alone_json(alone);
                 println!("{out}");
             } else {
                 println!("{}", logging_line(&row));
+                println!("{}", logging_step_line(&step));
                 println!("{}", log_alone_line(alone));
             }
             Ok(())
@@ -198,6 +205,8 @@ fn ops(json: bool, iters: usize, log_iters: usize, cfg: &Config) -> Result<()> {
     drop(rt);
     progress("embedded add loop with the instruction log off and on");
     let log_row = logging(log_iters, cfg)?;
+    progress("a training step with the instruction log off and on");
+    let step_row = logging_step(log_iters, cfg)?;
     let alone = log_alone(log_iters)?;
 
     let opts = gt_client::connect::ConnectOptions {
@@ -237,6 +246,7 @@ fn ops(json: bool, iters: usize, log_iters: usize, cfg: &Config) -> Result<()> {
             )
         };
         let mut logging_row = logging_json(&log_row);
+        logging_row["training_step"] = logging_step_json(&step_row, log_iters);
         logging_row["alone"] = log_alone_json(alone);
         let out = serde_json::json!({
             "iters": iters,
@@ -279,6 +289,7 @@ fn ops(json: bool, iters: usize, log_iters: usize, cfg: &Config) -> Result<()> {
         PYTORCH_MATMUL_US / embedded.1
     );
     println!("{}", logging_line(&log_row));
+    println!("{}", logging_step_line(&step_row));
     println!("{}", log_alone_line(alone));
     Ok(())
 }

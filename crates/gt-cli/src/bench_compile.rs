@@ -25,7 +25,8 @@ use gt::runtime::Embedded;
 use gt::{DType, Session, Tensor};
 use std::time::Instant;
 
-type Step = Box<dyn FnMut() -> Result<f64>>;
+/// One iteration of a workload (ends with a read of its loss).
+pub(crate) type Step = Box<dyn FnMut() -> Result<f64>>;
 type Build = fn(&Session, usize) -> Result<Step>;
 
 fn leaf(s: &Session, shape: &[usize]) -> Result<Tensor> {
@@ -47,7 +48,7 @@ fn matmul_chain(s: &Session, n: usize) -> Result<Step> {
 
 /// W2: Linear in→h relu →h/2 relu →10 (weights (in,out) randn·0.01, bias zeros), data
 /// batch×in, MSE, SGD lr 0.01, zero grads.
-fn mlp(s: &Session, scale: usize) -> Result<Step> {
+pub(crate) fn mlp(s: &Session, scale: usize) -> Result<Step> {
     let (batch, d_in, h1, h2) = if scale == 1 {
         (16, 32, 64, 32)
     } else {

@@ -2,7 +2,8 @@
 //! `gt bench ops`):
 //!
 //! - end to end: the embedded `a = a + b` loop with the log off and on, timed until every line is
-//!   in the file, with the process's CPU time per add;
+//!   in the file, with the process's CPU time per add (the worst case: the cheapest instruction);
+//! - the same on a training step (the seed-size MLP step of `gt bench compile`);
 //! - the log alone: the four records of an add pushed straight into an [`InstructionLog`] as the
 //!   dispatcher core would, which splits the log's cost between the core thread (building and
 //!   handing over records) and the writer thread (formatting and writing the lines).
@@ -71,6 +72,41 @@ impl Spread {
 /// is the whole process's (every thread: client, dispatcher core, worker, log writer), so it
 /// shows the log's cost even where an idle core hides it from the wall time.
 pub fn logging(iters: usize, cfg: &Config) -> Result<LogRow> {
+    logging_of(iters, cfg, "bench-log", |s| {
+        let b = s.try_randn([16, 16], DType::F32)?;
+        let mut a = s.try_zeros_like(&b)?;
+        Ok(Box::new(move || {
+            a = a.try_add(&b)?;
+            Ok(0.0)
+        }))
+    })
+}
+
+/// Steps of the seed-size MLP training step (`gt bench compile`'s second workload: forward,
+/// backward, SGD update, `loss.item()`; 52 instructions and 52 frees a step) per round of
+/// the training-step row.
+pub fn step_iters(iters: usize) -> usize {
+    (iters / 25).max(10)
+}
+
+/// The instruction log's cost on a training step: [`logging`]'s rounds over the seed-size MLP
+/// step instead of single adds (the times are per step). Each instruction does more work than
+/// a 16x16 add, so the log's share is smaller: this is what logging costs a real training loop,
+/// where the add loop is its worst case.
+pub fn logging_step(iters: usize, cfg: &Config) -> Result<LogRow> {
+    logging_of(step_iters(iters), cfg, "bench-log-step", |s| {
+        crate::bench_compile::mlp(s, 1)
+    })
+}
+
+/// [`LOG_ROUNDS`] alternating rounds of `iters` iterations of the workload `build` makes, with
+/// the log off and on (see [`logging`] for what a round times).
+fn logging_of(
+    iters: usize,
+    cfg: &Config,
+    name: &str,
+    build: impl Fn(&gt::Session) -> Result<crate::bench_compile::Step>,
+) -> Result<LogRow> {
     let path = std::env::temp_dir().join(format!("gt-bench-{}.log", std::process::id()));
     let threads = cfg.threads_per_worker(1);
     let round = |log: Option<std::path::PathBuf>| -> Result<LogSide> {
@@ -86,20 +122,19 @@ pub fn logging(iters: usize, cfg: &Config) -> Result<LogRow> {
                 ..cfg.clone()
             },
         )?;
-        let s = rt.session("bench-log")?;
-        let b = s.try_randn([16, 16], DType::F32)?;
-        let mut a = s.try_zeros_like(&b)?;
+        let s = rt.session(name)?;
+        let mut step = build(&s)?;
         for _ in 0..(iters / 10).clamp(1, 1000) {
-            a = a.try_add(&b)?;
+            step()?;
         }
-        a.to_vec()?;
+        s.sync()?;
         let cpu = cpu_time();
         let t = Instant::now();
         for _ in 0..iters {
-            a = a.try_add(&b)?;
+            step()?;
         }
-        a.to_vec()?;
-        drop((a, b, s));
+        s.sync()?;
+        drop((step, s));
         drop(rt);
         let n = iters as f64;
         Ok(LogSide {
@@ -168,6 +203,38 @@ pub fn logging_json(r: &LogRow) -> serde_json::Value {
         "cpu_overhead": r.cpu_cost.median,
         "cpu_overhead_range": spread(r.cpu_cost),
     })
+}
+
+/// The training-step row as JSON (times per step).
+pub fn logging_step_json(r: &LogRow, iters: usize) -> serde_json::Value {
+    let spread = |x: Spread| serde_json::json!({ "median": x.median, "min": x.min, "max": x.max });
+    serde_json::json!({
+        "workload": "MLP training step (seed size)",
+        "steps_per_round": step_iters(iters),
+        "rounds": LOG_ROUNDS,
+        "step_us_off": r.off.wall_us,
+        "step_us_on": r.on.wall_us,
+        "overhead": r.cost.median,
+        "overhead_range": spread(r.cost),
+        "cpu_us_per_step_off": r.off.cpu_us,
+        "cpu_us_per_step_on": r.on.cpu_us,
+        "cpu_overhead": r.cpu_cost.median,
+        "cpu_overhead_range": spread(r.cpu_cost),
+    })
+}
+
+/// The training-step row as text.
+pub fn logging_step_line(r: &LogRow) -> String {
+    let pct = |x: f64| x * 100.0;
+    format!(
+        "instruction log on a training step (seed-size MLP step, best of {LOG_ROUNDS}): off {:.1} µs/step, on {:.1} µs/step; cost, median of {LOG_ROUNDS} pairs: {:+.1}% wall time (range {:+.0}%..{:+.0}%), {:+.1}% process CPU time",
+        r.off.wall_us,
+        r.on.wall_us,
+        pct(r.cost.median),
+        pct(r.cost.min),
+        pct(r.cost.max),
+        pct(r.cpu_cost.median),
+    )
 }
 
 /// The logging row as text.

@@ -1,6 +1,6 @@
 //! `gt bench compile` and `gt bench ops --log-only` end to end, briefly. The compile bench's JSON
 //! has every workload, every round, each side's worker busy time and the compile stats, and
-//! `--aa` runs both sides eager; the log rows have both sides and the log-alone split. Values are
+//! `--aa` runs both sides eager; the log rows have both sides (an add loop and a training step) and the log-alone split. Values are
 //! not checked (timings belong in benchmarks, not tests); the structure and the counters are.
 
 mod common;
@@ -87,6 +87,14 @@ fn bench_ops_log_rows_report_both_sides_and_the_log_alone() {
         );
     }
     assert_eq!(doc["rounds"], 9, "{doc}");
+    let step = &doc["training_step"];
+    for side in ["step_us_off", "step_us_on"] {
+        assert!(
+            step[side].as_f64().is_some_and(|x| x > 0.0),
+            "{side} in {step}"
+        );
+    }
+    assert!(step["overhead"].as_f64().is_some(), "{step}");
     let alone = &doc["alone"];
     // Four lines of ~120 bytes per add: the records really became lines in the file.
     let bytes = alone["bytes_per_add"].as_f64().expect("bytes_per_add");
