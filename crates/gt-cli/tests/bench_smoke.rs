@@ -8,13 +8,11 @@ mod common;
 use serde_json::Value;
 use std::process::Command;
 
-fn bench(extra: &[&str]) -> Value {
+/// `gt <args> --json`, which must succeed and print one JSON object.
+fn gt_json(args: &[&str]) -> Value {
     let out = Command::new(common::GT)
-        .args([
-            "bench", "compile", "--iters", "8", "--warmup", "2", "--rounds", "2",
-        ])
-        .args(["--json"])
-        .args(extra)
+        .args(args)
+        .arg("--json")
         .output()
         .expect("runs gt");
     assert!(
@@ -23,6 +21,13 @@ fn bench(extra: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+fn bench(extra: &[&str]) -> Value {
+    let args = [
+        "bench", "compile", "--iters", "8", "--warmup", "2", "--rounds", "2",
+    ];
+    gt_json(&[&args[..], extra].concat())
 }
 
 #[test]
@@ -63,23 +68,7 @@ fn bench_compile_reports_rounds_stats_and_an_a_a_mode() {
 
 #[test]
 fn bench_ops_log_rows_report_both_sides_and_the_log_alone() {
-    let out = Command::new(common::GT)
-        .args([
-            "bench",
-            "ops",
-            "--log-only",
-            "--log-iters",
-            "2000",
-            "--json",
-        ])
-        .output()
-        .expect("runs gt");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let doc = gt_json(&["bench", "ops", "--log-only", "--log-iters", "2000"]);
     for side in ["add_16x16_us_off", "add_16x16_us_on"] {
         assert!(
             doc[side].as_f64().is_some_and(|x| x > 0.0),
