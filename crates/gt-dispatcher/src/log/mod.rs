@@ -153,27 +153,30 @@ pub(crate) enum Record {
     /// Op number `n` will not be used again.
     ForgetOp { n: u32 },
     ClientExec {
-        at: u64,
+        ms: u32,
         sid: SessionId,
         out: TensorId,
         op: u32,
-        inputs: Ins,
+        /// The first `n` of `ins` are the inputs.
+        n: u8,
+        ins: [u64; MAX_INS],
     },
     ClientFree {
-        at: u64,
+        ms: u32,
         sid: SessionId,
         id: TensorId,
     },
     WorkerExec {
-        at: u64,
+        ms: u32,
         kind: Kind,
         w: WorkerId,
         out: Key,
         op: u32,
-        inputs: Ins,
+        n: u8,
+        ins: [u64; MAX_INS],
     },
     WorkerFree {
-        at: u64,
+        ms: u32,
         kind: Kind,
         w: WorkerId,
         key: Key,
@@ -183,38 +186,22 @@ pub(crate) enum Record {
     Text(Box<TextRecord>),
 }
 
-/// The input ids of a hot `Exec` record, inline: copying them is two stores, where cloning the
-/// message's `SmallVec` went through its generic `extend` and cost more than the rest of the
-/// record. Ops with more inputs are rare and logged as [`Record::Text`].
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Ins {
-    ids: [u64; Ins::MAX],
-    len: u8,
-}
+/// Inputs a hot `Exec` record holds inline (with their count beside them, so that a record is
+/// 40 bytes): copying them is two stores, where cloning the message's `SmallVec` went through its
+/// generic `extend` and cost more than the rest of the record. Ops with more inputs are rare and
+/// logged as [`Record::Text`].
+pub(crate) const MAX_INS: usize = 2;
 
-impl Ins {
-    /// Inputs a hot record holds.
-    const MAX: usize = 2;
-
-    /// The first [`Ins::MAX`] of `ids` (callers check that there are no more). Written out
-    /// element by element: a loop over the array compiled to a `memcpy` call, whose result was
-    /// then read back at a different width (a store-forwarding stall that cost more than the
-    /// rest of the record).
-    pub(crate) fn of(mut ids: impl ExactSizeIterator<Item = u64>) -> Ins {
-        debug_assert!(ids.len() <= Ins::MAX);
-        let len = ids.len().min(Ins::MAX) as u8;
-        let first = ids.next().unwrap_or(0);
-        let second = ids.next().unwrap_or(0);
-        Ins {
-            ids: [first, second],
-            len,
-        }
-    }
-
-    /// The ids.
-    pub(crate) fn ids(&self) -> &[u64] {
-        &self.ids[..self.len as usize]
-    }
+/// The count and the inline array of `ids`, at most [`MAX_INS`] (callers check). Written out
+/// element by element: a loop over the array compiled to a `memcpy` call, whose result was then
+/// read back at a different width (a store-forwarding stall that cost more than the rest of the
+/// record).
+pub(crate) fn inline_ids(mut ids: impl ExactSizeIterator<Item = u64>) -> (u8, [u64; MAX_INS]) {
+    debug_assert!(ids.len() <= MAX_INS);
+    let n = ids.len().min(MAX_INS) as u8;
+    let first = ids.next().unwrap_or(0);
+    let second = ids.next().unwrap_or(0);
+    (n, [first, second])
 }
 
 /// A rare event's line, ready but for its sequence number and time column.
@@ -233,6 +220,8 @@ pub struct InstructionLog {
     start_unix_ns: u64,
     /// Microseconds since `start` of the core's current round.
     now_us: u64,
+    /// The same in milliseconds, as hot records carry it (49 days fit; the lines show ms).
+    now_ms: u32,
     /// When the last batch was handed to the writer.
     handed_us: u64,
     named: Vec<bool>,
@@ -305,6 +294,7 @@ impl InstructionLog {
             start,
             start_unix_ns,
             now_us: 0,
+            now_ms: 0,
             handed_us: 0,
             named: Vec::new(),
             batch: Vec::with_capacity(BATCH),
@@ -346,6 +336,7 @@ impl InstructionLog {
     /// Sets the time stamped on the following records (the core's current round).
     pub fn set_now(&mut self, now: Instant) {
         self.now_us = now.saturating_duration_since(self.start).as_micros() as u64;
+        self.now_ms = u32::try_from(self.now_us / 1000).unwrap_or(u32::MAX);
     }
 
     /// Microseconds since the log started, for a Unix time in nanoseconds (timing records).
@@ -462,20 +453,24 @@ impl InstructionLog {
     /// A client instruction (`RECV`).
     pub fn client_msg(&mut self, sid: SessionId, name: &str, m: &ClientMsg) {
         self.name(sid, name);
-        let at = self.now_us;
         match m {
-            ClientMsg::Exec { out, op, inputs } if inputs.len() <= Ins::MAX => {
-                let inputs = Ins::of(inputs.iter().map(|t| t.0));
+            ClientMsg::Exec { out, op, inputs } if inputs.len() <= MAX_INS => {
+                let (n, ins) = inline_ids(inputs.iter().map(|t| t.0));
                 let op = self.op(op);
                 self.push(Record::ClientExec {
-                    at,
+                    ms: self.now_ms,
                     sid,
                     out: *out,
                     op,
-                    inputs,
+                    n,
+                    ins,
                 })
             }
-            ClientMsg::Free { id } => self.push(Record::ClientFree { at, sid, id: *id }),
+            ClientMsg::Free { id } => self.push(Record::ClientFree {
+                ms: self.now_ms,
+                sid,
+                id: *id,
+            }),
             _ => {
                 if matches!(
                     m,
@@ -506,22 +501,22 @@ impl InstructionLog {
 
     /// A message to a worker (`WORKER_SEND`, or `MODIFIER_INJECT` when the router injected it).
     pub fn worker_msg(&mut self, kind: Kind, w: WorkerId, m: &WorkerMsg) {
-        let at = self.now_us;
         match m {
-            WorkerMsg::Exec { out, op, inputs } if inputs.len() <= Ins::MAX => {
-                let inputs = Ins::of(inputs.iter().map(|k| k.0));
+            WorkerMsg::Exec { out, op, inputs } if inputs.len() <= MAX_INS => {
+                let (n, ins) = inline_ids(inputs.iter().map(|k| k.0));
                 let op = self.op(op);
                 self.push(Record::WorkerExec {
-                    at,
+                    ms: self.now_ms,
                     kind,
                     w,
                     out: *out,
                     op,
-                    inputs,
+                    n,
+                    ins,
                 })
             }
             WorkerMsg::Free { key } => self.push(Record::WorkerFree {
-                at,
+                ms: self.now_ms,
                 kind,
                 w,
                 key: *key,

@@ -122,16 +122,17 @@ impl Formatter {
                 self.ops.remove(n);
             }
             Record::ClientExec {
-                at,
+                ms,
                 sid,
                 out,
                 op,
-                inputs,
+                n,
+                ins,
             } => {
-                self.at(*at);
+                self.at_ms(*ms as u64);
                 self.middle(CLIENT_EXEC, Kind::Recv, Who::Client(*sid));
                 let (op_text, op_size) = self.ops.get(op).unwrap_or(&self.unknown_op);
-                let ids = inputs.ids();
+                let ids = &ins[..*n as usize];
                 let size = 1 + varint_len(out.0) + op_size + ids_len(ids);
                 let mid = &self.hot[CLIENT_EXEC].bytes;
                 let mut c = Cursor::new(b, mid.padded.len() + op_text.padded.len());
@@ -153,8 +154,8 @@ impl Formatter {
                 c.finish();
                 self.count();
             }
-            Record::ClientFree { at, sid, id } => {
-                self.at(*at);
+            Record::ClientFree { ms, sid, id } => {
+                self.at_ms(*ms as u64);
                 self.middle(CLIENT_FREE, Kind::Recv, Who::Client(*sid));
                 let mid = &self.hot[CLIENT_FREE].bytes;
                 let mut c = Cursor::new(b, mid.padded.len());
@@ -168,17 +169,18 @@ impl Formatter {
                 self.count();
             }
             Record::WorkerExec {
-                at,
+                ms,
                 kind,
                 w,
                 out,
                 op,
-                inputs,
+                n,
+                ins,
             } => {
-                self.at(*at);
+                self.at_ms(*ms as u64);
                 self.middle(WORKER_EXEC, *kind, Who::Worker(*w));
                 let (op_text, op_size) = self.ops.get(op).unwrap_or(&self.unknown_op);
-                let ids = inputs.ids();
+                let ids = &ins[..*n as usize];
                 let size = 1 + varint_len(out.0) + op_size + ids_len(ids);
                 let mid = &self.hot[WORKER_EXEC].bytes;
                 let mut c = Cursor::new(b, mid.padded.len() + op_text.padded.len());
@@ -201,12 +203,12 @@ impl Formatter {
                 self.count();
             }
             Record::WorkerFree {
-                at,
+                ms,
                 kind,
                 w,
                 key: k,
             } => {
-                self.at(*at);
+                self.at_ms(*ms as u64);
                 self.middle(WORKER_FREE, *kind, Who::Worker(*w));
                 let mid = &self.hot[WORKER_FREE].bytes;
                 let mut c = Cursor::new(b, mid.padded.len());
@@ -220,7 +222,7 @@ impl Formatter {
                 self.count();
             }
             Record::Text(t) => {
-                self.at(t.at);
+                self.at_ms(t.at / 1000);
                 b.extend_from_slice(&self.prefix[..self.prefix_len]);
                 self.count();
                 b.extend_from_slice(b" | ");
@@ -245,10 +247,9 @@ impl Formatter {
         }
     }
 
-    /// Makes the prefix show the millisecond of `at_us`.
+    /// Makes the prefix show millisecond `ms` (since the log started).
     #[inline(always)]
-    fn at(&mut self, at_us: u64) {
-        let ms = at_us / 1000;
+    fn at_ms(&mut self, ms: u64) {
         if ms != self.prefix_ms {
             self.new_millisecond(ms);
         }
@@ -566,7 +567,7 @@ fn pad(b: &mut Vec<u8>, s: &str, width: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::{format, size_of, Ins, TextRecord};
+    use crate::log::{format, inline_ids, size_of, TextRecord};
     use gt_core::TensorId;
     use gt_ops::{BinaryOp, Op};
     use gt_proto::{ClientMsg, WorkerMsg};
@@ -619,6 +620,7 @@ mod tests {
             }
             for round in 0..1700u64 {
                 let at = 999_000 + round * 997;
+                let ms = (at / 1000) as u32;
                 let x = ids[round as usize % ids.len()];
                 let y = ids[(round as usize / ids.len()) % ids.len()];
                 let (n, op) = (round % 2, &ops[round as usize % 2]);
@@ -628,12 +630,14 @@ mod tests {
                     op: op.clone(),
                     inputs: inputs.iter().map(|&i| TensorId(i)).collect(),
                 };
+                let (k, ins) = inline_ids(inputs.iter().copied());
                 let hot = Record::ClientExec {
-                    at,
+                    ms,
                     sid,
                     out: TensorId(y),
                     op: n as u32,
-                    inputs: Ins::of(inputs.iter().copied()),
+                    n: k,
+                    ins,
                 };
                 let text = |kind, src, cmd, size, details| TextRecord {
                     at,
@@ -654,7 +658,7 @@ mod tests {
                 assert_eq!(a, b);
                 let m = ClientMsg::Free { id: TensorId(x) };
                 let hot = Record::ClientFree {
-                    at,
+                    ms,
                     sid,
                     id: TensorId(x),
                 };
@@ -680,12 +684,13 @@ mod tests {
                     inputs: keys.iter().copied().collect(),
                 };
                 let hot = Record::WorkerExec {
-                    at,
+                    ms,
                     kind,
                     w,
                     out: Key(x),
                     op: n as u32,
-                    inputs: Ins::of(inputs.iter().copied()),
+                    n: k,
+                    ins,
                 };
                 let t = text(
                     kind,
@@ -698,7 +703,7 @@ mod tests {
                 assert_eq!(a, b);
                 let m = WorkerMsg::Free { key: Key(y) };
                 let hot = Record::WorkerFree {
-                    at,
+                    ms,
                     kind,
                     w,
                     key: Key(y),
@@ -720,9 +725,10 @@ mod tests {
 
     #[test]
     fn records_stay_small() {
-        // The core copies one per logged message; rare events are boxed to keep it so.
+        // The core copies one per logged message; rare events are boxed to keep it so, and a
+        // hot record's input count sits beside its other small fields.
         assert!(
-            std::mem::size_of::<Record>() <= 64,
+            std::mem::size_of::<Record>() <= 40,
             "{}",
             std::mem::size_of::<Record>()
         );
@@ -771,7 +777,7 @@ mod tests {
             // A new millisecond every 7 lines; 1.5 s in.
             let at = 1_500_000 + seq / 7 * 1000;
             b.clear();
-            f.at(at);
+            f.at_ms(at / 1000);
             b.extend_from_slice(&f.prefix[..f.prefix_len]);
             f.count();
             let ms = at / 1000;
