@@ -49,6 +49,9 @@ const HANDOFF_US: u64 = 5_000;
 /// costs the core several µs, and handing over the 8 records of every `x = x + 1; x.item()`
 /// round trip (or every 16th of them) made those round trips slower (median 4.6 → 4.9 µs).
 const SYNC_STRETCH: usize = 64;
+/// Op names of `EXEC` spans the core numbers (op names and instruction kinds: a few dozen; a
+/// worker sending more, which only a broken one would, gets the rest logged as text).
+const NAMES: usize = 1024;
 /// Ops the core remembers by number (most recently used first, found by a linear search).
 /// A training step uses a few dozen distinct ops (the seed-size MLP step 22, counting each
 /// attribute variant: `reshape([32])`, `mul(x, scalar=0.01)`, …). With room for 8, nearly every
@@ -181,6 +184,18 @@ pub(crate) enum Record {
         w: WorkerId,
         key: Key,
     },
+    /// Name number `n` (of an `EXEC` span's op) is `name`.
+    DefineName { n: u16, name: Box<str> },
+    /// A worker's timing record of one instruction (`EXEC`): started `t_us` after the log
+    /// started, took `dur_ns`.
+    Span {
+        ms: u32,
+        w: WorkerId,
+        key: Key,
+        name: u16,
+        t_us: u64,
+        dur_ns: u64,
+    },
     /// Anything else, its details already formatted (boxed: rare, and it would double the size
     /// of every record).
     Text(Box<TextRecord>),
@@ -231,6 +246,8 @@ pub struct InstructionLog {
     /// Recently used ops and their numbers, most recent first.
     ops: Vec<(Op, u32)>,
     next_op: u32,
+    /// The op names of `EXEC` spans so far, by number.
+    span_names: Vec<Box<str>>,
     /// A client's sync point ended a long stretch of records this round ([`SYNC_STRETCH`]).
     sync_point: bool,
     /// The batch's length at the last sync point.
@@ -302,6 +319,7 @@ impl InstructionLog {
             timing: false,
             ops: Vec::with_capacity(OPS),
             next_op: 0,
+            span_names: Vec::new(),
             sync_point: false,
             sync_mark: 0,
         })
@@ -398,6 +416,24 @@ impl InstructionLog {
             op: Box::new(op.clone()),
         });
         n
+    }
+
+    /// The number of an `EXEC` span's op name, defining it for the writer when it is new;
+    /// `None` once [`NAMES`] are taken (a span is then logged as text).
+    fn name_number(&mut self, name: &str) -> Option<u16> {
+        if let Some(i) = self.span_names.iter().position(|n| &**n == name) {
+            return Some(i as u16);
+        }
+        if self.span_names.len() >= NAMES {
+            return None;
+        }
+        let n = self.span_names.len() as u16;
+        self.span_names.push(name.into());
+        self.batch.push(Record::DefineName {
+            n,
+            name: name.into(),
+        });
+        Some(n)
     }
 
     fn push(&mut self, r: Record) {
@@ -544,9 +580,21 @@ impl InstructionLog {
             }
             WorkerReply::Timing { spans } => {
                 for s in spans {
-                    let t = self.unix_to_us(s.start_unix_ns);
-                    let details = format::exec_span(s, t);
-                    self.text(Kind::Exec, Src::Worker(w), "Timing", 0, details);
+                    let t_us = self.unix_to_us(s.start_unix_ns);
+                    match self.name_number(&s.op) {
+                        Some(name) => self.push(Record::Span {
+                            ms: self.now_ms,
+                            w,
+                            key: s.key,
+                            name,
+                            t_us,
+                            dur_ns: s.dur_ns,
+                        }),
+                        None => {
+                            let details = format::exec_span(s, t_us);
+                            self.text(Kind::Exec, Src::Worker(w), "Timing", 0, details);
+                        }
+                    }
                 }
             }
             _ => {

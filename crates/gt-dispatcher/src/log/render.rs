@@ -64,7 +64,9 @@ pub(crate) struct Formatter {
     /// The ops the core numbered: ` op=<display>` and the op's encoded size.
     ops: FxHashMap<u32, (Piece, usize)>,
     /// ` | <EVENT> | <source> | <command> | ` of the last line of each hot shape.
-    hot: [Middle; 4],
+    hot: [Middle; 5],
+    /// ` op=<name>` of each `EXEC` span name the core numbered.
+    names: Vec<Piece>,
     /// The text of an op the core never defined (not expected; kept visible if it happens).
     unknown_op: (Piece, usize),
 }
@@ -81,6 +83,7 @@ const CLIENT_EXEC: usize = 0;
 const CLIENT_FREE: usize = 1;
 const WORKER_EXEC: usize = 2;
 const WORKER_FREE: usize = 3;
+const SPAN: usize = 4;
 
 impl Formatter {
     pub(crate) fn new() -> Formatter {
@@ -98,6 +101,7 @@ impl Formatter {
                 bytes: Piece::new(b""),
             }),
             unknown_op: (Piece::new(b" op=?"), 0),
+            names: Vec::new(),
         }
     }
 
@@ -120,6 +124,44 @@ impl Formatter {
             }
             Record::ForgetOp { n } => {
                 self.ops.remove(n);
+            }
+            Record::DefineName { n, name } => {
+                let n = *n as usize;
+                if self.names.len() <= n {
+                    self.names.resize_with(n + 1, || Piece::new(b" op=?"));
+                }
+                self.names[n] = Piece::new(format!(" op={name}").as_bytes());
+            }
+            Record::Span {
+                ms,
+                w,
+                key,
+                name,
+                t_us,
+                dur_ns,
+            } => {
+                self.at_ms(*ms as u64);
+                self.middle(SPAN, Kind::Exec, Who::Worker(*w));
+                let name = self.names.get(*name as usize).unwrap_or(&self.unknown_op.0);
+                let mid = &self.hot[SPAN].bytes;
+                let mut c = Cursor::new(b, mid.padded.len() + name.padded.len());
+                c.put(&self.prefix, self.prefix_len);
+                c.piece(mid);
+                c.size_column(0);
+                c.lit(b"key=");
+                c.key(*key);
+                c.piece(name);
+                c.lit(b" t=");
+                c.uint(t_us / 1_000_000);
+                c.lit(b".");
+                c.zero_padded(t_us % 1_000_000, 6);
+                c.lit(b"s dur=");
+                c.uint(dur_ns / 1000);
+                c.lit(b".");
+                c.zero_padded(dur_ns % 1000, 3);
+                c.lit(b"us\n");
+                c.finish();
+                self.count();
             }
             Record::ClientExec {
                 ms,
@@ -313,10 +355,10 @@ impl Formatter {
         m.extend_from_slice(b" | ");
         pad(
             &mut m,
-            if slot == CLIENT_EXEC || slot == WORKER_EXEC {
-                "Exec"
-            } else {
-                "Free"
+            match slot {
+                CLIENT_EXEC | WORKER_EXEC => "Exec",
+                SPAN => "Timing",
+                _ => "Free",
             },
             15,
         );
@@ -412,6 +454,16 @@ impl<'a> Cursor<'a> {
         // initialized, so it may not be viewed as a slice.)
         unsafe { write_digits(self.out.as_mut_ptr().add(self.len), len, n) };
         self.len += len;
+    }
+
+    /// Appends `n` (below `10^width`) in decimal, zero-padded to `width` digits.
+    #[inline(always)]
+    fn zero_padded(&mut self, n: u64, width: usize) {
+        let len = decimal_len(n);
+        for _ in len..width {
+            self.lit(b"0");
+        }
+        self.uint(n);
     }
 
     /// Appends `s<session>:<local>`.

@@ -18,9 +18,10 @@ fn both(f: &mut [Formatter; 2], r: &Record, text: TextRecord) -> (String, String
 
 #[test]
 fn hot_lines_equal_the_generic_formatting() {
-    // Every hot record shape, against the same message formatted the way rare events are
-    // (`format::*_details` through `std::fmt`): short and long client names (pieces of one
-    // and several chunks), ids from 0 to 20 digits, 0 to 2 inputs, and sequence numbers
+    // Every hot record shape (client and worker `Exec` and `Free`, and workers' `EXEC` timing
+    // spans), against the same message formatted the way rare events are (`format::*` through
+    // `std::fmt`): short and long client and op names (pieces of one and several chunks), ids
+    // from 0 to 20 digits, 0 to 2 inputs, times that need zero padding, and sequence numbers
     // and milliseconds that change width along the way.
     let ops = [
         Op::Binary(BinaryOp::Add),
@@ -31,6 +32,13 @@ fn hot_lines_equal_the_generic_formatting() {
         },
     ];
     let ids = [0u64, 7, 10, 99_999, 1 << 40, u64::MAX >> 1];
+    let span_names = [
+        "add",
+        "matmul",
+        "upload",
+        "a-name-longer-than-one-chunk-of-32-bytes",
+    ];
+    let times = [0u64, 7, 999, 1000, 999_999, 1_000_000, 12_345_678_901];
     let names = ["t".to_string(), "n".repeat(40), "long-".repeat(30)];
     let mut f = [Formatter::new(), Formatter::new()];
     let mut checked = 0;
@@ -48,6 +56,13 @@ fn hot_lines_equal_the_generic_formatting() {
                 let define = Record::DefineOp {
                     n: n as u32,
                     op: Box::new(op.clone()),
+                };
+                ff.line(&mut Vec::new(), &define);
+            }
+            for (n, name) in span_names.iter().enumerate() {
+                let define = Record::DefineName {
+                    n: n as u16,
+                    name: (*name).into(),
                 };
                 ff.line(&mut Vec::new(), &define);
             }
@@ -151,7 +166,32 @@ fn hot_lines_equal_the_generic_formatting() {
             );
             let (a, b) = both(&mut f, &hot, t);
             assert_eq!(a, b);
-            checked += 4;
+            // A worker's timing record of the same instruction.
+            let span = gt_proto::ExecSpan {
+                key: Key(x),
+                op: span_names[round as usize % span_names.len()].into(),
+                start_unix_ns: 0,
+                dur_ns: times[(round as usize / 3) % times.len()],
+            };
+            let t_us = times[round as usize % times.len()];
+            let hot = Record::Span {
+                ms,
+                w,
+                key: span.key,
+                name: (round as usize % span_names.len()) as u16,
+                t_us,
+                dur_ns: span.dur_ns,
+            };
+            let t = text(
+                Kind::Exec,
+                Src::Worker(w),
+                "Timing",
+                0,
+                format::exec_span(&span, t_us),
+            );
+            let (a, b) = both(&mut f, &hot, t);
+            assert_eq!(a, b);
+            checked += 5;
         }
     }
     assert!(checked > 10_000, "sequence numbers reached five digits");
