@@ -15,8 +15,8 @@
 //!
 //! Cost: the core holds an `Option<InstructionLog>`, so nothing happens when logging is off. When
 //! on, the core only pushes small binary [`Record`]s (the hot ones — client and worker `Exec` and
-//! `Free` — copy a few ids and the op; rare events format their details on the spot) stamped with
-//! the time of the core's current round. [`InstructionLog::flush`] (end of every core round) hands
+//! `Free`, and workers' `EXEC` timing spans — copy a few ids and numbers; rare events format
+//! their details on the spot) stamped with the time of the core's current round. [`InstructionLog::flush`] (end of every core round) hands
 //! the batch to a writer thread ([`writer`]) that numbers, formats and writes the lines, and
 //! streams them to monitors.
 
