@@ -246,8 +246,8 @@ pub struct InstructionLog {
     /// Recently used ops and their numbers, most recent first.
     ops: Vec<(Op, u32)>,
     next_op: u32,
-    /// The op names of `EXEC` spans so far, by number.
-    span_names: Vec<Box<str>>,
+    /// The op names of `EXEC` spans so far, and their numbers.
+    span_names: rustc_hash::FxHashMap<Box<str>, u16>,
     /// A client's sync point ended a long stretch of records this round ([`SYNC_STRETCH`]).
     sync_point: bool,
     /// The batch's length at the last sync point.
@@ -319,7 +319,7 @@ impl InstructionLog {
             timing: false,
             ops: Vec::with_capacity(OPS),
             next_op: 0,
-            span_names: Vec::new(),
+            span_names: Default::default(),
             sync_point: false,
             sync_mark: 0,
         })
@@ -421,14 +421,14 @@ impl InstructionLog {
     /// The number of an `EXEC` span's op name, defining it for the writer when it is new;
     /// `None` once [`NAMES`] are taken (a span is then logged as text).
     fn name_number(&mut self, name: &str) -> Option<u16> {
-        if let Some(i) = self.span_names.iter().position(|n| &**n == name) {
-            return Some(i as u16);
+        if let Some(&n) = self.span_names.get(name) {
+            return Some(n);
         }
         if self.span_names.len() >= NAMES {
             return None;
         }
         let n = self.span_names.len() as u16;
-        self.span_names.push(name.into());
+        self.span_names.insert(name.into(), n);
         self.batch.push(Record::DefineName {
             n,
             name: name.into(),

@@ -130,3 +130,31 @@ fn ops_with_more_inputs_than_a_hot_record_holds_are_logged_whole() {
         "{text}"
     );
 }
+
+#[test]
+fn timing_spans_name_their_ops_once_numbered() {
+    let path = std::env::temp_dir().join(format!("gt-log-spans-{}.log", std::process::id()));
+    let mut log = InstructionLog::create(&path).unwrap();
+    let names = ["add", "matmul", "free", "add", "add", "matmul"];
+    let spans = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| gt_proto::ExecSpan {
+            key: Key::new(SessionId(2), i as u64),
+            op: n.to_string().into(),
+            start_unix_ns: log.start_unix_ns + 1_000_000 * i as u64,
+            dur_ns: 1500,
+        })
+        .collect();
+    log.worker_reply(WorkerId(0), &WorkerReply::Timing { spans });
+    drop(log);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), names.len(), "{text}");
+    for (i, (line, n)) in lines.iter().zip(names).enumerate() {
+        assert!(line.contains("| EXEC "), "{line}");
+        let want = format!("key=s2:{i} op={n} t=0.00{i}000s dur=1.500us");
+        assert!(line.ends_with(&want), "{line}\nwanted {want}");
+    }
+}
