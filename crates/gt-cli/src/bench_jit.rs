@@ -57,7 +57,7 @@ fn input(t: &CpuTensor, shape: &Shape) -> LoopInput {
     LoopInput {
         dtype: t.dtype(),
         offset: t.layout().offset,
-        strides: t.layout().broadcast_strides(shape),
+        strides: t.layout().broadcast_strides(shape).into_iter().collect(),
     }
 }
 

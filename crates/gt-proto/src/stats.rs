@@ -92,6 +92,10 @@ pub struct CompileStats {
     /// Deferred results freed unused: work never done.
     #[serde(default)]
     pub deferred_dropped: u64,
+    /// Instructions of the compiled programs that compute constants (creation ops and what only
+    /// they feed): computed on a stream's first run of the program, then reused.
+    #[serde(default)]
+    pub folded_instructions: u64,
 }
 
 /// The dispatcher's own counters (`ClientMsg::DispatcherStats`).

@@ -75,7 +75,7 @@ impl<E: Engine> WorkerState<E> {
     /// Handles one instruction, pushing any reply to `out`.
     pub fn handle(&mut self, msg: WorkerMsg, peers: &mut dyn Peers, out: &mut Vec<WorkerReply>) {
         if !self.deferred.is_empty() {
-            for k in deferred::reads(&msg) {
+            for &k in deferred::reads(&msg) {
                 if !self.deferred.contains_key(&k) {
                     continue;
                 }
@@ -350,13 +350,20 @@ mod tests {
     use gt_core::{DType, ReqId};
     use gt_ops::{Op, UnaryOp};
 
-    /// A scalar engine whose `exp` kernel panics, to test the guard.
-    struct Scalars;
+    /// A scalar engine whose `exp` kernel panics, to test the guard; it counts the `full`s it
+    /// runs.
+    #[derive(Default)]
+    struct Scalars {
+        fulls: usize,
+    }
     impl Engine for Scalars {
         type Tensor = f64;
         fn execute(&mut self, op: &Op, inputs: &[&f64]) -> Result<f64> {
             match op {
-                Op::Full { value, .. } => Ok(*value),
+                Op::Full { value, .. } => {
+                    self.fulls += 1;
+                    Ok(*value)
+                }
                 Op::Unary(UnaryOp::Neg) => Ok(-inputs[0]),
                 Op::Unary(UnaryOp::Exp) => panic!("boom"),
                 other => Err(Error::invalid(other.name(), "not in this test engine")),
@@ -432,7 +439,7 @@ mod tests {
 
     #[test]
     fn failures_poison_dependents_and_a_panicking_kernel_spares_the_worker() {
-        let mut w = WorkerState::new(WorkerId(3), Scalars);
+        let mut w = WorkerState::new(WorkerId(3), Scalars::default());
         exec(
             &mut w,
             1,
@@ -486,7 +493,7 @@ mod tests {
             keep_slower: true,
             ..Default::default()
         };
-        let mut w = WorkerState::with_hotpath(WorkerId(0), Scalars, &cfg);
+        let mut w = WorkerState::with_hotpath(WorkerId(0), Scalars::default(), &cfg);
         let full = Op::Full {
             shape: [1].into(),
             value: 3.0,
@@ -527,5 +534,13 @@ mod tests {
         assert_eq!(st.hotpath.hot_sequences, 1);
         assert_eq!(st.hotpath.total_instructions, 18);
         assert_eq!(st.live_tensors, 6);
+        // `full` and the `neg` of it are constants. Run 3 defers its live-out (every live-out
+        // starts deferred) and the read computes it from the run's own steps; from run 4 on it
+        // is computed as the trace streams in, and kept: runs 5 and 6 reuse it.
+        assert_eq!(
+            w.engine.fulls, 4,
+            "two eager iterations, one forced and one kept"
+        );
+        assert_eq!(st.compile.folded_instructions, 2);
     }
 }

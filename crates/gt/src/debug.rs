@@ -172,13 +172,18 @@ pub fn format_worker_stats(reports: &[WorkerReport]) -> String {
             c.disabled,
             c.deviations
         );
-        if c.deferred_values > 0 || c.dead_instructions > 0 || c.fused_loops > 0 {
+        if c.deferred_values > 0
+            || c.dead_instructions > 0
+            || c.fused_loops > 0
+            || c.folded_instructions > 0
+        {
             let _ = writeln!(
                 s,
-                "  plans:     {} fused loops replacing {} instructions, {} dead instructions; {} results deferred ({} computed on use, {} never computed)",
+                "  plans:     {} fused loops replacing {} instructions, {} dead instructions, {} constant; {} results deferred ({} computed on use, {} never computed)",
                 c.fused_loops,
                 c.fused_instructions,
                 c.dead_instructions,
+                c.folded_instructions,
                 c.deferred_values,
                 c.deferred_forced,
                 c.deferred_dropped

@@ -141,7 +141,8 @@ impl PlanCache {
                     self.stats.fused_loops += p.loops.0 as u64;
                     self.stats.fused_instructions += p.loops.1 as u64;
                     self.stats.dead_instructions += p.dead as u64;
-                    tracing::debug!(target: "gt::compile", "trace {sig:016x}: {} instructions, {} dead, {} loops fusing {}, compiled in {} µs", p.instructions, p.dead, p.loops.0, p.loops.1, p.compile_us);
+                    self.stats.folded_instructions += p.folded as u64;
+                    tracing::debug!(target: "gt::compile", "trace {sig:016x}: {} instructions, {} dead, {} constant, {} loops fusing {}, compiled in {} µs", p.instructions, p.dead, p.folded, p.loops.0, p.loops.1, p.compile_us);
                     let perf = Perf {
                         eager_best_ns: self.eager_ns.get(&sig).map_or(0, |e| e.0),
                         ..Default::default()

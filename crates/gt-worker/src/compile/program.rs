@@ -5,7 +5,8 @@
 //! trace without being read are not executed at all (DCE); internal values live in a slot
 //! vector instead of the worker's tensor table (no hashing, no inserts or removals); each
 //! internal buffer goes back to the engine's pool right after its last use, so the next
-//! allocation of that size class reuses it while it is still in cache; shape inference and
+//! allocation of that size class reuses it while it is still in cache; constants (creation ops
+//! and what only they feed) are computed on a stream's first run and reused; shape inference and
 //! validation were done at compile time. Op order is unchanged, so results are bit-identical.
 
 use super::fuse::{fuse, Group, Item};
@@ -101,10 +102,14 @@ pub struct Plan {
     /// against the plan's, and only random seeds vary, which no meta depends on.
     metas: Vec<Option<Meta>>,
     names: Vec<(&'static str, u64)>,
+    /// Which instructions compute constants (see [`constants`]).
+    constant: Vec<bool>,
     /// Instructions in the trace.
     pub instructions: usize,
     /// Instructions removed as dead.
     pub dead: usize,
+    /// Needed instructions that compute constants: run once per stream, then reused.
+    pub folded: usize,
     /// Fused loops, and the instructions they replace.
     pub loops: (usize, usize),
     /// Microseconds the compile took.
@@ -203,6 +208,8 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
             PlanOp::Upload(_) => *names.entry("upload").or_insert(0) += 1,
         }
     }
+    let constant = constants(&ops, &args);
+    let folded = (0..n).filter(|&i| constant[i] && needed[i]).count();
     let items = fuse(&ops, &args, &metas, &ext_metas, &needed, &users, &is_live);
     // Steps (release points depend on which live-outs are deferred: see `Plan::split`).
     let mut steps = Vec::with_capacity(items.len());
@@ -243,14 +250,44 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
         live_metas,
         metas,
         names,
+        constant,
         instructions: n,
         dead,
+        folded,
         loops,
         compile_us: t0.elapsed().as_micros() as u64,
     })
 }
 
+/// Which instructions compute constants: deterministic ops (everything but `Random`) whose
+/// inputs are all constants — creation ops such as `full` and `arange`, and the reshapes,
+/// scalings and expansions applied to them (autograd's seed gradient `full([], 1)` →
+/// `reshape` → `div(n)` → `expand`, the zeros of `relu`'s backward). A plan accepts an instance
+/// only if every op equals its own (but for random seeds), so such a value is the same in every
+/// run: a stream computes it on its first run of the plan and reuses the tensor after that.
+fn constants(ops: &[PlanOp], args: &[SmallVec<[Arg; 3]>]) -> Vec<bool> {
+    let mut constant = vec![false; ops.len()];
+    for (i, op) in ops.iter().enumerate() {
+        if let PlanOp::Exec(op, _) = op {
+            constant[i] = !matches!(op, Op::Random { .. })
+                && args[i]
+                    .iter()
+                    .all(|a| matches!(a, Arg::Node(j) if constant[*j as usize]));
+        }
+    }
+    constant
+}
+
 impl Plan {
+    /// The node step `s` computes when that is a constant (one instruction whose result is the
+    /// same in every run, see [`constants`]).
+    pub fn constant_step(&self, s: usize) -> Option<u32> {
+        match &self.steps[s].work {
+            Work::One { msg, .. } if self.constant[*msg as usize] => Some(*msg),
+            _ => None,
+        }
+    }
+
     /// Whether an instance (`msgs`, bound as `bound`, with external inputs of `ext_metas`) is
     /// the program this plan was compiled for.
     pub fn accepts(&self, msgs: &[WorkerMsg], bound: &Bound, ext_metas: &[Meta]) -> bool {

@@ -175,17 +175,38 @@ fn where_t<T: Bits>(
                 o.len(),
                 |pos, [oc, oa, ob], run| {
                     let o = &mut o[pos..pos + run];
-                    if (sc, sa, sb) == (1, 1, 1) {
-                        let src = dc[oc..oc + run].iter().zip(&da[oa..oa + run]);
-                        for (d, ((&c, &x), &y)) in o.iter_mut().zip(src.zip(&db[ob..ob + run])) {
-                            *d = T::pick(c, x, y);
+                    let dc = &dc[oc..];
+                    match (sc, sa, sb) {
+                        (1, 1, 1) => {
+                            let src = dc[..run].iter().zip(&da[oa..oa + run]);
+                            for (d, ((&c, &x), &y)) in o.iter_mut().zip(src.zip(&db[ob..ob + run]))
+                            {
+                                *d = T::pick(c, x, y);
+                            }
+                            return;
                         }
-                        return;
+                        // A broadcast scalar on one side (`relu`'s backward: `where(x > 0,
+                        // g, 0)`): a constant lane instead of a gather, so the loop vectorizes.
+                        (1, 1, 0) => {
+                            let y = db[ob];
+                            for (d, (&c, &x)) in o.iter_mut().zip(dc[..run].iter().zip(&da[oa..])) {
+                                *d = T::pick(c, x, y);
+                            }
+                            return;
+                        }
+                        (1, 0, 1) => {
+                            let x = da[oa];
+                            for (d, (&c, &y)) in o.iter_mut().zip(dc[..run].iter().zip(&db[ob..])) {
+                                *d = T::pick(c, x, y);
+                            }
+                            return;
+                        }
+                        _ => {}
                     }
                     // Views and broadcasts never have negative strides.
                     let (sc, sa, sb) = (sc as usize, sa as usize, sb as usize);
                     for (i, d) in o.iter_mut().enumerate() {
-                        *d = T::pick(dc[oc + i * sc], da[oa + i * sa], db[ob + i * sb]);
+                        *d = T::pick(dc[i * sc], da[oa + i * sa], db[ob + i * sb]);
                     }
                 },
             )

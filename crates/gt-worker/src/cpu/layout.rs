@@ -11,7 +11,13 @@ use gt_ops::SliceSpec;
 use smallvec::{smallvec, SmallVec};
 
 /// Strides in elements, one per dimension.
-pub type Strides = SmallVec<[isize; 6]>;
+///
+/// Inline for up to 4 dimensions (higher ranks spill to the heap): that keeps a [`CpuTensor`]
+/// (`super::CpuTensor`) under 128 bytes, which is where moving one stops being a few vector
+/// stores and becomes a call to `memmove`. A tensor is moved several times per instruction
+/// (kernel result, slot, table entry); on the seed-size MLP step those calls were the largest
+/// single item of the compiled worker's profile.
+pub type Strides = SmallVec<[isize; 4]>;
 
 /// Dimension sizes of an iteration space.
 pub type Dims = SmallVec<[usize; 6]>;
@@ -161,10 +167,10 @@ pub fn copy_shape(s: &Shape) -> Shape {
 #[inline]
 pub fn contiguous_strides(dims: &[usize]) -> Strides {
     let n = dims.len();
-    if n > 6 {
-        return Shape::new(dims).contiguous_strides();
+    if n > 4 {
+        return Shape::new(dims).contiguous_strides().into_iter().collect();
     }
-    let mut buf = [0isize; 6];
+    let mut buf = [0isize; 4];
     let mut acc = 1isize;
     for i in (0..n).rev() {
         buf[i] = acc;

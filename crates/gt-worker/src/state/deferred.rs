@@ -11,7 +11,6 @@ use crate::engine::Engine;
 use gt_core::{Key, Result};
 use gt_ops::Meta;
 use gt_proto::WorkerMsg;
-use smallvec::SmallVec;
 use std::sync::{Arc, Mutex, Weak};
 
 /// What a compiled run left to compute.
@@ -80,13 +79,17 @@ impl<T: Clone> Promise<T> {
 }
 
 /// The keys `msg` reads (a free reads nothing: it may drop a promise unforced).
-pub(crate) fn reads(msg: &WorkerMsg) -> SmallVec<[Key; 3]> {
+///
+/// A slice into the message, not a collected vector: this runs for every instruction while any
+/// value is deferred, and collecting into a `SmallVec` stalled on its own store (the copy of the
+/// freshly written vector missed store forwarding) — a visible share of the compiled path.
+pub(crate) fn reads(msg: &WorkerMsg) -> &[Key] {
     match msg {
-        WorkerMsg::Exec { inputs, .. } => inputs.iter().copied().collect(),
+        WorkerMsg::Exec { inputs, .. } => inputs,
         WorkerMsg::Read { key, .. }
         | WorkerMsg::Send { key, .. }
-        | WorkerMsg::Poison { key, .. } => [*key].into_iter().collect(),
-        WorkerMsg::Alias { src, .. } => [*src].into_iter().collect(),
+        | WorkerMsg::Poison { key, .. } => std::slice::from_ref(key),
+        WorkerMsg::Alias { src, .. } => std::slice::from_ref(src),
         WorkerMsg::Upload { .. }
         | WorkerMsg::Free { .. }
         | WorkerMsg::FreeSession { .. }
@@ -97,6 +100,6 @@ pub(crate) fn reads(msg: &WorkerMsg) -> SmallVec<[Key; 3]> {
         | WorkerMsg::PeerLost { .. }
         | WorkerMsg::Ping
         | WorkerMsg::Timing { .. }
-        | WorkerMsg::CompileRegion { .. } => SmallVec::new(),
+        | WorkerMsg::CompileRegion { .. } => &[],
     }
 }

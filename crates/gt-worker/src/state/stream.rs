@@ -24,7 +24,6 @@ use gt_core::Key;
 use gt_ops::Meta;
 use gt_proto::{TensorData, WorkerMsg};
 use rustc_hash::{FxHashMap, FxHashSet};
-use smallvec::SmallVec;
 use std::sync::{Arc, Mutex};
 
 /// A stream's state for the hot sequence being matched.
@@ -118,26 +117,121 @@ pub(super) struct Run<T> {
     /// (measured by the tracer, only when `timed`).
     pub ns: u64,
     timed: bool,
+    /// Constants of the plan `consts_of` ([`Plan::constant_step`]) computed by an earlier run
+    /// of this stream, by node; kept across [`Run::reset`] while the plan stays the same.
+    consts: Vec<Option<T>>,
+    consts_of: Option<u64>,
+    /// Bytes of `consts` (bounded by [`CONST_BYTES`]).
+    consts_bytes: usize,
 }
+
+/// Most bytes of constants a stream keeps for its plan. Past it, further constants are computed
+/// in every run as before; a constant that large costs far more to hold than to refill.
+pub(super) const CONST_BYTES: usize = 16 << 20;
 
 impl<T: Clone> Run<T> {
     pub fn new(plan: Arc<Plan>, split: Arc<Split>, timed: bool) -> Run<T> {
-        let (n, n_ext) = (plan.len(), plan.bound().ext.len());
-        let mut names = FxHashMap::default();
-        names.reserve(n);
-        Run {
-            plan,
-            msgs: Vec::with_capacity(n),
-            names,
+        let mut run = Run {
+            plan: plan.clone(),
+            msgs: Vec::new(),
+            names: FxHashMap::default(),
             timed,
-            split,
-            ext: Vec::with_capacity(n_ext),
-            ext_keys: Vec::with_capacity(n_ext),
-            slots: vec![None; n],
+            split: split.clone(),
+            ext: Vec::new(),
+            ext_keys: Vec::new(),
+            slots: Vec::new(),
             live_nodes: 0,
             next_step: 0,
             ns: 0,
+            consts: Vec::new(),
+            consts_of: None,
+            consts_bytes: 0,
+        };
+        run.reset(plan, split, timed);
+        run
+    }
+
+    /// Makes this (finished or abandoned) run a fresh one of `plan`, keeping its buffers'
+    /// capacity: a stream reuses one run for every instance, because allocating a step's
+    /// worth of messages (several KiB), names and slots per instance was a visible share of a
+    /// small compiled step's time (`malloc` and `malloc_consolidate` in the worker's profile).
+    pub fn reset(&mut self, plan: Arc<Plan>, split: Arc<Split>, timed: bool) {
+        let (n, n_ext) = (plan.len(), plan.bound().ext.len());
+        self.msgs.clear();
+        self.msgs.reserve(n);
+        self.names.clear();
+        self.names.reserve(n);
+        self.ext.clear();
+        self.ext.reserve(n_ext);
+        self.ext_keys.clear();
+        self.ext_keys.reserve(n_ext);
+        self.slots.clear();
+        self.slots.resize(n, None);
+        if self.consts_of != Some(plan.sig) {
+            self.consts.clear();
+            self.consts.resize(n, None);
+            self.consts_of = Some(plan.sig);
+            self.consts_bytes = 0;
         }
+        self.plan = plan;
+        self.split = split;
+        self.timed = timed;
+        self.live_nodes = 0;
+        self.next_step = 0;
+        self.ns = 0;
+    }
+
+    /// Drops what the run holds (messages, tensors) but keeps its buffers for [`Run::reset`].
+    pub fn clear(&mut self) {
+        self.msgs.clear();
+        self.names.clear();
+        self.ext.clear();
+        self.ext_keys.clear();
+        self.slots.clear();
+    }
+
+    /// Checks that `keys`, the arguments of instruction `i` (a free when `free`), name the
+    /// values the plan has there, naming external inputs met for the first time (looked up in
+    /// `tensors`, or for a free in `deferred`, and checked against the plan's metas).
+    fn bind_args<E: Engine<Tensor = T>>(
+        &mut self,
+        i: usize,
+        keys: &[Key],
+        free: bool,
+        tensors: &FxHashMap<Key, Slot<T>>,
+        deferred: &FxHashMap<Key, Promise<T>>,
+        engine: &E,
+    ) -> bool {
+        let want = self.plan.args_of(i);
+        if keys.len() != want.len() {
+            return false;
+        }
+        for (k, w) in keys.iter().zip(want) {
+            let got = match self.names.get(k) {
+                Some(Name::Node(n)) => Arg::Node(*n),
+                Some(Name::Ext(j)) => Arg::Ext(*j),
+                Some(Name::Freed) => return false,
+                None => {
+                    let j = self.ext.len();
+                    let (t, meta) = match (tensors.get(k), deferred.get(k)) {
+                        (Some(Slot::Ready(t)), _) => (Some(t.clone()), engine.meta(t)),
+                        (None, Some(p)) if free => (None, p.meta.clone()),
+                        _ => return false,
+                    };
+                    if self.plan.ext_meta(j) != Some(&meta) {
+                        return false;
+                    }
+                    self.ext.push(t);
+                    self.ext_keys.push(*k);
+                    self.names.insert(*k, Name::Ext(j as u32));
+                    Arg::Ext(j as u32)
+                }
+            };
+            if got != *w {
+                return false;
+            }
+        }
+        true
     }
 
     /// Takes the next instruction if it is the one the plan expects there (handing it back if
@@ -154,39 +248,13 @@ impl<T: Clone> Run<T> {
         if !self.plan.op_accepts(i, &msg) {
             return Err(Box::new(msg));
         }
-        let keys: SmallVec<[Key; 3]> = match &msg {
-            WorkerMsg::Exec { inputs, .. } => inputs.iter().copied().collect(),
-            WorkerMsg::Free { key } => [*key].into_iter().collect(),
-            _ => SmallVec::new(),
+        let (keys, free): (&[Key], bool) = match &msg {
+            WorkerMsg::Exec { inputs, .. } => (inputs, false),
+            WorkerMsg::Free { key } => (std::slice::from_ref(key), true),
+            _ => (&[], false),
         };
-        let want = self.plan.args_of(i);
-        if keys.len() != want.len() {
+        if !self.bind_args(i, keys, free, tensors, deferred, engine) {
             return Err(Box::new(msg));
-        }
-        for (k, w) in keys.iter().zip(want) {
-            let got = match self.names.get(k) {
-                Some(Name::Node(n)) => Arg::Node(*n),
-                Some(Name::Ext(j)) => Arg::Ext(*j),
-                Some(Name::Freed) => return Err(Box::new(msg)),
-                None => {
-                    let j = self.ext.len();
-                    let (t, meta) = match (tensors.get(k), deferred.get(k), &msg) {
-                        (Some(Slot::Ready(t)), ..) => (Some(t.clone()), engine.meta(t)),
-                        (None, Some(p), WorkerMsg::Free { .. }) => (None, p.meta.clone()),
-                        _ => return Err(Box::new(msg)),
-                    };
-                    if self.plan.ext_meta(j) != Some(&meta) {
-                        return Err(Box::new(msg));
-                    }
-                    self.ext.push(t);
-                    self.ext_keys.push(*k);
-                    self.names.insert(*k, Name::Ext(j as u32));
-                    Arg::Ext(j as u32)
-                }
-            };
-            if got != *w {
-                return Err(Box::new(msg));
-            }
         }
         match &msg {
             WorkerMsg::Exec { out, .. } | WorkerMsg::Upload { out, .. } => {
@@ -234,11 +302,20 @@ impl<T: Clone> Run<T> {
         while self.next_step < self.plan.steps() && self.plan.trigger(self.next_step) < arrived {
             let s = self.next_step;
             if self.split.now[s] {
-                r = self
-                    .plan
-                    .run_step(s, engine, &self.msgs, &mut self.slots, &self.ext);
-                if r.is_err() {
-                    break;
+                let constant = self.plan.constant_step(s).map(|n| n as usize);
+                match constant.and_then(|n| self.consts[n].as_ref().map(|t| (n, t))) {
+                    Some((n, t)) => self.slots[n] = Some(t.clone()),
+                    None => {
+                        r = self
+                            .plan
+                            .run_step(s, engine, &self.msgs, &mut self.slots, &self.ext);
+                        if r.is_err() {
+                            break;
+                        }
+                        if let Some(n) = constant {
+                            self.keep_constant(n, engine);
+                        }
+                    }
                 }
                 for &n in &self.split.release[s] {
                     self.slots[n as usize] = None;
@@ -247,6 +324,18 @@ impl<T: Clone> Run<T> {
             self.next_step += 1;
         }
         r
+    }
+
+    /// Keeps constant node `n`, just computed, for the stream's later runs (within
+    /// [`CONST_BYTES`]).
+    fn keep_constant<E: Engine<Tensor = T>>(&mut self, n: usize, engine: &E) {
+        let Some(t) = &self.slots[n] else { return };
+        let meta = engine.meta(t);
+        let bytes = meta.shape.numel() * meta.dtype.size();
+        if self.consts_bytes + bytes <= CONST_BYTES {
+            self.consts_bytes += bytes;
+            self.consts[n] = Some(t.clone());
+        }
     }
 
     /// Keys of the external inputs met so far, in first-use order.
@@ -294,7 +383,13 @@ impl<T: Clone> Run<T> {
         let mut lazy = Vec::with_capacity(live.len());
         for (idx, (node, key)) in live.into_iter().enumerate() {
             if self.split.deferred[idx] {
-                lazy.push((key, idx));
+                // A deferred live-out that a step run now computed anyway (another value
+                // needed it) is installed as it is: a promise would only hold the run's
+                // messages and slots alive to return the same tensor.
+                match &self.slots[node as usize] {
+                    Some(t) => ready.push((key, t.clone())),
+                    None => lazy.push((key, idx)),
+                }
             } else {
                 // Cloned, not taken: a deferred step may still read it.
                 ready.push((key, self.slots[node as usize].clone()?));

@@ -41,6 +41,8 @@ struct Stream<T> {
     /// The current segment recorded as it runs, while the detector has it armed (see
     /// [`StreamDetector::take_spec_hot`]).
     spec: Option<Record>,
+    /// The last finished streamed run, emptied, for the next one to reuse ([`Run::reset`]).
+    spare: Option<Box<Run<T>>>,
 }
 
 /// Detector states, streamed runs and the plan cache of one worker.
@@ -93,6 +95,7 @@ impl<T> Tracer<T> {
                 seen: FxHashSet::default(),
                 region: None,
                 spec: None,
+                spare: None,
             }
         })
     }
@@ -549,7 +552,12 @@ impl<E: Engine> WorkerState<E> {
                 if let Some(t0) = t0 {
                     run.ns += t0.elapsed().as_nanos() as u64;
                 }
-                if tr.cache.record_compiled(sig, run.ns, run.plan.len() as u64) {
+                let disable = tr.cache.record_compiled(sig, run.ns, run.plan.len() as u64);
+                run.clear();
+                if let Some(st) = tr.streams.get_mut(&s) {
+                    st.spare = Some(run);
+                }
+                if disable {
                     disable_everywhere(tr, sig);
                 }
                 true
@@ -700,7 +708,13 @@ fn begin<T: Clone>(tr: &mut Tracer<T>, s: SessionId, sig: u64) {
         Lookup::Ready(plan) => {
             let split = tr.split_for(&plan);
             let timed = tr.cache.timing(sig);
-            Mode::Stream(Box::new(Run::new(plan, split, timed)))
+            match tr.streams.get_mut(&s).and_then(|st| st.spare.take()) {
+                Some(mut run) => {
+                    run.reset(plan, split, timed);
+                    Mode::Stream(run)
+                }
+                None => Mode::Stream(Box::new(Run::new(plan, split, timed))),
+            }
         }
         Lookup::Missing => Mode::Record(Record::default()),
         Lookup::Pending | Lookup::Off => Mode::Eager(0),

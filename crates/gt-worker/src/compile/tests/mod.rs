@@ -117,7 +117,7 @@ fn loop_input(t: &CpuTensor, shape: &Shape) -> LoopInput {
     LoopInput {
         dtype: t.dtype(),
         offset: t.layout().offset,
-        strides: t.layout().broadcast_strides(shape),
+        strides: t.layout().broadcast_strides(shape).into_iter().collect(),
     }
 }
 

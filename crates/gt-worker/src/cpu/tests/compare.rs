@@ -96,6 +96,12 @@ fn where_matches_reference() {
         let r = check(&mut e, &Op::Where, &[&c, &a, &b], 0.0, &what);
         assert_eq!(r.dtype(), want, "{what}");
         check(&mut e, &Op::Where, &[&c, &b, &a], 0.0, &what);
+        // A scalar on either side (relu's backward: `where(x > 0, g, 0)`).
+        let c = input(&mut e, &[4, 33], DType::Bool, 4, -1.0, 1.0);
+        let a = ints(&mut e, &[4, 33], da, 5, -9, 9);
+        let s = ints(&mut e, &[], db, 6, -9, 9);
+        check(&mut e, &Op::Where, &[&c, &a, &s], 0.0, &what);
+        check(&mut e, &Op::Where, &[&c, &s, &a], 0.0, &what);
         // Strided and expanded operands.
         let cs = int_variants(&mut e, DType::Bool, 50);
         let va = int_variants(&mut e, da, 60);

@@ -12,6 +12,16 @@ fn handles_cross_threads() {
 }
 
 #[test]
+fn tensors_stay_small() {
+    // Under 128 bytes a move is inline vector stores, not a `memmove` call (see `Strides`).
+    assert!(
+        std::mem::size_of::<CpuTensor>() < 128,
+        "{}",
+        std::mem::size_of::<CpuTensor>()
+    );
+}
+
+#[test]
 fn rank0_tensors() {
     let mut e = CpuEngine::new(1);
     for dtype in FLOATS {
