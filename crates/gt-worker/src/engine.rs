@@ -47,6 +47,24 @@ pub trait Engine {
     fn storage_bytes(&self, t: &Self::Tensor) -> usize;
     /// Pool counters.
     fn pool_stats(&self) -> PoolStats;
+    /// `a @ b + c` (`c + a @ b` unless `mm_left`), then relu if `relu`: a matmul epilogue
+    /// ([`crate::compile::epilogue`]) with result meta `out`, bit-identical to the ops run one by
+    /// one; with `keep_product`, the product `a @ b` is returned too (else the result may reuse
+    /// its buffer). `None`: the engine cannot fuse these operands; the caller runs the ops.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn matmul_add(
+        &mut self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        c: &Self::Tensor,
+        mm_left: bool,
+        relu: bool,
+        keep_product: bool,
+        out: &gt_ops::Meta,
+    ) -> Option<Result<(Self::Tensor, Option<Self::Tensor>)>> {
+        let _ = (a, b, c, mm_left, relu, keep_product, out);
+        None
+    }
     /// Runs a fused loop over `shape` with `outputs` outputs of `dtype`, reading `inputs`, which
     /// the loop expects as contiguous tensors of `shapes`. `None`: the engine cannot run it
     /// (no loop support, or an input is a strided view); the caller runs the ops one by one.

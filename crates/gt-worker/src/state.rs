@@ -4,6 +4,7 @@
 //! [`trace`] first, which may buffer a hot sequence and run it as a compiled plan.
 
 mod deferred;
+mod names;
 mod stream;
 mod trace;
 

@@ -314,6 +314,8 @@ fn mlp_training_gives_identical_losses_and_stops_compiling_after_warmup() {
         // `mean`'s backward seeds with `full` → `reshape` → `div` → `expand`, and `relu`'s with
         // a zero: constants, computed once per stream and reused in the losses above.
         assert!(end.compile.folded_instructions >= 4, "{:?}", end.compile);
+        // Both layers' forward passes (matmul, bias add, relu) are matmul epilogues.
+        assert!(end.compile.fused_loops >= 2, "{:?}", end.compile);
     }
 }
 

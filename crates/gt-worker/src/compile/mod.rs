@@ -6,6 +6,7 @@
 //! - [`program`]: compiling a trace into a [`program::Plan`] (inference, DCE, release points)
 //!   and running it on an engine.
 //! - [`fuse`]: runs of elementwise instructions lowered to fused loops.
+//! - [`epilogue`]: a matmul with the add (and relu) only it feeds, as one step.
 //! - [`cache`]: plans by signature, background compilation, blacklist and regression guard.
 //! - [`persist`]: `GT_COMPILE_CACHE`, hot signatures kept across runs.
 //! - [`loop_ir`]: the fused elementwise loop IR shared by the planner and the code generators.
@@ -17,6 +18,7 @@
 //!   functions it calls).
 
 pub mod cache;
+pub mod epilogue;
 pub mod fuse;
 pub mod loop_check;
 pub mod loop_conv;

@@ -9,6 +9,7 @@
 //! and what only they feed) are computed on a stream's first run and reused; shape inference and
 //! validation were done at compile time. Op order is unchanged, so results are bit-identical.
 
+use super::epilogue::{self, Epilogue, Facts};
 use super::fuse::{fuse, Group, Item};
 use super::trace::{Arg, Bound};
 use crate::engine::Engine;
@@ -75,6 +76,7 @@ pub struct CompileJob {
 enum Work {
     One { msg: u32, args: SmallVec<[Arg; 3]> },
     Loop(Box<Group>),
+    Epilogue(Box<Epilogue>),
 }
 
 #[derive(Debug)]
@@ -214,7 +216,43 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
     // Steps (release points depend on which live-outs are deferred: see `Plan::split`).
     let mut steps = Vec::with_capacity(items.len());
     let mut loops = (0, 0);
-    for item in items {
+    let facts = Facts {
+        ops: &ops,
+        args: &args,
+        metas: &metas,
+        ext_metas: &ext_metas,
+        users: &users,
+        live: &is_live,
+    };
+    let mut epilogues = Vec::new();
+    let mut at = 0;
+    while at < items.len() {
+        match epilogue::find(&items, at, &facts) {
+            Some((e, span)) => {
+                epilogues.push((at, e));
+                at += span;
+            }
+            None => at += 1,
+        }
+    }
+    let mut epilogues = epilogues.into_iter().peekable();
+    let mut skip = 0;
+    for (at, item) in items.into_iter().enumerate() {
+        if skip > 0 {
+            skip -= 1;
+            continue;
+        }
+        if let Some((_, e)) = epilogues.next_if(|(x, _)| *x == at) {
+            loops.0 += 1;
+            loops.1 += e.members().len();
+            skip = e.members().len() - 1;
+            let trigger = e.last();
+            steps.push(PStep {
+                work: Work::Epilogue(Box::new(e)),
+                trigger,
+            });
+            continue;
+        }
         let (work, trigger) = match item {
             Item::One(i) => (
                 Work::One {
@@ -349,6 +387,7 @@ impl Plan {
 
     /// Runs step `s` (the steps it reads from have run; its instructions are in `msgs`). It
     /// releases nothing: the caller's [`Split`] says what to drop when.
+    #[inline(always)]
     pub fn run_step<E: Engine>(
         &self,
         s: usize,
@@ -391,6 +430,35 @@ impl Plan {
                         for (msg, args) in &g.members {
                             let t = self.exec_one(engine, msgs, *msg, args, slots, ext)?;
                             slots[*msg as usize] = Some(t);
+                        }
+                    }
+                }
+            }
+            Work::Epilogue(e) => {
+                let last = e.last() as usize;
+                let meta = self.metas[last].as_ref().expect("inferred");
+                let (a, b) = (arg(&e.a, slots, ext), arg(&e.b, slots, ext));
+                let c = arg(&e.other, slots, ext);
+                match engine.matmul_add(a, b, c, e.mm_left, e.relu.is_some(), e.keep_product, meta)
+                {
+                    Some(r) => {
+                        let (t, product) = r?;
+                        slots[last] = Some(t);
+                        if let Some(p) = product {
+                            slots[e.mm as usize] = Some(p);
+                        }
+                    }
+                    None => {
+                        // One by one; what the step does not store is dropped at once (no step
+                        // reads it, so no release point would).
+                        for m in e.members() {
+                            let args = self.args_of(m as usize);
+                            let t = self.exec_one(engine, msgs, m, args, slots, ext)?;
+                            slots[m as usize] = Some(t);
+                        }
+                        let writes = e.writes();
+                        for m in e.members().into_iter().filter(|m| !writes.contains(m)) {
+                            slots[m as usize] = None;
                         }
                     }
                 }
@@ -466,6 +534,10 @@ impl Plan {
             Work::Loop(g) => (
                 g.outputs.iter().copied().collect(),
                 g.loads.iter().filter_map(|l| node(&l.0)).collect(),
+            ),
+            Work::Epilogue(e) => (
+                e.writes(),
+                [e.a, e.b, e.other].iter().filter_map(node).collect(),
             ),
         }
     }

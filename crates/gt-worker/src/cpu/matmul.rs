@@ -6,7 +6,8 @@ use super::layout::{Dims, Strides};
 use super::{elementwise, not_float, CpuEngine, CpuTensor, Elem};
 use gemm::Parallelism;
 use gt_core::{DType, Result};
-use gt_ops::Meta;
+use gt_ops::scalar::{binary as bin, unary as un};
+use gt_ops::{BinaryOp, Meta, UnaryOp};
 use rayon::prelude::*;
 
 /// Work (`m * n * k`) from which a single product is split over threads. Measured with two
@@ -34,10 +35,118 @@ pub(crate) fn matmul(
         &cb
     };
     match out.dtype {
-        DType::F32 => Ok(matmul_t::<f32>(eng, a, b, out)),
-        DType::F64 => Ok(matmul_t::<f64>(eng, a, b, out)),
+        DType::F32 => Ok(matmul_t::<f32>(eng, a, b, out, |_| {})),
+        DType::F64 => Ok(matmul_t::<f64>(eng, a, b, out, |_| {})),
         d @ (DType::I64 | DType::Bool) => Err(not_float("matmul", d)),
     }
+}
+
+/// What a matmul epilogue applies to each product element `y` with its addend `c`.
+#[derive(Clone, Copy)]
+pub(crate) struct Tail {
+    /// `y + c` (else `c + y`).
+    pub mm_left: bool,
+    /// Relu of the sum.
+    pub relu: bool,
+}
+
+impl Tail {
+    /// The eager kernels' scalar functions, operands in the add's own order.
+    #[inline(always)]
+    fn apply<T: Elem>(self, y: T, c: T) -> T {
+        let s = if self.mm_left {
+            bin(BinaryOp::Add, y, c)
+        } else {
+            bin(BinaryOp::Add, c, y)
+        };
+        if self.relu {
+            un(UnaryOp::Relu, s)
+        } else {
+            s
+        }
+    }
+}
+
+/// A matmul epilogue (`Engine::matmul_add`): `a @ b`, then `tail` with `c` on each element
+/// right after the product is computed (`c` of the output's shape, or a bias row of its last
+/// dimension) — in place, or into a second buffer with `keep_product` (which returns the
+/// product too). `None` unless every operand already has the output's dtype and `c` is
+/// contiguous in one of those two shapes.
+pub(crate) fn matmul_add(
+    eng: &CpuEngine,
+    a: &CpuTensor,
+    b: &CpuTensor,
+    c: &CpuTensor,
+    tail: Tail,
+    keep_product: bool,
+    out: &Meta,
+) -> Option<(CpuTensor, Option<CpuTensor>)> {
+    if [a, b, c].iter().any(|t| t.dtype() != out.dtype) || !c.is_contiguous() {
+        return None;
+    }
+    let dims = out.shape.dims();
+    let row = match c.shape().dims() {
+        d if d == dims => out.shape.numel().max(1),
+        [n] if dims.last() == Some(n) => *n,
+        _ => return None,
+    };
+    match out.dtype {
+        DType::F32 => Some(epilogue_t::<f32>(
+            eng,
+            a,
+            b,
+            c,
+            row,
+            tail,
+            keep_product,
+            out,
+        )),
+        DType::F64 => Some(epilogue_t::<f64>(
+            eng,
+            a,
+            b,
+            c,
+            row,
+            tail,
+            keep_product,
+            out,
+        )),
+        DType::I64 | DType::Bool => None,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn epilogue_t<T: Elem>(
+    eng: &CpuEngine,
+    a: &CpuTensor,
+    b: &CpuTensor,
+    c: &CpuTensor,
+    row: usize,
+    tail: Tail,
+    keep_product: bool,
+    out: &Meta,
+) -> (CpuTensor, Option<CpuTensor>) {
+    let cd = &c.data::<T>()[c.layout().offset..][..row.min(c.numel())];
+    if !keep_product {
+        let t = matmul_t::<T>(eng, a, b, out, |o| {
+            for r in o.chunks_mut(row.max(1)) {
+                for (x, &y) in r.iter_mut().zip(cd) {
+                    *x = tail.apply(*x, y);
+                }
+            }
+        });
+        return (t, None);
+    }
+    let p = matmul_t::<T>(eng, a, b, out, |_| {});
+    let pd = p.data::<T>();
+    let t = eng.new_tensor::<T>(&out.shape, out.dtype, |o| {
+        for (r, src) in o.chunks_mut(row.max(1)).zip(pd.chunks(row.max(1))) {
+            for ((x, &y), &cv) in r.iter_mut().zip(src).zip(cd) {
+                *x = tail.apply(y, cv);
+            }
+        }
+    });
+    (t, Some(p))
 }
 
 /// One operand seen as a batch of matrices.
@@ -68,7 +177,14 @@ fn promote(t: &CpuTensor, lhs: bool) -> (Dims, Strides) {
     (d, s)
 }
 
-fn matmul_t<T: Elem>(eng: &CpuEngine, a: &CpuTensor, b: &CpuTensor, out: &Meta) -> CpuTensor {
+/// `a @ b` into a new tensor, then `post` on its elements (row-major).
+fn matmul_t<T: Elem>(
+    eng: &CpuEngine,
+    a: &CpuTensor,
+    b: &CpuTensor,
+    out: &Meta,
+    post: impl FnOnce(&mut [T]),
+) -> CpuTensor {
     let (ad, as_) = promote(a, true);
     let (bd, bs) = promote(b, false);
     let (ra, rb) = (ad.len(), bd.len());
@@ -114,6 +230,7 @@ fn matmul_t<T: Elem>(eng: &CpuEngine, a: &CpuTensor, b: &CpuTensor, out: &Meta) 
         }
         if k == 0 {
             o.fill(T::ZERO);
+            post(o);
             return;
         }
         let one = |bi: usize, dst: &mut [T], par: Parallelism| {
@@ -175,5 +292,6 @@ fn matmul_t<T: Elem>(eng: &CpuEngine, a: &CpuTensor, b: &CpuTensor, out: &Meta) 
                 one(bi, dst, Parallelism::None);
             }
         }
+        post(o);
     })
 }

@@ -400,6 +400,20 @@ impl Engine for CpuEngine {
         self.pool.stats()
     }
 
+    fn matmul_add(
+        &mut self,
+        a: &CpuTensor,
+        b: &CpuTensor,
+        c: &CpuTensor,
+        mm_left: bool,
+        relu: bool,
+        keep_product: bool,
+        out: &Meta,
+    ) -> Option<Result<(CpuTensor, Option<CpuTensor>)>> {
+        let tail = matmul::Tail { mm_left, relu };
+        matmul::matmul_add(self, a, b, c, tail, keep_product, out).map(Ok)
+    }
+
     fn run_loop(
         &mut self,
         kernel: &dyn LoopKernel,

@@ -16,9 +16,9 @@
 //! warm-up, so computing a prefix twice then is cheap insurance for bit-exact semantics.
 
 use super::deferred::{Group, Promise};
+use super::names::Names;
 use super::Slot;
 use crate::compile::program::{Plan, Split};
-use crate::compile::trace::Arg;
 use crate::engine::Engine;
 use gt_core::Key;
 use gt_ops::Meta;
@@ -89,20 +89,13 @@ fn skeleton(msg: &WorkerMsg) -> WorkerMsg {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Name {
-    Node(u32),
-    Ext(u32),
-    Freed,
-}
-
 /// One instance streamed through a plan.
 pub(super) struct Run<T> {
     pub plan: Arc<Plan>,
     /// The instructions received so far (kept for the steps' runtime parameters and for a
     /// replay).
     pub msgs: Vec<WorkerMsg>,
-    names: FxHashMap<Key, Name>,
+    names: Names,
     /// Which steps run now and which live-outs are deferred.
     split: Arc<Split>,
     /// External inputs by canonical number (`None`: a deferred value the trace only frees),
@@ -110,8 +103,6 @@ pub(super) struct Run<T> {
     ext: Vec<Option<T>>,
     ext_keys: Vec<Key>,
     slots: Vec<Option<T>>,
-    /// How many names are results not freed so far (the instance's live-outs at its end).
-    live_nodes: usize,
     next_step: usize,
     /// Nanoseconds the worker spent on this instance: matching, steps, installing results
     /// (measured by the tracer, only when `timed`).
@@ -134,13 +125,12 @@ impl<T: Clone> Run<T> {
         let mut run = Run {
             plan: plan.clone(),
             msgs: Vec::new(),
-            names: FxHashMap::default(),
+            names: Names::default(),
             timed,
             split: split.clone(),
             ext: Vec::new(),
             ext_keys: Vec::new(),
             slots: Vec::new(),
-            live_nodes: 0,
             next_step: 0,
             ns: 0,
             consts: Vec::new(),
@@ -159,8 +149,7 @@ impl<T: Clone> Run<T> {
         let (n, n_ext) = (plan.len(), plan.bound().ext.len());
         self.msgs.clear();
         self.msgs.reserve(n);
-        self.names.clear();
-        self.names.reserve(n);
+        self.names.reset(n);
         self.ext.clear();
         self.ext.reserve(n_ext);
         self.ext_keys.clear();
@@ -176,7 +165,6 @@ impl<T: Clone> Run<T> {
         self.plan = plan;
         self.split = split;
         self.timed = timed;
-        self.live_nodes = 0;
         self.next_step = 0;
         self.ns = 0;
     }
@@ -184,7 +172,7 @@ impl<T: Clone> Run<T> {
     /// Drops what the run holds (messages, tensors) but keeps its buffers for [`Run::reset`].
     pub fn clear(&mut self) {
         self.msgs.clear();
-        self.names.clear();
+        self.names.reset(0);
         self.ext.clear();
         self.ext_keys.clear();
         self.slots.clear();
@@ -207,11 +195,10 @@ impl<T: Clone> Run<T> {
             return false;
         }
         for (k, w) in keys.iter().zip(want) {
-            let got = match self.names.get(k) {
-                Some(Name::Node(n)) => Arg::Node(*n),
-                Some(Name::Ext(j)) => Arg::Ext(*j),
-                Some(Name::Freed) => return false,
-                None => {
+            match self.names.check(*k, *w) {
+                None => return false,
+                Some(false) => {}
+                Some(true) => {
                     let j = self.ext.len();
                     let (t, meta) = match (tensors.get(k), deferred.get(k)) {
                         (Some(Slot::Ready(t)), _) => (Some(t.clone()), engine.meta(t)),
@@ -223,12 +210,8 @@ impl<T: Clone> Run<T> {
                     }
                     self.ext.push(t);
                     self.ext_keys.push(*k);
-                    self.names.insert(*k, Name::Ext(j as u32));
-                    Arg::Ext(j as u32)
+                    self.names.add_ext(*k);
                 }
-            };
-            if got != *w {
-                return false;
             }
         }
         true
@@ -258,14 +241,10 @@ impl<T: Clone> Run<T> {
         }
         match &msg {
             WorkerMsg::Exec { out, .. } | WorkerMsg::Upload { out, .. } => {
-                let before = self.names.insert(*out, Name::Node(i as u32));
-                self.live_nodes += usize::from(!matches!(before, Some(Name::Node(_))));
+                self.names.define(i, *out)
             }
-            WorkerMsg::Free { key } => {
-                let before = self.names.insert(*key, Name::Freed);
-                self.live_nodes -= usize::from(matches!(before, Some(Name::Node(_))));
-            }
-            _ => {}
+            WorkerMsg::Free { key } => self.names.free(i, *key, self.plan.args_of(i)[0]),
+            _ => self.names.skip(i),
         }
         self.msgs.push(msg);
         Ok(())
@@ -365,7 +344,7 @@ impl<T: Clone> Run<T> {
     /// live-outs, and each of those is still this run's result.
     pub fn results(&mut self) -> Option<Finished<T>> {
         let planned = &self.plan.bound().live;
-        if self.live_nodes != planned.len() {
+        if self.names.live != planned.len() {
             return None;
         }
         let mut live = Vec::with_capacity(planned.len());
@@ -374,7 +353,7 @@ impl<T: Clone> Run<T> {
                 WorkerMsg::Exec { out, .. } | WorkerMsg::Upload { out, .. } => *out,
                 _ => return None,
             };
-            if !matches!(self.names.get(&key), Some(Name::Node(n)) if *n == node) {
+            if !self.names.is_result(key, node) {
                 return None;
             }
             live.push((node, key));

@@ -390,3 +390,73 @@ fn views_share_storage_and_match_reference() {
         );
     }
 }
+
+#[test]
+fn matmul_epilogues_equal_the_ops_one_by_one() {
+    let mut e = CpuEngine::new(1);
+    let bits = |e: &mut CpuEngine, t: &CpuTensor| e.download(t).bytes;
+    for dtype in FLOATS {
+        // (a, b, c): a bias row, a full addend, batched, a vector product, an empty reduction.
+        let cases: [(&[usize], &[usize], &[usize]); 5] = [
+            (&[6, 5], &[5, 7], &[7]),
+            (&[6, 5], &[5, 7], &[6, 7]),
+            (&[2, 3, 4], &[4, 5], &[5]),
+            (&[4], &[4, 3], &[3]),
+            (&[3, 0], &[0, 2], &[2]),
+        ];
+        for (sa, sb, sc) in cases {
+            let a = input(&mut e, sa, dtype, 1, -1.0, 1.0);
+            let b = input(&mut e, sb, dtype, 2, -1.0, 1.0);
+            let b = if sb.len() == 2 && sb[0] > 0 {
+                // A transposed view, as autograd's `x @ wᵀ` passes it.
+                let t = input(&mut e, &[sb[1], sb[0]], dtype, 2, -1.0, 1.0);
+                permute(&mut e, &t, &[1, 0])
+            } else {
+                b
+            };
+            let c = input(&mut e, sc, dtype, 3, -1.0, 1.0);
+            let p = e.execute(&Op::MatMul, &[&a, &b]).unwrap();
+            let meta = e.meta(&p);
+            for (mm_left, relu) in [(true, false), (false, false), (true, true), (false, true)] {
+                let what = format!("{dtype} {sa:?} @ {sb:?} + {sc:?} left={mm_left} relu={relu}");
+                let add = Op::Binary(BinaryOp::Add);
+                let s = if mm_left {
+                    e.execute(&add, &[&p, &c]).unwrap()
+                } else {
+                    e.execute(&add, &[&c, &p]).unwrap()
+                };
+                let want = if relu {
+                    e.execute(&Op::Unary(UnaryOp::Relu), &[&s]).unwrap()
+                } else {
+                    s
+                };
+                for keep in [false, true] {
+                    let (got, product) = e
+                        .matmul_add(&a, &b, &c, mm_left, relu, keep, &meta)
+                        .expect("fused")
+                        .unwrap();
+                    assert_eq!(e.meta(&got), meta, "{what}");
+                    assert_eq!(bits(&mut e, &got), bits(&mut e, &want), "{what}");
+                    match product {
+                        Some(y) => assert_eq!(bits(&mut e, &y), bits(&mut e, &p), "{what}"),
+                        None => assert!(!keep, "{what}: the product was asked for"),
+                    }
+                }
+            }
+        }
+        // Operands it cannot fuse are declined, not computed wrongly.
+        let a = input(&mut e, &[3, 4], dtype, 1, -1.0, 1.0);
+        let b = input(&mut e, &[4, 5], dtype, 2, -1.0, 1.0);
+        let p = e.execute(&Op::MatMul, &[&a, &b]).unwrap();
+        let meta = e.meta(&p);
+        let col = input(&mut e, &[3, 1], dtype, 3, -1.0, 1.0);
+        assert!(e
+            .matmul_add(&a, &b, &col, true, false, false, &meta)
+            .is_none());
+        let c = input(&mut e, &[5, 3], dtype, 3, -1.0, 1.0);
+        let ct = permute(&mut e, &c, &[1, 0]);
+        assert!(e
+            .matmul_add(&a, &b, &ct, true, false, true, &meta)
+            .is_none());
+    }
+}
