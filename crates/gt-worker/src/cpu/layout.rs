@@ -23,7 +23,7 @@ pub type Strides = SmallVec<[isize; 4]>;
 pub type Dims = SmallVec<[usize; 6]>;
 
 /// How a tensor's elements sit in its buffer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Layout {
     /// The logical shape.
     pub shape: Shape,
@@ -31,6 +31,19 @@ pub struct Layout {
     pub strides: Strides,
     /// Position of element `[0, …, 0]` in the buffer, in elements.
     pub offset: usize,
+}
+
+/// Field by field with fixed-size copies (the derived `Clone` copies a `SmallVec` element by
+/// element): tensors are cloned for every external input and result of a compiled run.
+impl Clone for Layout {
+    #[inline]
+    fn clone(&self) -> Layout {
+        Layout {
+            shape: copy_shape(&self.shape),
+            strides: small4(&self.strides),
+            offset: self.offset,
+        }
+    }
 }
 
 impl Layout {
@@ -139,6 +152,21 @@ impl Layout {
             offset: self.offset,
         }
     }
+}
+
+/// `src` as a `SmallVec` of inline capacity 4, copied as a fixed-size array when it fits.
+#[inline]
+pub fn small4<T: Copy + Default>(src: &[T]) -> SmallVec<[T; 4]> {
+    if src.len() > 4 {
+        return SmallVec::from_slice(src);
+    }
+    let mut buf = [T::default(); 4];
+    for (i, b) in buf.iter_mut().enumerate() {
+        if let Some(&v) = src.get(i) {
+            *b = v;
+        }
+    }
+    SmallVec::from_buf_and_len(buf, src.len())
 }
 
 /// A small vector holding `src`. For up to six elements it copies a fixed-size array (no call

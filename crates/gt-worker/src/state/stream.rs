@@ -114,6 +114,12 @@ pub(super) struct Run<T> {
     consts_of: Option<u64>,
     /// Bytes of `consts` (bounded by [`CONST_BYTES`]).
     consts_bytes: usize,
+    /// A finished run's live-outs: (node, key) while checking them, then the computed ones
+    /// with their keys ([`Run::results`]); and the external keys its trace frees. Kept across
+    /// runs, like the other buffers.
+    live: Vec<(u32, Key)>,
+    pub ready: Vec<(Key, T)>,
+    pub freed: Vec<Key>,
 }
 
 /// Most bytes of constants a stream keeps for its plan. Past it, further constants are computed
@@ -136,6 +142,9 @@ impl<T: Clone> Run<T> {
             consts: Vec::new(),
             consts_of: None,
             consts_bytes: 0,
+            live: Vec::new(),
+            ready: Vec::new(),
+            freed: Vec::new(),
         };
         run.reset(plan, split, timed);
         run
@@ -154,7 +163,7 @@ impl<T: Clone> Run<T> {
         self.ext.reserve(n_ext);
         self.ext_keys.clear();
         self.ext_keys.reserve(n_ext);
-        self.slots.clear();
+        empty(&mut self.slots);
         self.slots.resize(n, None);
         if self.consts_of != Some(plan.sig) {
             self.consts.clear();
@@ -175,7 +184,7 @@ impl<T: Clone> Run<T> {
         self.names.reset(0);
         self.ext.clear();
         self.ext_keys.clear();
-        self.slots.clear();
+        empty(&mut self.slots);
     }
 
     /// Checks that `keys`, the arguments of instruction `i` (a free when `free`), name the
@@ -337,17 +346,19 @@ impl<T: Clone> Run<T> {
         self.msgs.len() == self.plan.len() && self.next_step == self.plan.steps()
     }
 
-    /// The finished run's results; `None` when this instance's live-outs are not the plan's.
+    /// The finished run's results: its live-outs computed go to [`Run::ready`] (with their
+    /// keys), the external keys the trace frees to [`Run::freed`], and the deferred live-outs
+    /// are returned as promises. `None` when this instance's live-outs are not the plan's.
     ///
     /// They are looked up from the plan's live-outs (each one's key is its instruction's
     /// output), not found by scanning every name: as many names are live as the plan has
     /// live-outs, and each of those is still this run's result.
-    pub fn results(&mut self) -> Option<Finished<T>> {
+    pub fn results(&mut self) -> Option<Vec<(Key, Promise<T>)>> {
         let planned = &self.plan.bound().live;
         if self.names.live != planned.len() {
             return None;
         }
-        let mut live = Vec::with_capacity(planned.len());
+        self.live.clear();
         for &(node, _) in planned {
             let key = match self.msgs.get(node as usize)? {
                 WorkerMsg::Exec { out, .. } | WorkerMsg::Upload { out, .. } => *out,
@@ -356,43 +367,49 @@ impl<T: Clone> Run<T> {
             if !self.names.is_result(key, node) {
                 return None;
             }
-            live.push((node, key));
+            self.live.push((node, key));
         }
-        let mut ready = Vec::with_capacity(live.len());
-        let mut lazy = Vec::with_capacity(live.len());
-        for (idx, (node, key)) in live.into_iter().enumerate() {
-            if self.split.deferred[idx] {
-                // A deferred live-out that a step run now computed anyway (another value
-                // needed it) is installed as it is: a promise would only hold the run's
-                // messages and slots alive to return the same tensor.
-                match &self.slots[node as usize] {
-                    Some(t) => ready.push((key, t.clone())),
-                    None => lazy.push((key, idx)),
-                }
-            } else {
-                // Cloned, not taken: a deferred step may still read it.
-                ready.push((key, self.slots[node as usize].clone()?));
+        // A deferred live-out that a step run now computed anyway (another value needed it) is
+        // installed as it is: a promise would only hold the run's messages and slots alive to
+        // return the same tensor.
+        let lazy =
+            |idx: usize, node: u32| self.split.deferred[idx] && self.slots[node as usize].is_none();
+        let any_lazy = self.live.iter().enumerate().any(|(idx, l)| lazy(idx, l.0));
+        self.ready.clear();
+        let mut promised = Vec::new();
+        for (idx, &(node, key)) in self.live.iter().enumerate() {
+            let slot = &mut self.slots[node as usize];
+            match slot {
+                None if self.split.deferred[idx] => promised.push((key, idx)),
+                None => return None,
+                // Taken when nothing is deferred; else cloned, as a deferred step may read it.
+                Some(_) if !any_lazy => self.ready.push((key, slot.take().expect("some"))),
+                Some(t) => self.ready.push((key, t.clone())),
             }
         }
-        let freed = self
-            .plan
-            .bound()
-            .free_ext
-            .iter()
-            .map(|&j| self.ext_keys[j as usize])
-            .collect();
-        let promises = if lazy.is_empty() {
-            Vec::new()
-        } else {
-            let group = Arc::new(Mutex::new(Group {
-                sig: self.plan.sig,
-                plan: self.plan.clone(),
-                msgs: std::mem::take(&mut self.msgs),
-                slots: std::mem::take(&mut self.slots),
-                ext: std::mem::take(&mut self.ext),
-                done: self.split.now.clone(),
-            }));
-            lazy.into_iter()
+        self.freed.clear();
+        let ext_keys = &self.ext_keys;
+        self.freed.extend(
+            self.plan
+                .bound()
+                .free_ext
+                .iter()
+                .map(|&j| ext_keys[j as usize]),
+        );
+        if promised.is_empty() {
+            return Some(Vec::new());
+        }
+        let group = Arc::new(Mutex::new(Group {
+            sig: self.plan.sig,
+            plan: self.plan.clone(),
+            msgs: std::mem::take(&mut self.msgs),
+            slots: std::mem::take(&mut self.slots),
+            ext: std::mem::take(&mut self.ext),
+            done: self.split.now.clone(),
+        }));
+        Some(
+            promised
+                .into_iter()
                 .map(|(key, idx)| {
                     let meta = self.plan.live_meta(idx).clone();
                     (
@@ -404,13 +421,16 @@ impl<T: Clone> Run<T> {
                         },
                     )
                 })
-                .collect()
-        };
-        Some(Finished {
-            ready,
-            promises,
-            freed,
-        })
+                .collect(),
+        )
+    }
+}
+
+/// Drops what `slots` holds, keeping its length: most slots are already empty at the end of a
+/// run (released or taken), and rewriting every one of them cost more than the check.
+fn empty<T>(slots: &mut [Option<T>]) {
+    for s in slots.iter_mut().filter(|s| s.is_some()) {
+        *s = None;
     }
 }
 
@@ -422,14 +442,4 @@ pub(super) enum Fed {
     Rejected(Box<WorkerMsg>),
     /// Accepted, but a step failed (the run must be given up and replayed eagerly).
     Failed,
-}
-
-/// What a finished streamed run leaves behind.
-pub(super) struct Finished<T> {
-    /// Live-outs computed, with their keys.
-    pub ready: Vec<(Key, T)>,
-    /// Deferred live-outs.
-    pub promises: Vec<(Key, Promise<T>)>,
-    /// External keys the trace frees.
-    pub freed: Vec<Key>,
 }

@@ -515,7 +515,7 @@ impl<E: Engine> WorkerState<E> {
                 } else {
                     None
                 };
-                let Some(done) = results else {
+                let Some(promises) = results else {
                     // Not the plan's instance after all: the tensor table still has everything
                     // eager execution needs, so replay it.
                     for m in run.msgs {
@@ -523,20 +523,20 @@ impl<E: Engine> WorkerState<E> {
                     }
                     return false;
                 };
-                for (k, t) in done.ready {
+                for (k, t) in run.ready.drain(..) {
                     self.tensors.insert(k, Slot::Ready(t));
                 }
-                if let Some((_, p)) = done.promises.first() {
-                    let keys = done.promises.iter().map(|x| x.0).collect();
+                if let Some((_, p)) = promises.first() {
+                    let keys = promises.iter().map(|x| x.0).collect();
                     self.deferred_groups
                         .push_back((Arc::downgrade(&p.group), keys));
                 }
-                for (k, p) in done.promises {
+                for (k, p) in promises {
                     self.tensors.remove(&k);
                     self.deferred.insert(k, p);
                     self.deferred_counts.0 += 1;
                 }
-                for k in done.freed {
+                for k in run.freed.drain(..) {
                     self.tensors.remove(&k);
                     if self.deferred.remove(&k).is_some() {
                         self.deferred_counts.2 += 1;
