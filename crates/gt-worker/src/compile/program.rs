@@ -224,25 +224,25 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
         users: &users,
         live: &is_live,
     };
-    let mut epilogues = Vec::new();
+    // The matmul epilogue starting at each item, if any (it spans the items after it too).
+    let mut epilogues: Vec<Option<Epilogue>> = (0..items.len()).map(|_| None).collect();
     let mut at = 0;
     while at < items.len() {
         match epilogue::find(&items, at, &facts) {
             Some((e, span)) => {
-                epilogues.push((at, e));
+                epilogues[at] = Some(e);
                 at += span;
             }
             None => at += 1,
         }
     }
-    let mut epilogues = epilogues.into_iter().peekable();
     let mut skip = 0;
-    for (at, item) in items.into_iter().enumerate() {
+    for (item, e) in items.into_iter().zip(epilogues) {
         if skip > 0 {
             skip -= 1;
             continue;
         }
-        if let Some((_, e)) = epilogues.next_if(|(x, _)| *x == at) {
+        if let Some(e) = e {
             loops.0 += 1;
             loops.1 += e.members().len();
             skip = e.members().len() - 1;

@@ -154,13 +154,17 @@ impl Layout {
     }
 }
 
-/// `src` as a `SmallVec` of inline capacity 4, copied as a fixed-size array when it fits.
+/// A small vector holding `src`. When it fits inline it copies a fixed-size array (no call to
+/// `memcpy` with a variable length, which dominates at these sizes).
 #[inline]
-pub fn small4<T: Copy + Default>(src: &[T]) -> SmallVec<[T; 4]> {
-    if src.len() > 4 {
+fn small<T: Copy + Default, const N: usize>(src: &[T]) -> SmallVec<[T; N]>
+where
+    [T; N]: smallvec::Array<Item = T>,
+{
+    if src.len() > N {
         return SmallVec::from_slice(src);
     }
-    let mut buf = [T::default(); 4];
+    let mut buf = [T::default(); N];
     for (i, b) in buf.iter_mut().enumerate() {
         if let Some(&v) = src.get(i) {
             *b = v;
@@ -169,20 +173,16 @@ pub fn small4<T: Copy + Default>(src: &[T]) -> SmallVec<[T; 4]> {
     SmallVec::from_buf_and_len(buf, src.len())
 }
 
-/// A small vector holding `src`. For up to six elements it copies a fixed-size array (no call
-/// to `memcpy` with a variable length, which dominates at these sizes).
+/// [`small`] with the inline capacity of [`Strides`].
+#[inline]
+pub fn small4<T: Copy + Default>(src: &[T]) -> SmallVec<[T; 4]> {
+    small(src)
+}
+
+/// [`small`] with the inline capacity of a shape's dimensions.
 #[inline]
 pub fn small6<T: Copy + Default>(src: &[T]) -> SmallVec<[T; 6]> {
-    if src.len() > 6 {
-        return SmallVec::from_slice(src);
-    }
-    let mut buf = [T::default(); 6];
-    for (i, b) in buf.iter_mut().enumerate() {
-        if let Some(&v) = src.get(i) {
-            *b = v;
-        }
-    }
-    SmallVec::from_buf_and_len(buf, src.len())
+    small(src)
 }
 
 /// A copy of `s` (cheaper than `Shape::clone`, which copies element by element).

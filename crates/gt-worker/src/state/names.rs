@@ -25,8 +25,10 @@ enum Name {
 /// The names of one run (see the module doc).
 #[derive(Default)]
 pub(super) struct Names {
-    /// Every key named so far, once the ordered pattern broke (`None` while it holds).
-    map: Option<FxHashMap<Key, Name>>,
+    /// Every key named so far, once the ordered pattern broke (`mapped`; its buffer is kept
+    /// for later runs).
+    map: FxHashMap<Key, Name>,
+    mapped: bool,
     /// Each instruction's result key (`None` for a free), and whether it is still live.
     outs: Vec<(Option<Key>, bool)>,
     /// Each external input's key, and whether it is still live.
@@ -41,10 +43,10 @@ pub(super) struct Names {
 impl Names {
     /// Forgets every name, keeping the buffers.
     pub fn reset(&mut self, n: usize) {
-        if let Some(m) = &mut self.map {
-            m.clear();
+        if self.mapped {
+            self.map.clear();
         }
-        self.map = None;
+        self.mapped = false;
         self.outs.clear();
         self.outs.reserve(n);
         self.ext.clear();
@@ -77,9 +79,9 @@ impl Names {
     }
 
     /// Leaves the ordered pattern: from now on every name is in the map.
-    fn switch_to_map(&mut self) -> &mut FxHashMap<Key, Name> {
-        if self.map.is_none() {
-            let mut m = FxHashMap::default();
+    fn switch_to_map(&mut self) {
+        if !self.mapped {
+            let m = &mut self.map;
             for (j, &(k, alive)) in self.ext.iter().enumerate() {
                 m.insert(
                     k,
@@ -102,21 +104,20 @@ impl Names {
                     );
                 }
             }
-            debug_assert!(m
+            self.mapped = true;
+            debug_assert!(self
+                .map
                 .keys()
-                .all(|&k| self.name_in_order(k) == m.get(&k).copied()));
-            self.map = Some(m);
+                .all(|&k| self.name_in_order(k) == self.map.get(&k).copied()));
         }
-        self.map.as_mut().expect("just built")
     }
 
-    /// Whether `k` is what the plan expects (`want`), where `new_ext` is the number the next
-    /// new external input would get. `Some(true)` for a new external the caller must add with
+    /// Whether `k` is what the plan expects (`want`). `Some(true)` for a new external the caller must add with
     /// [`Names::add_ext`] after checking it; `Some(false)` for a known name; `None` for a
     /// mismatch.
     pub fn check(&mut self, k: Key, want: Arg) -> Option<bool> {
-        if let Some(m) = &self.map {
-            return match (m.get(&k), want) {
+        if self.mapped {
+            return match (self.map.get(&k), want) {
                 (Some(Name::Node(n)), Arg::Node(w)) if *n == w => Some(false),
                 (Some(Name::Ext(j)), Arg::Ext(w)) if *j == w => Some(false),
                 (None, Arg::Ext(w)) if w as usize == self.ext.len() => Some(true),
@@ -148,8 +149,8 @@ impl Names {
     pub fn add_ext(&mut self, k: Key) {
         let j = self.ext.len() as u32;
         self.ext.push((k, true));
-        if let Some(m) = &mut self.map {
-            m.insert(k, Name::Ext(j));
+        if self.mapped {
+            self.map.insert(k, Name::Ext(j));
         } else if self.newest.is_none_or(|n| k > n) {
             self.newest = Some(k);
         }
@@ -159,24 +160,21 @@ impl Names {
     pub fn define(&mut self, i: usize, k: Key) {
         debug_assert_eq!(i, self.outs.len());
         let fresh = self.newest.is_none_or(|n| k > n);
-        if self.map.is_none() && !fresh {
+        if !fresh {
             self.switch_to_map();
         }
         self.outs.push((Some(k), true));
-        match &mut self.map {
-            Some(m) => {
-                let before = m.insert(k, Name::Node(i as u32));
-                if let Some(Name::Node(p)) = before {
-                    self.outs[p as usize].1 = false;
-                } else {
-                    self.live += 1;
-                }
-            }
-            None => {
-                self.newest = Some(k);
-                self.first_out.get_or_insert(k);
+        if self.mapped {
+            let before = self.map.insert(k, Name::Node(i as u32));
+            if let Some(Name::Node(p)) = before {
+                self.outs[p as usize].1 = false;
+            } else {
                 self.live += 1;
             }
+        } else {
+            self.newest = Some(k);
+            self.first_out.get_or_insert(k);
+            self.live += 1;
         }
     }
 
@@ -191,8 +189,8 @@ impl Names {
             }
             Arg::Ext(j) => self.ext[j as usize].1 = false,
         }
-        if let Some(m) = &mut self.map {
-            m.insert(k, Name::Freed);
+        if self.mapped {
+            self.map.insert(k, Name::Freed);
         }
     }
 
@@ -204,9 +202,10 @@ impl Names {
 
     /// Whether `k` is still instruction `node`'s live result.
     pub fn is_result(&self, k: Key, node: u32) -> bool {
-        match &self.map {
-            Some(m) => m.get(&k) == Some(&Name::Node(node)),
-            None => self.outs.get(node as usize) == Some(&(Some(k), true)),
+        if self.mapped {
+            self.map.get(&k) == Some(&Name::Node(node))
+        } else {
+            self.outs.get(node as usize) == Some(&(Some(k), true))
         }
     }
 }
@@ -262,9 +261,9 @@ mod tests {
         let mut n = Names::default();
         n.define(0, k(10));
         n.define(1, k(11));
-        assert!(n.map.is_none());
+        assert!(!n.mapped);
         n.define(2, k(10)); // reused: the old result is gone
-        assert!(n.map.is_some());
+        assert!(n.mapped);
         assert_eq!(n.check(k(10), Arg::Node(0)), None);
         assert_eq!(n.check(k(10), Arg::Node(2)), Some(false));
         assert_eq!(n.live, 2);
