@@ -423,3 +423,24 @@ fn a_compile_true_region_compiles_at_first_sight() {
     assert_eq!(st.compile.traces_compiled, 1, "{:?}", st.compile);
     assert!(st.compile.compiled_runs >= 4, "{:?}", st.compile);
 }
+
+#[test]
+fn matmul_epilogues_match_eager_in_place_and_when_the_engine_declines() {
+    // Three products with an add each, their sums read at once (so nothing outlives the trace
+    // but the reads' inputs): a bias row with a relu (fused in place), a full-shape addend on
+    // the left, and a transposed addend the CPU engine declines to fuse (the plan then runs
+    // the ops one by one). Every value must be eager's to the bit.
+    let st = both(12, |s, _, _| {
+        let x = s.try_randn([5, 7], DType::F32).unwrap();
+        let w = s.try_randn([7, 6], DType::F32).unwrap();
+        let b = s.try_randn([6], DType::F32).unwrap();
+        let full = s.try_randn([5, 6], DType::F32).unwrap();
+        let tr = s.try_randn([6, 5], DType::F32).unwrap().t();
+        let y = (x.matmul(&w) + &b).relu().sum();
+        let z = (&full + x.matmul(&w)).sum();
+        let v = (x.matmul(&w) + &tr).sum();
+        vec![read(&y), read(&z), read(&v)]
+    });
+    assert!(st.compile.compiled_runs >= 8, "{:?}", st.compile);
+    assert!(st.compile.fused_loops >= 3, "{:?}", st.compile);
+}
