@@ -4,7 +4,7 @@
 
 use gt_core::{Error, ReqId, Result, TensorId};
 use gt_proto::{ClientMsg, ClientReply, WorkerStats};
-use gt_transport::{parking_channel, ParkSender, Tx};
+use gt_transport::{parking_channel, Hunger, ParkSender, Tx};
 use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -59,6 +59,11 @@ impl ReplyRouter {
 /// doubling keeps a long stream of tiny ops (where every extra send is a thread wake-up) at a
 /// handful of extra batches. Measured with `gt bench compile` (same run, eager): see the
 /// README's "Batching" paragraph.
+///
+/// It is also the smallest batch sent early: with a [`Hunger`] signal (the embedded runtime), a
+/// client that sees a worker waiting for work sends what it holds once it holds this many, so
+/// the worker is not left idle while the client builds the rest of a step (see
+/// `gt_transport::hunger`).
 pub const FIRST_BATCH: usize = 16;
 
 fn first_batch(batch_size: usize) -> usize {
@@ -76,6 +81,8 @@ struct Inner {
     router: Arc<ReplyRouter>,
     buf: Mutex<Batch>,
     batch_size: usize,
+    /// Workers waiting for work (in-process runtimes only): batches go early while any waits.
+    hunger: Option<Hunger>,
     next_id: AtomicU64,
     next_req: AtomicU64,
     seed: AtomicU64,
@@ -102,6 +109,19 @@ impl Session {
         batch_size: usize,
         name: String,
     ) -> Session {
+        Session::watching(tx, router, workers, batch_size, name, None)
+    }
+
+    /// Like [`Session::new`], and sends a batch early (once it holds [`FIRST_BATCH`]
+    /// instructions) while `hunger` says a worker waits for work.
+    pub fn watching(
+        tx: Tx<ClientMsg>,
+        router: Arc<ReplyRouter>,
+        workers: u32,
+        batch_size: usize,
+        name: String,
+        hunger: Option<Hunger>,
+    ) -> Session {
         Session(Arc::new(Inner {
             buf: Mutex::new(Batch {
                 msgs: tx.spare(batch_size.max(1)),
@@ -110,6 +130,7 @@ impl Session {
             tx,
             router,
             batch_size: batch_size.max(1),
+            hunger,
             next_id: AtomicU64::new(1),
             next_req: AtomicU64::new(1),
             seed: AtomicU64::new(DEFAULT_SEED),
@@ -156,14 +177,19 @@ impl Session {
         )
     }
 
-    /// Appends one instruction; sends the batch when it reaches the current limit (see
-    /// [`FIRST_BATCH`]).
+    /// Appends one instruction; sends the batch when it reaches the current limit, or early
+    /// when a worker waits for work (see [`FIRST_BATCH`]).
     pub(crate) fn push(&self, msg: ClientMsg) {
         let mut buf = self.0.buf.lock().unwrap();
         buf.msgs.push(msg);
-        if buf.msgs.len() >= buf.limit {
+        let full = buf.msgs.len() >= buf.limit;
+        if full
+            || (buf.msgs.len() >= FIRST_BATCH && self.0.hunger.as_ref().is_some_and(Hunger::any))
+        {
             let batch = std::mem::replace(&mut buf.msgs, self.0.tx.spare(self.0.batch_size));
-            buf.limit = (buf.limit * 2).min(self.0.batch_size);
+            if full {
+                buf.limit = (buf.limit * 2).min(self.0.batch_size);
+            }
             drop(buf);
             tracing::debug!(target: "gt::client", "sending a batch of {} instructions", batch.len());
             let _ = self.0.tx.send(batch);
@@ -320,5 +346,42 @@ mod tests {
             small.push(ClientMsg::Free { id: TensorId(i) });
         }
         assert_eq!(sizes(&rx), vec![4, 4]);
+    }
+
+    #[test]
+    fn a_waiting_worker_gets_batches_early_without_growing_the_burst() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let hunger = Hunger::new();
+        let s = Session::watching(
+            Tx::from_channel(tx),
+            ReplyRouter::new(),
+            1,
+            1024,
+            "t".into(),
+            Some(hunger.clone()),
+        );
+        let push = |n: u64| {
+            for i in 0..n {
+                s.push(ClientMsg::Free { id: TensorId(i) });
+            }
+        };
+        let sizes = |rx: &crossbeam_channel::Receiver<Vec<ClientMsg>>| -> Vec<usize> {
+            rx.try_iter().map(|b| b.len()).collect()
+        };
+        // Nobody waits: the usual doubling (the 40 below wait for the burst of 64).
+        push(16 + 32 + 40);
+        assert_eq!(sizes(&rx), vec![16, 32]);
+        s.flush().unwrap();
+        assert_eq!(sizes(&rx), vec![40]);
+        // A worker waits: every FIRST_BATCH instructions go at once, and the burst limit stays
+        // where it was, so the batching resumes as before once the worker is busy again.
+        push(16);
+        assert_eq!(sizes(&rx), vec![16]);
+        let waiting = hunger.waiting();
+        push(3 * FIRST_BATCH as u64 + 5);
+        assert_eq!(sizes(&rx), vec![16, 16, 16]);
+        drop(waiting);
+        push(32 - 5 + 2);
+        assert_eq!(sizes(&rx), vec![32]);
     }
 }

@@ -9,7 +9,7 @@ use gt_core::{Error, SessionId, TensorId, WorkerId};
 use gt_proto::{
     ClientMsg, ClientReply, ShardStats, WorkerLoad, WorkerMsg, WorkerReply, WorkerStats,
 };
-use gt_transport::{Recycler, Tx};
+use gt_transport::{Hunger, Recycler, Tx};
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -30,7 +30,14 @@ pub struct CoreConfig {
     /// Most instructions per transport batch to a worker (`GT_WORKER_BATCH_SIZE`; `None`:
     /// everything queued goes in one batch). Batching never changes the instruction stream.
     pub worker_batch: Option<usize>,
+    /// Workers of this process waiting for work (the embedded runtime). While one waits, a
+    /// client batch is handed to the workers every [`HAND_OVER`] routed instructions instead
+    /// of once routed whole, so the worker starts on the first while the rest are routed.
+    pub hunger: Option<Hunger>,
 }
+
+/// Instructions routed between hand-overs to a waiting worker (see [`CoreConfig::hunger`]).
+pub const HAND_OVER: usize = 16;
 
 impl Default for CoreConfig {
     fn default() -> Self {
@@ -40,6 +47,7 @@ impl Default for CoreConfig {
             shard: Arc::default(),
             auto_shard: None,
             worker_batch: None,
+            hunger: None,
         }
     }
 }

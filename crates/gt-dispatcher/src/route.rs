@@ -2,11 +2,12 @@
 //! keys, choosing the executing worker, and injecting worker-to-worker moves when an op's inputs
 //! live on different workers (the dispatcher never carries those bytes itself).
 
-use crate::core::{Agg, Core, Pending, Place, Session};
+use crate::core::{Agg, Core, Pending, Place, Session, HAND_OVER};
 use crate::shard::ShardConfig;
 use gt_core::{Error, Key, ReqId, SessionId, TensorId, WorkerId};
 use gt_ops::Meta;
 use gt_proto::{ClientMsg, ClientReply, DispatcherStats, WorkerMsg};
+use gt_transport::Hunger;
 use smallvec::SmallVec;
 use std::sync::Arc;
 
@@ -16,11 +17,23 @@ impl Core {
             return;
         };
         s.instructions += batch.len() as u64;
-        for msg in batch.drain(..) {
+        for (i, msg) in batch.drain(..).enumerate() {
             if let Some(log) = &mut self.log {
                 log.client_msg(s.id, &s.name, &msg);
             }
             self.client_msg(&mut s, msg);
+            // A waiting worker gets what is routed so far instead of waiting for the whole
+            // batch (see `CoreConfig::hunger`). The session goes back into the table first, so
+            // that a worker found dead by this hand-over poisons its tensors too.
+            let waiting = || self.cfg.hunger.as_ref().is_some_and(Hunger::any);
+            if i % HAND_OVER == HAND_OVER - 1 && waiting() {
+                self.sessions.insert(sid, s);
+                self.flush();
+                let Some(back) = self.sessions.remove(&sid) else {
+                    return;
+                };
+                s = back;
+            }
         }
         if let Some(spares) = &s.spares {
             spares.give(batch);

@@ -591,3 +591,53 @@ fn split_worker_batches_keep_order_and_emptied_batches_go_back() {
         "the split parts come back for reuse"
     );
 }
+
+#[test]
+fn a_waiting_worker_gets_a_long_batch_in_pieces_as_it_is_routed() {
+    let now = Instant::now();
+    let hunger = gt_transport::Hunger::new();
+    let mut core = Core::new(CoreConfig {
+        hunger: Some(hunger.clone()),
+        ..CoreConfig::default()
+    });
+    let sizes: Log<usize> = Arc::default();
+    let s2 = sizes.clone();
+    let tx = Tx::from_fn(move |b: Vec<WorkerMsg>| {
+        s2.lock().unwrap().push(b.len());
+        Ok(())
+    });
+    let (acc, rx) = crossbeam_channel::bounded(1);
+    core.handle(
+        Event::WorkerJoined {
+            peer_addr: "inproc".into(),
+            tx,
+            accepted: acc,
+        },
+        now,
+    );
+    rx.recv().unwrap();
+    let (a, _) = add_client(&mut core, now);
+    let take = || std::mem::take(&mut *sizes.lock().unwrap());
+    // Start from a session the worker already knows.
+    run(&mut core, a, vec![full(1)], now);
+    take();
+    // The worker is busy: the batch goes whole once routed.
+    run(&mut core, a, (2..=41).map(full).collect(), now);
+    assert_eq!(take(), vec![40]);
+    // The worker waits: it gets every HAND_OVER instructions as soon as they are routed.
+    let waiting = hunger.waiting();
+    run(&mut core, a, (41..=80).map(full).collect(), now);
+    assert_eq!(take(), vec![16, 16, 8]);
+    drop(waiting);
+    // Nothing was lost or reordered on the way.
+    run(
+        &mut core,
+        a,
+        vec![ClientMsg::Read {
+            req: ReqId(1),
+            id: TensorId(80),
+        }],
+        now,
+    );
+    assert_eq!(take(), vec![1]);
+}

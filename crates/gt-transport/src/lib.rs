@@ -12,6 +12,7 @@
 //! - [`link`]: [`Tx`], and the reader/writer threads that pump a socket.
 //! - [`recycle`]: [`Recycler`], emptied batch vectors handed back to the producer.
 //! - [`parking`]: the hot in-process queues, whose receiver parks at once instead of spinning.
+//! - [`hunger`]: [`Hunger`], consumers waiting for work, so a producer can send early.
 //!
 //! Why threads and not tokio: a GT process has a handful of long-lived connections, and the hot
 //! path is "decode a batch, hand it to the core". Blocking reads on dedicated threads have the
@@ -20,12 +21,14 @@
 
 pub mod addr;
 pub mod framed;
+pub mod hunger;
 pub mod link;
 pub mod parking;
 pub mod recycle;
 
 pub use addr::{Addr, Listener, Stream};
 pub use framed::{accept_handshake, connect_handshake, send_welcome, FrameReader, FrameWriter};
+pub use hunger::{Hunger, HungerGuard};
 pub use link::{deferred_writer, spawn_reader, spawn_writer, Closed, PendingWriter, Tx};
 pub use parking::{parking_channel, ParkReceiver, ParkSender};
 pub use recycle::Recycler;

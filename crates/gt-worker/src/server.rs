@@ -13,11 +13,12 @@ use crate::cpu::CpuEngine;
 use crate::hotpath::HotPathConfig;
 use crate::peers::{Mailbox, PeerLinks, PeerNet};
 use crate::state::WorkerState;
+use crossbeam_channel::{RecvError, TryRecvError};
 use gt_core::{Error, Result, WorkerId};
 use gt_proto::{ExecSpan, Hello, PeerMsg, Role, WorkerLoad, WorkerMsg, WorkerReply};
 use gt_transport::{
-    accept_handshake, connect_handshake, send_welcome, spawn_reader, spawn_writer, Addr, Listener,
-    ParkReceiver, ParkSender, Recycler, Stream, Tx,
+    accept_handshake, connect_handshake, send_welcome, spawn_reader, spawn_writer, Addr, Hunger,
+    Listener, ParkReceiver, ParkSender, Recycler, Stream, Tx,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -67,6 +68,7 @@ pub struct Worker {
     rx: ParkReceiver<Vec<WorkerMsg>>,
     inbound: Inbound,
     hotpath: HotPathConfig,
+    hunger: Option<Hunger>,
 }
 
 /// The dispatcher-facing input of a worker.
@@ -189,12 +191,20 @@ impl Worker {
             rx,
             inbound,
             hotpath: HotPathConfig::default(),
+            hunger: None,
         }
     }
 
     /// Detects and compiles hot sequences as `cfg` says (off by default).
     pub fn with_hotpath(mut self, cfg: HotPathConfig) -> Worker {
         self.hotpath = cfg;
+        self
+    }
+
+    /// Counts this worker in `hunger` while it waits with nothing queued, so in-process clients
+    /// sharing `hunger` send their buffered instructions early (see [`Hunger`]).
+    pub fn with_hunger(mut self, hunger: Hunger) -> Worker {
+        self.hunger = Some(hunger);
         self
     }
 
@@ -223,7 +233,11 @@ impl Worker {
         let load = self.inbound.load.clone();
         let spares = self.inbound.spares.clone();
         drop(self.inbound); // only the dispatcher's clones keep the queue open
-        let queue = Queue { rx, spares };
+        let queue = Queue {
+            rx,
+            spares,
+            hunger: self.hunger,
+        };
         std::thread::Builder::new()
             .name(format!("gt-worker-{}", id.0))
             .spawn(move || execute_loop(id, engine, hot, queue, replies, links, load))
@@ -235,6 +249,30 @@ impl Worker {
 struct Queue {
     rx: ParkReceiver<Vec<WorkerMsg>>,
     spares: Arc<Recycler<WorkerMsg>>,
+    hunger: Option<Hunger>,
+}
+
+impl Queue {
+    /// The next batch, waiting while none is queued (counted in the shared [`Hunger`] if
+    /// `hungry`: not inside a compiled plan's streamed run, where early sends measured slower);
+    /// `Ok(None)` once `timeout` passes with nothing (waits for good without one); `Err` once
+    /// the dispatcher is gone.
+    fn next(
+        &self,
+        timeout: Option<Duration>,
+        hungry: bool,
+    ) -> Result<Option<Vec<WorkerMsg>>, RecvError> {
+        match self.rx.try_recv() {
+            Ok(b) => return Ok(Some(b)),
+            Err(TryRecvError::Disconnected) => return Err(RecvError),
+            Err(TryRecvError::Empty) => {}
+        }
+        let _waiting = self.hunger.as_ref().filter(|_| hungry).map(Hunger::waiting);
+        match timeout {
+            None => self.rx.recv().map(Some),
+            Some(t) => self.rx.recv_timeout(t),
+        }
+    }
 }
 
 fn execute_loop(
@@ -254,25 +292,19 @@ fn execute_loop(
     loop {
         // Replies that only report (hot-path markers, timing) wait for the next real reply or
         // a quiet moment: sending them at once would wake the dispatcher once more per batch.
-        let mut batch = if out.is_empty() {
-            match queue.rx.recv() {
-                Ok(b) => b,
-                Err(_) => break,
-            }
-        } else {
-            match queue.rx.recv_timeout(REPORT_DELAY) {
-                Ok(Some(b)) => b,
-                Ok(None) => {
-                    if replies
-                        .send(std::mem::replace(&mut out, replies.spare(0)))
-                        .is_err()
-                    {
-                        break;
-                    }
-                    continue;
+        let timeout = (!out.is_empty()).then_some(REPORT_DELAY);
+        let mut batch = match queue.next(timeout, !state.streaming()) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                if replies
+                    .send(std::mem::replace(&mut out, replies.spare(0)))
+                    .is_err()
+                {
+                    break;
                 }
-                Err(_) => break,
+                continue;
             }
+            Err(_) => break,
         };
         let n = batch.len() as u64;
         let start = Instant::now();

@@ -73,6 +73,11 @@ impl<E: Engine> WorkerState<E> {
         }
     }
 
+    /// Whether a client stream is inside a streamed run of a compiled plan.
+    pub fn streaming(&self) -> bool {
+        self.trace.as_ref().is_some_and(|t| t.streaming())
+    }
+
     /// Handles one instruction, pushing any reply to `out`.
     pub fn handle(&mut self, msg: WorkerMsg, peers: &mut dyn Peers, out: &mut Vec<WorkerReply>) {
         if !self.deferred.is_empty() {

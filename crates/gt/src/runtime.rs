@@ -6,8 +6,8 @@ use crate::config::Config;
 use gt_client::connect::ConnectOptions;
 use gt_client::{ReplyRouter, Session};
 use gt_core::Result;
-use gt_dispatcher::{Dispatcher, DispatcherConfig};
-use gt_transport::Tx;
+use gt_dispatcher::{CoreConfig, Dispatcher, DispatcherConfig};
+use gt_transport::{Hunger, Tx};
 use gt_worker::cpu::CpuEngine;
 use gt_worker::peers::{InProcPeers, PeerNet};
 use gt_worker::server::Worker;
@@ -45,14 +45,21 @@ pub fn install_debug_output(d: &crate::config::Debug) {
 pub struct Embedded {
     dispatcher: Dispatcher,
     config: Config,
+    /// Workers waiting for work; sessions send their batches early while one waits.
+    hunger: Hunger,
 }
 
 impl Embedded {
     /// Starts a dispatcher and `workers` workers with `threads` compute threads each.
     pub fn start(workers: usize, threads: usize, config: &Config) -> Result<Embedded> {
         config.sharding.validate(Some(workers))?;
+        // Workers waiting for work: sessions and the dispatcher's core send early while one waits.
+        let hunger = Hunger::new();
         let dcfg = DispatcherConfig {
-            core: config.core_config(),
+            core: CoreConfig {
+                hunger: Some(hunger.clone()),
+                ..config.core_config()
+            },
             token: config.token.clone(),
             max_frame: config.max_frame,
             log: config.instruction_log.clone(),
@@ -61,8 +68,11 @@ impl Embedded {
         };
         let dispatcher = Dispatcher::try_start(dcfg)?;
         let peers = Arc::new(InProcPeers::default());
+
         for i in 0..workers {
-            let w = Worker::new().with_hotpath(config.hotpath.clone());
+            let w = Worker::new()
+                .with_hotpath(config.hotpath.clone())
+                .with_hunger(hunger.clone());
             let addr = format!("inproc:{i}");
             peers.register(&addr, w.mailbox());
             let (id, replies) = dispatcher.connect_worker(&addr, w.inbound().into_tx())?;
@@ -78,6 +88,7 @@ impl Embedded {
         Ok(Embedded {
             dispatcher,
             config: config.clone(),
+            hunger,
         })
     }
 
@@ -90,12 +101,13 @@ impl Embedded {
             Ok(())
         });
         let (_, workers, tx) = self.dispatcher.connect_client(name, deliver)?;
-        Ok(Session::new(
+        Ok(Session::watching(
             tx,
             router,
             workers,
             self.config.client_batch,
             name.into(),
+            Some(self.hunger.clone()),
         ))
     }
 

@@ -114,6 +114,13 @@ impl<T> Tracer<T> {
             .clone()
     }
 
+    /// Whether some stream is inside a streamed run of a plan.
+    pub(crate) fn streaming(&self) -> bool {
+        self.streams
+            .values()
+            .any(|s| matches!(s.mode, Mode::Stream(_)))
+    }
+
     /// Live-out `idx` of plan `sig` was used after its run: compute it eagerly from now on.
     pub(crate) fn live_out_used(&mut self, sig: u64, idx: usize) {
         let Some((mask, _)) = self.defer.get_mut(&sig) else {
