@@ -26,6 +26,11 @@ fn sink<T: Send + 'static>() -> (Tx<T>, Log<T>) {
 
 fn add_worker(core: &mut Core, now: Instant) -> (WorkerId, Log<WorkerMsg>) {
     let (tx, log) = sink();
+    (join_worker(core, tx, now), log)
+}
+
+/// Connects a worker whose link is `tx`.
+fn join_worker(core: &mut Core, tx: Tx<WorkerMsg>, now: Instant) -> WorkerId {
     let (acc, rx) = crossbeam_channel::bounded(1);
     core.handle(
         Event::WorkerJoined {
@@ -35,7 +40,7 @@ fn add_worker(core: &mut Core, now: Instant) -> (WorkerId, Log<WorkerMsg>) {
         },
         now,
     );
-    (rx.recv().unwrap(), log)
+    rx.recv().unwrap()
 }
 
 fn add_client(core: &mut Core, now: Instant) -> (SessionId, Log<ClientReply>) {
@@ -606,16 +611,7 @@ fn a_waiting_worker_gets_a_long_batch_in_pieces_as_it_is_routed() {
         s2.lock().unwrap().push(b.len());
         Ok(())
     });
-    let (acc, rx) = crossbeam_channel::bounded(1);
-    core.handle(
-        Event::WorkerJoined {
-            peer_addr: "inproc".into(),
-            tx,
-            accepted: acc,
-        },
-        now,
-    );
-    rx.recv().unwrap();
+    join_worker(&mut core, tx, now);
     let (a, _) = add_client(&mut core, now);
     let take = || std::mem::take(&mut *sizes.lock().unwrap());
     // Start from a session the worker already knows.
