@@ -550,6 +550,13 @@ impl Core {
     }
 
     fn client_left(&mut self, session: SessionId, reason: Option<String>) {
+        // Batches the client sent before leaving may still wait for their turn (`serve` runs
+        // after the round's events): they run first, as they would have with a turn between.
+        if let Some(queued) = self.queues.remove(&session) {
+            for batch in queued {
+                self.client_batch(session, batch);
+            }
+        }
         let Some(s) = self.sessions.remove(&session) else {
             return;
         };

@@ -637,3 +637,36 @@ fn a_waiting_worker_gets_a_long_batch_in_pieces_as_it_is_routed() {
     );
     assert_eq!(take(), vec![1]);
 }
+
+/// A client's last batch and its departure handled in one round: the batch still runs (it was
+/// sent first), instead of being dropped with the session.
+#[test]
+fn a_batch_queued_before_its_client_left_still_runs() {
+    let now = Instant::now();
+    let mut core = Core::new(CoreConfig::default());
+    let (_, w) = add_worker(&mut core, now);
+    let (a, _) = add_client(&mut core, now);
+    core.handle(
+        Event::ClientBatch {
+            session: a,
+            msgs: vec![full(1), full(2)],
+        },
+        now,
+    );
+    core.handle(
+        Event::ClientLeft {
+            session: a,
+            reason: None,
+        },
+        now,
+    );
+    core.serve();
+    core.flush();
+    let execs = w
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| matches!(m, WorkerMsg::Exec { .. }))
+        .count();
+    assert_eq!(execs, 2);
+}
