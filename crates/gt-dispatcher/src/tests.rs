@@ -58,6 +58,17 @@ fn add_client(core: &mut Core, now: Instant) -> (SessionId, Log<ClientReply>) {
     (rx.recv().unwrap().unwrap().0, log)
 }
 
+/// Session `session` disconnects normally.
+fn leave(core: &mut Core, session: SessionId, now: Instant) {
+    core.handle(
+        Event::ClientLeft {
+            session,
+            reason: None,
+        },
+        now,
+    );
+}
+
 /// `Full` of a 2-element f32 tensor with client id `id` (shared with the hub's tests).
 pub(crate) fn full(id: u64) -> ClientMsg {
     ClientMsg::Exec {
@@ -253,13 +264,7 @@ fn disconnect_frees_the_session_everywhere() {
     let (_, w0) = add_worker(&mut core, now);
     let (a, _) = add_client(&mut core, now);
     run(&mut core, a, vec![full(1)], now);
-    core.handle(
-        Event::ClientLeft {
-            session: a,
-            reason: None,
-        },
-        now,
-    );
+    leave(&mut core, a, now);
     core.flush();
     assert!(w0
         .lock()
@@ -341,13 +346,7 @@ fn instruction_log_lines_golden() {
         },
         now,
     );
-    core.handle(
-        Event::ClientLeft {
-            session: a,
-            reason: None,
-        },
-        now,
-    );
+    leave(&mut core, a, now);
     core.flush();
     drop(core); // the log writes everything when dropped
     let text = std::fs::read_to_string(&path).unwrap();
@@ -653,13 +652,7 @@ fn a_batch_queued_before_its_client_left_still_runs() {
         },
         now,
     );
-    core.handle(
-        Event::ClientLeft {
-            session: a,
-            reason: None,
-        },
-        now,
-    );
+    leave(&mut core, a, now);
     core.serve();
     core.flush();
     let execs = w
