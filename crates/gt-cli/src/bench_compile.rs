@@ -315,6 +315,10 @@ impl Row {
                 s.compile.fallbacks,
                 s.compile.disabled
             );
+            println!(
+                "         Run ahead: {} instances predicted, {} as predicted, {} not",
+                s.compile.ahead_runs, s.compile.ahead_hits, s.compile.ahead_misses
+            );
         }
     }
 
@@ -349,6 +353,9 @@ impl Row {
                 "compiled_runs": s.compile.compiled_runs,
                 "fallbacks": s.compile.fallbacks,
                 "disabled": s.compile.disabled,
+                "ahead_runs": s.compile.ahead_runs,
+                "ahead_hits": s.compile.ahead_hits,
+                "ahead_misses": s.compile.ahead_misses,
             })),
         })
     }

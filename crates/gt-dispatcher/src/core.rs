@@ -494,7 +494,7 @@ impl Core {
                 }
             }
             (Pending::Part { agg }, WorkerReply::Stats { stats, .. }) => {
-                self.part_done(agg, Some(stats))
+                self.part_done(agg, Some(*stats))
             }
             (Pending::Part { agg }, WorkerReply::BarrierDone { .. }) => self.part_done(agg, None),
             (_, other) => {

@@ -131,7 +131,7 @@ pub enum WorkerReply {
         result: Result<TensorData, Error>,
     },
     /// Answer to `Stats`.
-    Stats { req: ReqId, stats: WorkerStats },
+    Stats { req: ReqId, stats: Box<WorkerStats> },
     /// Answer to `Barrier`.
     BarrierDone { req: ReqId },
     /// Answer to `Ping`.

@@ -96,6 +96,16 @@ pub struct CompileStats {
     /// they feed): computed on a stream's first run of the program, then reused.
     #[serde(default)]
     pub folded_instructions: u64,
+    /// Instances of compiled programs predicted from the ones before and run ahead of their
+    /// instructions while the worker was idle.
+    #[serde(default)]
+    pub ahead_runs: u64,
+    /// Predicted instances that arrived as predicted (their steps' work was done early).
+    #[serde(default)]
+    pub ahead_hits: u64,
+    /// Predicted instances that arrived otherwise (what ran ahead was dropped).
+    #[serde(default)]
+    pub ahead_misses: u64,
 }
 
 /// The dispatcher's own counters (`ClientMsg::DispatcherStats`).

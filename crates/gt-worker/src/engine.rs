@@ -43,6 +43,13 @@ pub trait Engine {
     fn download(&mut self, t: &Self::Tensor) -> TensorData;
     /// Shape and dtype of `t`.
     fn meta(&self, t: &Self::Tensor) -> gt_ops::Meta;
+    /// Whether `a` and `b` are the same tensor (the same storage seen the same way), so one
+    /// can stand for the other. `false` when the engine cannot tell: a compiled run that
+    /// computed ahead with `a` then recomputes with `b` (see `state::ahead`).
+    fn same(&self, a: &Self::Tensor, b: &Self::Tensor) -> bool {
+        let _ = (a, b);
+        false
+    }
     /// Bytes of storage `t` keeps alive (shared storage counts fully).
     fn storage_bytes(&self, t: &Self::Tensor) -> usize;
     /// Pool counters.

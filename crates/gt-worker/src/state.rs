@@ -3,6 +3,7 @@
 //! With hot-path detection on, every instruction passes through the stream modifier in
 //! [`trace`] first, which may buffer a hot sequence and run it as a compiled plan.
 
+mod ahead;
 mod deferred;
 mod names;
 mod stream;
@@ -176,7 +177,7 @@ impl<E: Engine> WorkerState<E> {
             }),
             WorkerMsg::Stats { req } => out.push(WorkerReply::Stats {
                 req,
-                stats: self.stats(),
+                stats: Box::new(self.stats()),
             }),
             WorkerMsg::Barrier { req } => out.push(WorkerReply::BarrierDone { req }),
             WorkerMsg::Send { key, to, xfer } => {
@@ -395,7 +396,7 @@ mod tests {
         }
     }
 
-    struct NoPeers;
+    pub(super) struct NoPeers;
     impl Peers for NoPeers {
         fn set_peers(&mut self, _: WorkerId, _: Vec<(WorkerId, String)>) {}
         fn send(&mut self, _: WorkerId, _: PeerMsg) -> Result<()> {

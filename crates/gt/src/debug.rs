@@ -189,6 +189,13 @@ pub fn format_worker_stats(reports: &[WorkerReport]) -> String {
                 c.deferred_dropped
             );
         }
+        if c.ahead_runs > 0 {
+            let _ = writeln!(
+                s,
+                "  ahead:     {} instances predicted and run ahead, {} arrived as predicted, {} did not",
+                c.ahead_runs, c.ahead_hits, c.ahead_misses
+            );
+        }
     }
     s
 }

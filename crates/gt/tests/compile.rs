@@ -316,6 +316,16 @@ fn mlp_training_gives_identical_losses_and_stops_compiling_after_warmup() {
         assert!(end.compile.folded_instructions >= 4, "{:?}", end.compile);
         // Both layers' forward passes (matmul, bias add, relu) are matmul epilogues.
         assert!(end.compile.fused_loops >= 2, "{:?}", end.compile);
+        // Run ahead: SGD steps are predicted right every time (how many run ahead depends on
+        // the worker's idle time; `gt-worker`'s `state::ahead` tests count them exactly). Adam
+        // uploads its step factors, which no earlier step predicts.
+        let c = &end.compile;
+        if adam {
+            assert_eq!(c.ahead_runs, 0, "{c:?}");
+        } else {
+            assert_eq!(c.ahead_misses, 0, "{c:?}");
+            assert!(c.ahead_hits + 1 >= c.ahead_runs, "{c:?}");
+        }
     }
 }
 

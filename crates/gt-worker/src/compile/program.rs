@@ -106,6 +106,12 @@ pub struct Plan {
     names: Vec<(&'static str, u64)>,
     /// Which instructions compute constants (see [`constants`]).
     constant: Vec<bool>,
+    /// The instructions whose runtime parameters vary between instances: random draws (by
+    /// index) and whether any upload is among them.
+    random_at: Vec<u32>,
+    uploads: bool,
+    /// Per external input: whether the trace's first use of it is a free (it never reads it).
+    ext_only_freed: Vec<bool>,
     /// Instructions in the trace.
     pub instructions: usize,
     /// Instructions removed as dead.
@@ -272,6 +278,25 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
     }
     let mut names: Vec<_> = names.into_iter().collect();
     names.sort();
+    let random_at = (0..n as u32)
+        .filter(|&i| matches!(ops[i as usize], PlanOp::Exec(Op::Random { .. }, _)))
+        .collect();
+    let uploads = ops.iter().any(|o| matches!(o, PlanOp::Upload(_)));
+    let mut ext_only_freed = vec![None; ext_metas.len()];
+    for (i, a) in args.iter().enumerate() {
+        for x in a {
+            if let Some(first) = match x {
+                Arg::Ext(j) => ext_only_freed.get_mut(*j as usize),
+                Arg::Node(_) => None,
+            } {
+                first.get_or_insert(matches!(ops[i], PlanOp::Free));
+            }
+        }
+    }
+    let ext_only_freed = ext_only_freed
+        .into_iter()
+        .map(|f| f == Some(true))
+        .collect();
     let live_metas = bound
         .live
         .iter()
@@ -289,6 +314,9 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
         metas,
         names,
         constant,
+        random_at,
+        uploads,
+        ext_only_freed,
         instructions: n,
         dead,
         folded,
@@ -358,6 +386,21 @@ impl Plan {
     /// The canonical arguments of instruction `i`.
     pub fn args_of(&self, i: usize) -> &[Arg] {
         &self.bound.args[self.arg_start[i] as usize..self.arg_start[i + 1] as usize]
+    }
+
+    /// The instructions that draw random numbers (their seeds vary between instances).
+    pub fn random_at(&self) -> &[u32] {
+        &self.random_at
+    }
+
+    /// Whether the trace uploads data (a runtime parameter no earlier instance predicts).
+    pub fn uploads(&self) -> bool {
+        self.uploads
+    }
+
+    /// Whether the trace only frees external input `j`, never reading it.
+    pub fn ext_only_freed(&self, j: usize) -> bool {
+        self.ext_only_freed.get(j).copied().unwrap_or(false)
     }
 
     /// The meta external input `j` must have.

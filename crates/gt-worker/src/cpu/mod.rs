@@ -350,6 +350,10 @@ impl Engine for CpuEngine {
         self.run(op, inputs, out)
     }
 
+    fn same(&self, a: &CpuTensor, b: &CpuTensor) -> bool {
+        Arc::ptr_eq(&a.storage, &b.storage) && a.layout == b.layout && a.dtype == b.dtype
+    }
+
     fn upload(&mut self, data: &TensorData) -> Result<CpuTensor> {
         data.validate()?;
         let n = data.bytes.len();

@@ -120,6 +120,15 @@ pub(super) struct Run<T> {
     live: Vec<(u32, Key)>,
     pub ready: Vec<(Key, T)>,
     pub freed: Vec<Key>,
+    /// Running ahead (`state::ahead`): the instructions this instance is predicted to be, with
+    /// which steps run before their own instructions arrive; empty otherwise. `ext` then holds
+    /// the predicted external inputs past the `ext_keys.len()` bound so far. A finished run
+    /// keeps its instructions here for the prediction of the next instance.
+    pred: Vec<WorkerMsg>,
+    /// Whether this run was predicted, and whether an arriving instruction proved the
+    /// prediction wrong (the steps run ahead were dropped and ran again as usual).
+    predicted: bool,
+    missed: bool,
 }
 
 /// Most bytes of constants a stream keeps for its plan. Past it, further constants are computed
@@ -145,6 +154,9 @@ impl<T: Clone> Run<T> {
             live: Vec::new(),
             ready: Vec::new(),
             freed: Vec::new(),
+            pred: Vec::new(),
+            predicted: false,
+            missed: false,
         };
         run.reset(plan, split, timed);
         run
@@ -176,10 +188,19 @@ impl<T: Clone> Run<T> {
         self.timed = timed;
         self.next_step = 0;
         self.ns = 0;
+        self.pred.clear();
+        self.predicted = false;
+        self.missed = false;
     }
 
-    /// Drops what the run holds (messages, tensors) but keeps its buffers for [`Run::reset`].
+    /// Drops what the run holds (tensors, and messages but for a prediction of the next
+    /// instance: the finished run's own instructions move to `pred`), keeping its buffers for
+    /// [`Run::reset`].
     pub fn clear(&mut self) {
+        self.pred.clear();
+        if self.msgs.len() == self.plan.len() {
+            std::mem::swap(&mut self.pred, &mut self.msgs);
+        }
         self.msgs.clear();
         self.names.reset(0);
         self.ext.clear();
@@ -199,16 +220,16 @@ impl<T: Clone> Run<T> {
         deferred: &FxHashMap<Key, Promise<T>>,
         engine: &E,
     ) -> bool {
-        let want = self.plan.args_of(i);
-        if keys.len() != want.len() {
+        if keys.len() != self.plan.args_of(i).len() {
             return false;
         }
-        for (k, w) in keys.iter().zip(want) {
-            match self.names.check(*k, *w) {
+        for (at, k) in keys.iter().enumerate() {
+            let w = self.plan.args_of(i)[at];
+            match self.names.check(*k, w) {
                 None => return false,
                 Some(false) => {}
                 Some(true) => {
-                    let j = self.ext.len();
+                    let j = self.ext_keys.len();
                     let (t, meta) = match (tensors.get(k), deferred.get(k)) {
                         (Some(Slot::Ready(t)), _) => (Some(t.clone()), engine.meta(t)),
                         (None, Some(p)) if free => (None, p.meta.clone()),
@@ -217,7 +238,22 @@ impl<T: Clone> Run<T> {
                     if self.plan.ext_meta(j) != Some(&meta) {
                         return false;
                     }
-                    self.ext.push(t);
+                    if j < self.ext.len() {
+                        // Predicted: the steps run ahead read `ext[j]`, which must be this
+                        // very tensor (an input the trace only frees is never read).
+                        let same = match (&self.ext[j], &t) {
+                            (Some(p), Some(t)) => engine.same(p, t),
+                            _ => self.plan.ext_only_freed(j),
+                        };
+                        if !same {
+                            self.miss();
+                        }
+                    }
+                    if j < self.ext.len() {
+                        self.ext[j] = t;
+                    } else {
+                        self.ext.push(t);
+                    }
                     self.ext_keys.push(*k);
                     self.names.add_ext(*k);
                 }
@@ -239,6 +275,18 @@ impl<T: Clone> Run<T> {
         let i = self.msgs.len();
         if !self.plan.op_accepts(i, &msg) {
             return Err(Box::new(msg));
+        }
+        if !self.pred.is_empty() {
+            if let WorkerMsg::Exec {
+                op: op @ gt_ops::Op::Random { .. },
+                ..
+            } = &msg
+            {
+                // The plan accepts any seed; the steps run ahead drew the predicted one.
+                if !matches!(&self.pred[i], WorkerMsg::Exec { op: p, .. } if p == op) {
+                    self.miss();
+                }
+            }
         }
         let (keys, free): (&[Key], bool) = match &msg {
             WorkerMsg::Exec { inputs, .. } => (inputs, false),
@@ -286,32 +334,106 @@ impl<T: Clone> Run<T> {
         if self.next_step >= self.plan.steps() || self.plan.trigger(self.next_step) >= arrived {
             return Ok(());
         }
-        let mut r = Ok(());
         while self.next_step < self.plan.steps() && self.plan.trigger(self.next_step) < arrived {
-            let s = self.next_step;
-            if self.split.now[s] {
-                let constant = self.plan.constant_step(s).map(|n| n as usize);
-                match constant.and_then(|n| self.consts[n].as_ref().map(|t| (n, t))) {
-                    Some((n, t)) => self.slots[n] = Some(t.clone()),
-                    None => {
-                        r = self
-                            .plan
-                            .run_step(s, engine, &self.msgs, &mut self.slots, &self.ext);
-                        if r.is_err() {
-                            break;
-                        }
-                        if let Some(n) = constant {
-                            self.keep_constant(n, engine);
-                        }
+            self.next(engine, false)?;
+        }
+        Ok(())
+    }
+
+    /// Runs step `next_step` (if this split runs it now) with the instructions received, or
+    /// with the predicted ones when `ahead`, and moves on to the next.
+    fn next<E: Engine<Tensor = T>>(&mut self, engine: &mut E, ahead: bool) -> gt_core::Result<()> {
+        let s = self.next_step;
+        if self.split.now[s] {
+            let constant = self.plan.constant_step(s).map(|n| n as usize);
+            match constant.and_then(|n| self.consts[n].as_ref().map(|t| (n, t))) {
+                Some((n, t)) => self.slots[n] = Some(t.clone()),
+                None => {
+                    let msgs = if ahead { &self.pred } else { &self.msgs };
+                    self.plan
+                        .run_step(s, engine, msgs, &mut self.slots, &self.ext)?;
+                    if let Some(n) = constant {
+                        self.keep_constant(n, engine);
                     }
                 }
-                for &n in &self.split.release[s] {
-                    self.slots[n as usize] = None;
-                }
             }
-            self.next_step += 1;
+            for &n in &self.split.release[s] {
+                self.slots[n as usize] = None;
+            }
         }
-        r
+        self.next_step += 1;
+        Ok(())
+    }
+
+    /// Makes this fresh run ([`Run::reset`]) a prediction: the instance will be `pred`, reading
+    /// the external inputs `ext` (by canonical number; `None` for one the trace only frees).
+    /// [`Run::step_ahead`] then runs its steps before their instructions arrive.
+    pub fn predict(&mut self, pred: Vec<WorkerMsg>, ext: impl Iterator<Item = Option<T>>) {
+        debug_assert!(self.msgs.is_empty() && self.ext.is_empty());
+        self.pred = pred;
+        self.ext.extend(ext);
+        self.predicted = true;
+    }
+
+    /// Runs the next step of a predicted run ahead of its instructions. Returns whether one ran
+    /// (`false`: nothing left to run ahead). A step that fails drops the prediction; the step
+    /// runs again when its instructions arrive and reports the error as eager execution would.
+    pub fn step_ahead<E: Engine<Tensor = T>>(&mut self, engine: &mut E) -> bool {
+        if self.pred.is_empty() || self.next_step >= self.plan.steps() {
+            return false;
+        }
+        let t0 = self.timed.then(std::time::Instant::now);
+        if self.next(engine, true).is_err() {
+            self.miss();
+        }
+        if let Some(t0) = t0 {
+            self.ns += t0.elapsed().as_nanos() as u64;
+        }
+        true
+    }
+
+    /// The prediction was wrong: drops what ran ahead (the steps whose instructions arrived run
+    /// again, from the inputs actually bound).
+    fn miss(&mut self) {
+        if self.pred.is_empty() {
+            return;
+        }
+        self.pred.clear();
+        self.missed = true;
+        self.ext.truncate(self.ext_keys.len());
+        empty(&mut self.slots);
+        self.next_step = 0;
+    }
+
+    /// Whether this run was predicted, and whether it arrived as predicted so far.
+    pub fn prediction(&self) -> (bool, bool) {
+        (self.predicted, self.predicted && !self.missed)
+    }
+
+    /// Takes the instructions kept for a prediction: a finished run's own ([`Run::results`]
+    /// leaves them unless deferred values took them), or what is left of a prediction.
+    pub fn take_pred(&mut self) -> Vec<WorkerMsg> {
+        std::mem::take(&mut self.pred)
+    }
+
+    /// The keys of a finished run's live-outs, in the plan's order ([`Run::results`]).
+    pub fn live_keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.live.iter().map(|l| l.1)
+    }
+
+    /// Sets whether the regression guard times this run.
+    pub fn set_timed(&mut self, timed: bool) {
+        self.timed = timed;
+    }
+
+    /// The split this run uses.
+    pub fn split(&self) -> &Arc<Split> {
+        &self.split
+    }
+
+    /// Whether this run uses `split`.
+    pub fn splits_as(&self, split: &Arc<Split>) -> bool {
+        Arc::ptr_eq(&self.split, split)
     }
 
     /// Keeps constant node `n`, just computed, for the stream's later runs (within
@@ -423,6 +545,13 @@ impl<T: Clone> Run<T> {
                 })
                 .collect(),
         )
+    }
+}
+
+impl<T> Run<T> {
+    /// Whether every step already ran ahead of its instructions (a correct prediction so far).
+    pub fn ran_ahead(&self) -> bool {
+        !self.pred.is_empty() && self.next_step == self.plan.steps()
     }
 }
 

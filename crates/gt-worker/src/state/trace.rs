@@ -9,6 +9,7 @@
 //! could observe them, so `item()` in the middle of a hot sequence never waits for a sequence
 //! that will not finish; a deferred value is computed before anything reads it.
 
+use super::ahead::{self, Ahead};
 use super::deferred::Promise;
 use super::stream::{Fed, Mode, Record, Run};
 use super::{Slot, WorkerState};
@@ -28,9 +29,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// One client stream.
-struct Stream<T> {
+pub(super) struct Stream<T> {
     det: StreamDetector,
-    mode: Mode<T>,
+    pub(super) mode: Mode<T>,
     /// The signature announced by the last `HotPath::Start`.
     started: Option<u64>,
     /// Signatures this stream has already looked up in the plan cache.
@@ -42,14 +43,18 @@ struct Stream<T> {
     /// [`StreamDetector::take_spec_hot`]).
     spec: Option<Record>,
     /// The last finished streamed run, emptied, for the next one to reuse ([`Run::reset`]).
-    spare: Option<Box<Run<T>>>,
+    pub(super) spare: Option<Box<Run<T>>>,
+    /// The next instance predicted and run ahead (`state::ahead`).
+    pub(super) ahead: Ahead<T>,
 }
 
 /// Detector states, streamed runs and the plan cache of one worker.
 pub(crate) struct Tracer<T> {
     cfg: HotPathConfig,
-    streams: FxHashMap<SessionId, Stream<T>>,
+    pub(super) streams: FxHashMap<SessionId, Stream<T>>,
     pub(crate) cache: PlanCache,
+    /// Streams with work to do ahead while the worker is idle (`state::ahead`).
+    pub(super) idle: Vec<SessionId>,
     saved: Vec<Saved>,
     /// Per plan: which live-outs are deferred (all, until one gets used), and the split.
     defer: FxHashMap<u64, (Vec<bool>, Arc<Split>)>,
@@ -71,6 +76,7 @@ impl<T> Tracer<T> {
             cache: PlanCache::new(cfg.compile_inline, cfg.keep_slower),
             cfg,
             streams: FxHashMap::default(),
+            idle: Vec::new(),
             saved,
             defer: FxHashMap::default(),
             gone: (0, 0, 0, 0),
@@ -96,6 +102,7 @@ impl<T> Tracer<T> {
                 region: None,
                 spec: None,
                 spare: None,
+                ahead: Ahead::default(),
             }
         })
     }
@@ -114,11 +121,12 @@ impl<T> Tracer<T> {
             .clone()
     }
 
-    /// Whether some stream is inside a streamed run of a plan.
+    /// Whether some stream is inside a streamed run of a plan that has steps left to run (one
+    /// whose steps all ran ahead only matches what arrives, as fast as it arrives).
     pub(crate) fn streaming(&self) -> bool {
         self.streams
             .values()
-            .any(|s| matches!(s.mode, Mode::Stream(_)))
+            .any(|s| matches!(&s.mode, Mode::Stream(r) if !r.ran_ahead()))
     }
 
     /// Live-out `idx` of plan `sig` was used after its run: compute it eagerly from now on.
@@ -238,7 +246,10 @@ impl<E: Engine> WorkerState<E> {
                 let mut stats = self.stats();
                 stats.hotpath = tr.hotpath_stats();
                 stats.compile = self.compile_stats(tr.cache.stats.clone());
-                out.push(WorkerReply::Stats { req: *req, stats });
+                out.push(WorkerReply::Stats {
+                    req: *req,
+                    stats: Box::new(stats),
+                });
                 return;
             }
             WorkerMsg::Barrier { .. } => {
@@ -246,6 +257,7 @@ impl<E: Engine> WorkerState<E> {
                 return self.exec_now(msg, peers, out);
             }
             WorkerMsg::FreeSession { session } => {
+                tr.idle.retain(|x| x != session);
                 if let Some(st) = tr.streams.remove(session) {
                     // A streamed run only made tensors of this session: dropped with it.
                     tr.gone.0 += st.det.total;
@@ -294,6 +306,12 @@ impl<E: Engine> WorkerState<E> {
         }
         if !st.det.armed() {
             st.spec = None;
+        }
+        if step == Step::Eager && !matches!(msg, WorkerMsg::Free { .. }) {
+            // The stream moved on to something else: a run prepared ahead is stale.
+            if let Some(run) = st.ahead.drop_run() {
+                st.spare = Some(run);
+            }
         }
         match step {
             Step::Eager | Step::Outside => self.exec_now(msg, peers, out),
@@ -402,6 +420,7 @@ impl<E: Engine> WorkerState<E> {
         let Mode::Stream(run) = std::mem::replace(&mut st.mode, Mode::Idle) else {
             return;
         };
+        st.ahead.abandoned(&run, &mut tr.cache.stats);
         let mut r = Record::default();
         for m in run.msgs.into_iter().chain(rest) {
             let (tensors, deferred, engine) = (&self.tensors, &self.deferred, &self.engine);
@@ -525,11 +544,16 @@ impl<E: Engine> WorkerState<E> {
                 let Some(promises) = results else {
                     // Not the plan's instance after all: the tensor table still has everything
                     // eager execution needs, so replay it.
+                    st.ahead.abandoned(&run, &mut tr.cache.stats);
                     for m in run.msgs {
                         self.exec_now(m, peers, out);
                     }
                     return false;
                 };
+                let group = promises.first().map(|(_, p)| p.group.clone());
+                if st.ahead.completed(&run, group, &mut tr.cache.stats) {
+                    ahead::schedule(tr, s);
+                }
                 for (k, t) in run.ready.drain(..) {
                     self.tensors.insert(k, Slot::Ready(t));
                 }
@@ -678,6 +702,7 @@ impl<E: Engine> WorkerState<E> {
         }
         tr.cache.deviation();
         if let Mode::Stream(run) = mode {
+            st.ahead.abandoned(&run, &mut tr.cache.stats);
             for m in run.msgs {
                 self.exec_now(m, peers, out);
             }
@@ -715,18 +740,30 @@ fn begin<T: Clone>(tr: &mut Tracer<T>, s: SessionId, sig: u64) {
         Lookup::Ready(plan) => {
             let split = tr.split_for(&plan);
             let timed = tr.cache.timing(sig);
-            match tr.streams.get_mut(&s).and_then(|st| st.spare.take()) {
-                Some(mut run) => {
-                    run.reset(plan, split, timed);
-                    Mode::Stream(run)
+            let st = tr.streams.get_mut(&s).expect("stream exists");
+            if let Some(mut run) = st.ahead.take_for(&plan, &split) {
+                // Predicted and (partly) run ahead: the instance now checks the prediction.
+                run.set_timed(timed);
+                Mode::Stream(run)
+            } else {
+                match st.spare.take() {
+                    Some(mut run) => {
+                        run.reset(plan, split, timed);
+                        Mode::Stream(run)
+                    }
+                    None => Mode::Stream(Box::new(Run::new(plan, split, timed))),
                 }
-                None => Mode::Stream(Box::new(Run::new(plan, split, timed))),
             }
         }
         Lookup::Missing => Mode::Record(Record::default()),
         Lookup::Pending | Lookup::Off => Mode::Eager(0),
     };
-    tr.streams.get_mut(&s).expect("stream exists").mode = mode;
+    let st = tr.streams.get_mut(&s).expect("stream exists");
+    st.mode = mode;
+    if let Some(run) = st.ahead.drop_run() {
+        // Prepared for another plan (or split): its buffers serve the next run.
+        st.spare.get_or_insert(run);
+    }
     if off {
         disable_everywhere(tr, sig);
     }
