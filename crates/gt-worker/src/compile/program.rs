@@ -112,6 +112,8 @@ pub struct Plan {
     uploads: bool,
     /// Per external input: whether the trace's first use of it is a free (it never reads it).
     ext_only_freed: Vec<bool>,
+    /// The step that writes each node (`u32::MAX` for none).
+    writers: Vec<u32>,
     /// Instructions in the trace.
     pub instructions: usize,
     /// Instructions removed as dead.
@@ -303,7 +305,7 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
         .map(|(node, _)| metas[*node as usize].clone())
         .collect::<Option<Vec<Meta>>>()
         .ok_or_else(|| Error::invalid("compile", "a live-out without a meta"))?;
-    Ok(Plan {
+    let mut plan = Plan {
         sig,
         ops,
         bound,
@@ -317,12 +319,16 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
         random_at,
         uploads,
         ext_only_freed,
+        writers: Vec::new(),
         instructions: n,
         dead,
         folded,
         loops,
-        compile_us: t0.elapsed().as_micros() as u64,
-    })
+        compile_us: 0,
+    };
+    plan.writers = plan.find_writers();
+    plan.compile_us = t0.elapsed().as_micros() as u64;
+    Ok(plan)
 }
 
 /// Which instructions compute constants: deterministic ops (everything but `Random`) whose
@@ -585,8 +591,12 @@ impl Plan {
         }
     }
 
-    /// The step that writes each node (`u32::MAX` for none).
-    fn writers(&self) -> Vec<u32> {
+    /// The step that writes each node (`u32::MAX` for none), made once at compile time.
+    fn writers(&self) -> &[u32] {
+        &self.writers
+    }
+
+    fn find_writers(&self) -> Vec<u32> {
         let mut w = vec![u32::MAX; self.ops.len()];
         for s in 0..self.steps.len() {
             for o in self.step_nodes(s).0 {
@@ -620,14 +630,14 @@ impl Plan {
             .zip(deferred)
             .filter(|(_, d)| !**d)
             .map(|(l, _)| l.0);
-        self.mark_needed(&writers, kept, &mut now);
+        self.mark_needed(writers, kept, &mut now);
         let mut later = vec![false; self.steps.len()];
         let lazy = live
             .iter()
             .zip(deferred)
             .filter(|(_, d)| **d)
             .map(|(l, _)| l.0);
-        self.mark_needed(&writers, lazy, &mut later);
+        self.mark_needed(writers, lazy, &mut later);
         // A value stays in the slots if a deferred step (that does not also run now) reads it.
         let mut keep = vec![false; self.ops.len()];
         for (l, _) in live {
@@ -662,7 +672,7 @@ impl Plan {
         let writers = self.writers();
         let mut mark = done.to_vec();
         let before = mark.clone();
-        self.mark_needed(&writers, [self.bound.live[idx].0].into_iter(), &mut mark);
+        self.mark_needed(writers, [self.bound.live[idx].0].into_iter(), &mut mark);
         (0..mark.len()).filter(|&s| mark[s] && !before[s]).collect()
     }
 }

@@ -56,8 +56,9 @@ pub(crate) struct Tracer<T> {
     /// Streams with work to do ahead while the worker is idle (`state::ahead`).
     pub(super) idle: Vec<SessionId>,
     saved: Vec<Saved>,
-    /// Per plan: which live-outs are deferred (all, until one gets used), and the split.
-    defer: FxHashMap<u64, (Vec<bool>, Arc<Split>)>,
+    /// Per plan: which live-outs are deferred (all, until one gets used), and the split made
+    /// from that (`None` until a run needs it).
+    defer: FxHashMap<u64, (Vec<bool>, Option<Arc<Split>>)>,
     /// Counters of streams that have ended.
     gone: (u64, u64, u64, u64),
 }
@@ -107,17 +108,15 @@ impl<T> Tracer<T> {
         })
     }
 
-    /// The split a run of `plan` uses now.
+    /// The split a run of `plan` uses now (made from the plan's mask when that changed).
     fn split_for(&mut self, plan: &Plan) -> Arc<Split> {
         let n = plan.bound().live.len();
-        self.defer
+        let (mask, split) = self
+            .defer
             .entry(plan.sig)
-            .or_insert_with(|| {
-                let mask = vec![true; n];
-                let split = Arc::new(plan.split(&mask));
-                (mask, split)
-            })
-            .1
+            .or_insert_with(|| (vec![true; n], None));
+        split
+            .get_or_insert_with(|| Arc::new(plan.split(mask)))
             .clone()
     }
 
@@ -130,19 +129,17 @@ impl<T> Tracer<T> {
     }
 
     /// Live-out `idx` of plan `sig` was used after its run: compute it eagerly from now on.
+    /// The split is made again at the next run's start, once for all the live-outs used
+    /// meanwhile (a training step's first use of its parameters forces each in turn).
     pub(crate) fn live_out_used(&mut self, sig: u64, idx: usize) {
-        let Some((mask, _)) = self.defer.get_mut(&sig) else {
+        let Some((mask, split)) = self.defer.get_mut(&sig) else {
             return;
         };
         if !mask.get(idx).copied().unwrap_or(false) {
             return;
         }
         mask[idx] = false;
-        let mask = mask.clone();
-        if let Some(plan) = self.cache.ready(sig) {
-            let split = Arc::new(plan.split(&mask));
-            self.defer.insert(sig, (mask, split));
-        }
+        *split = None;
         self.cache.restart_guard(sig);
     }
 
