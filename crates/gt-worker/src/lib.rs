@@ -16,5 +16,7 @@ pub mod hotpath;
 pub mod peers;
 pub mod server;
 pub mod state;
+#[cfg(test)]
+mod test_util;
 
 pub use engine::Engine;

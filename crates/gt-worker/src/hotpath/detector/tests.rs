@@ -1,19 +1,10 @@
 //! The detector's unit tests: signatures, segment counting, periods, dormancy, warm-up.
 
 use super::*;
-use gt_core::{DType, ReqId, SessionId};
+use crate::test_util::{exec, key as k};
+use gt_core::{DType, ReqId};
 use gt_ops::{BinaryOp, Op, UnaryOp};
 
-fn k(n: u64) -> Key {
-    Key::new(SessionId(1), n)
-}
-fn exec(out: u64, op: Op, ins: &[u64]) -> WorkerMsg {
-    WorkerMsg::Exec {
-        out: k(out),
-        op,
-        inputs: ins.iter().map(|&i| k(i)).collect(),
-    }
-}
 fn meta(_: Key) -> Option<Meta> {
     Some(Meta {
         shape: [4].into(),

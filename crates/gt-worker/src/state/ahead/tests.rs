@@ -7,21 +7,10 @@ use super::super::tests::NoPeers;
 use crate::cpu::CpuEngine;
 use crate::hotpath::HotPathConfig;
 use crate::state::WorkerState;
-use gt_core::{DType, Key, ReqId, SessionId, WorkerId};
+use crate::test_util::{exec, key};
+use gt_core::{DType, ReqId, WorkerId};
 use gt_ops::{BinaryOp, Dist, Op, ReduceOp};
 use gt_proto::{TensorData, WorkerMsg, WorkerReply, WorkerStats};
-
-fn key(n: u64) -> Key {
-    Key::new(SessionId(1), n)
-}
-
-fn exec(out: u64, op: Op, ins: &[u64]) -> WorkerMsg {
-    WorkerMsg::Exec {
-        out: key(out),
-        op,
-        inputs: ins.iter().map(|&i| key(i)).collect(),
-    }
-}
 
 fn upload(out: u64, values: &[f32]) -> WorkerMsg {
     WorkerMsg::Upload {
