@@ -249,6 +249,7 @@ impl<T: Clone> Run<T> {
                             self.miss();
                         }
                     }
+                    // Checked again: a miss truncates `ext` to the inputs bound so far.
                     if j < self.ext.len() {
                         self.ext[j] = t;
                     } else {
