@@ -72,12 +72,18 @@ fn tape_lists_ops_ids_and_shapes() {
     let s = gt::session();
     let x = leaf(&[1.0, 2.0, 3.0], &[3]);
     let y = x.exp().sum();
+    // The default session is shared by the tests running beside this one, so the tape may hold
+    // their ops too: follow this test's chain by ids rather than by position.
     let tape = gt_client::autograd::tape(&s);
-    let names: Vec<&str> = tape.iter().map(|e| e.op).collect();
-    assert!(names.ends_with(&["exp", "sum"]), "{names:?}");
-    let last = tape.last().unwrap();
-    assert_eq!(last.output, y.id());
-    assert_eq!(last.meta.shape.rank(), 0);
+    let exp = tape.iter().find(|e| e.inputs == [x.id()]).unwrap();
+    assert_eq!(exp.op, "exp");
+    assert_eq!(exp.meta.shape.dims(), &[3]);
+    let sum = tape.iter().find(|e| e.output == y.id()).unwrap();
+    assert_eq!((sum.op, sum.inputs.as_slice()), ("sum", &[exp.output][..]));
+    assert_eq!(sum.meta.shape.rank(), 0);
+    let exp_at = tape.iter().position(|e| e == exp).unwrap();
+    let sum_at = tape.iter().position(|e| e == sum).unwrap();
+    assert!(exp_at < sum_at, "the tape is oldest first");
     let printed = gt_client::autograd::format_tape(&tape);
     assert!(
         printed.contains("exp") && printed.contains("[3]"),
