@@ -5,6 +5,7 @@
 use crate::core::{Core, CoreConfig};
 use crate::event::Event;
 use crate::hub::Hub;
+use crossbeam_channel::RecvTimeoutError;
 use gt_core::{Error, SessionId, WorkerId};
 use gt_proto::{ClientMsg, ClientReply, MonitorMsg, Role, WorkerMsg, WorkerReply};
 use gt_transport::{
@@ -53,6 +54,8 @@ pub struct Dispatcher {
     cfg: DispatcherConfig,
     stop: Arc<AtomicBool>,
     core_thread: Mutex<Option<JoinHandle<()>>>,
+    /// Dropping the sender stops the heartbeat thread.
+    heartbeat: Mutex<Option<(crossbeam_channel::Sender<()>, JoinHandle<()>)>>,
     listeners: Mutex<Vec<Arc<Listener>>>,
 }
 
@@ -86,12 +89,15 @@ impl Dispatcher {
             .spawn(move || hub.run_core_thread())
             .expect("spawning a thread");
         let stop = Arc::new(AtomicBool::new(false));
-        let (tick_tx, tick_stop, interval) = (events.clone(), stop.clone(), cfg.heartbeat_interval);
-        std::thread::Builder::new()
+        // The heartbeat ticks until shutdown drops `ticking` (it used to sleep out its interval
+        // first, so each runtime a program started and stopped left a thread behind for up to
+        // 250 ms).
+        let (ticking, stopped) = crossbeam_channel::bounded::<()>(0);
+        let (tick_tx, interval) = (events.clone(), cfg.heartbeat_interval);
+        let heartbeat = std::thread::Builder::new()
             .name("gt-heartbeat".into())
             .spawn(move || {
-                while !tick_stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(interval);
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
                     if tick_tx.send(Event::Tick).is_err() {
                         break;
                     }
@@ -103,6 +109,7 @@ impl Dispatcher {
             cfg,
             stop,
             core_thread: Mutex::new(Some(core_thread)),
+            heartbeat: Mutex::new(Some((ticking, heartbeat))),
             listeners: Mutex::new(Vec::new()),
         })
     }
@@ -213,6 +220,10 @@ impl Dispatcher {
     /// Stops accepting, stops the core, and waits for it.
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some((ticking, thread)) = self.heartbeat.lock().unwrap().take() {
+            drop(ticking);
+            let _ = thread.join();
+        }
         for l in self.listeners.lock().unwrap().drain(..) {
             l.wake();
         }

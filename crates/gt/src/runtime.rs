@@ -50,9 +50,12 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    /// Starts a dispatcher and `workers` workers with `threads` compute threads each.
+    /// Starts a dispatcher and `workers` workers with `threads` compute threads each. The
+    /// config's debug switches (`GT_VERBOSE`, `GT_DEBUG_*`) install the stderr subscriber as
+    /// [`config`] does, unless the program has one.
     pub fn start(workers: usize, threads: usize, config: &Config) -> Result<Embedded> {
         config.sharding.validate(Some(workers))?;
+        install_debug_output(&config.debug);
         // Workers waiting for work: sessions and the dispatcher's core send early while one waits.
         let hunger = Hunger::new();
         let dcfg = DispatcherConfig {

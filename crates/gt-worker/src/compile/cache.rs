@@ -50,15 +50,20 @@ struct Background {
 }
 
 impl Background {
+    /// Starts the thread and waits until it runs, so its start-up does not compete with the
+    /// worker's first instructions.
     fn start() -> std::io::Result<Background> {
         let (jobs, rx) = crossbeam_channel::unbounded::<Work>();
+        let (ready_tx, ready) = crossbeam_channel::bounded::<()>(1);
         std::thread::Builder::new()
             .name("gt-compile".into())
             .spawn(move || {
+                let _ = ready_tx.send(());
                 while let Ok(work) = rx.recv() {
                     work();
                 }
             })?;
+        let _ = ready.recv();
         Ok(Background { jobs })
     }
 }
