@@ -104,8 +104,9 @@ fn mixed(s: &Session, n: usize) -> Result<Step> {
     }))
 }
 
-/// One side's run: seconds per iteration, and the worker's busy seconds per iteration.
-type Side = (Vec<f64>, f64);
+/// One side's run: seconds per iteration, the worker's busy seconds per iteration, and how
+/// many plans the regression guard disabled.
+type Side = (Vec<f64>, f64, u64);
 
 /// Seconds per iteration of `iters` iterations of `build`, eager and compiled, each side on a
 /// fresh runtime of its own that is shut down before the other side starts, with each side's
@@ -129,8 +130,13 @@ fn time(
     threads: usize,
     on_first: bool,
 ) -> Result<(Side, Side)> {
-    let busy =
-        |s: &Session| -> Result<u64> { Ok(s.worker_stats()?.iter().map(|w| w.busy_ns).sum()) };
+    let busy = |s: &Session| -> Result<(u64, u64)> {
+        let w = s.worker_stats()?;
+        Ok((
+            w.iter().map(|w| w.busy_ns).sum(),
+            w.iter().map(|w| w.compile.disabled).sum(),
+        ))
+    };
     let side = |hotpath: HotPathConfig| -> Result<Side> {
         let cfg = Config {
             hotpath,
@@ -141,17 +147,18 @@ fn time(
         s.manual_seed(0);
         let mut step = build(&s, size)?;
         let mut times = Vec::with_capacity(iters);
-        let busy0 = busy(&s)?;
+        let (busy0, _) = busy(&s)?;
         for _ in 0..iters {
             let t = Instant::now();
             step()?;
             times.push(t.elapsed().as_secs_f64());
         }
-        let worker = (busy(&s)? - busy0) as f64 * 1e-9 / iters.max(1) as f64;
+        let (busy1, disabled) = busy(&s)?;
+        let worker = (busy1 - busy0) as f64 * 1e-9 / iters.max(1) as f64;
         drop(step);
         drop(s);
         drop(rt);
-        Ok((times, worker))
+        Ok((times, worker, disabled))
     };
     Ok(if on_first {
         let on = side(hot)?;
@@ -183,6 +190,8 @@ struct Row {
     round_speedups: Vec<f64>,
     /// Worker busy seconds per iteration of each side, averaged over rounds.
     busy: (f64, f64),
+    /// Rounds in which the regression guard disabled a plan of the compiled side.
+    disabled_rounds: usize,
     stats: Option<gt::WorkerStats>,
 }
 
@@ -319,6 +328,11 @@ impl Row {
                 "         Run ahead: {} instances predicted, {} as predicted, {} not",
                 s.compile.ahead_runs, s.compile.ahead_hits, s.compile.ahead_misses
             );
+            println!(
+                "         Regression guard: disabled a plan in {} of {} rounds",
+                self.disabled_rounds,
+                self.round_speedups.len()
+            );
         }
     }
 
@@ -347,6 +361,7 @@ impl Row {
             "round_steady_speedups": self.round_speedups,
             "worker_busy_ms_per_iter": [self.busy.0 * 1e3, self.busy.1 * 1e3],
             "round_steady_speedup_median": median(&self.round_speedups),
+            "guard_disabled_rounds": self.disabled_rounds,
             "compile": self.stats.as_ref().map(|s| serde_json::json!({
                 "traces_compiled": s.compile.traces_compiled,
                 "compile_time_us": s.compile.compile_time_us,
@@ -473,6 +488,7 @@ pub fn run(opts: Opts, cfg: &Config) -> Result<()> {
     for (name, build, size, n) in sets {
         let (mut offs, mut ons, mut round_speedups) = (Vec::new(), Vec::new(), Vec::new());
         let mut busy = (0.0, 0.0);
+        let mut disabled_rounds = 0;
         for r in 0..rounds {
             if !json {
                 eprint!("\r  {name}: round {}/{rounds}…", r + 1);
@@ -482,7 +498,9 @@ pub fn run(opts: Opts, cfg: &Config) -> Result<()> {
             } else {
                 on.clone()
             };
-            let ((off_t, off_b), (on_t, on_b)) = time(build, size, n, side, threads, r % 2 == 1)?;
+            let ((off_t, off_b, _), (on_t, on_b, on_d)) =
+                time(build, size, n, side, threads, r % 2 == 1)?;
+            disabled_rounds += usize::from(on_d > 0);
             busy.0 += off_b / rounds as f64;
             busy.1 += on_b / rounds as f64;
             let w = warmup.min(n);
@@ -510,6 +528,7 @@ pub fn run(opts: Opts, cfg: &Config) -> Result<()> {
             on: mean_run(&ons),
             round_speedups,
             busy,
+            disabled_rounds,
             stats,
         };
         if !json {

@@ -57,12 +57,18 @@ fn bench_compile_reports_rounds_stats_and_an_a_a_mode() {
             "{w}"
         );
         assert_eq!(w["compile"]["fallbacks"], 0, "{w}");
+        // Read from each timed compiled runtime: at most one per round.
+        assert!(w["guard_disabled_rounds"].as_u64().unwrap() <= 2, "{w}");
     }
     assert!(doc["detector_ns_per_instruction"].as_f64().unwrap() > 0.0);
     let aa = bench(&["--aa"]);
     for w in aa["workloads"].as_array().expect("workloads") {
         assert!(w["workload"].as_str().unwrap().contains("A/A"), "{w}");
         assert!(w["compile"].is_null(), "{w}");
+        assert_eq!(
+            w["guard_disabled_rounds"], 0,
+            "no plans when both sides are eager: {w}"
+        );
     }
 }
 
