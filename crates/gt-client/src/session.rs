@@ -61,10 +61,14 @@ impl ReplyRouter {
 /// README's "Batching" paragraph.
 ///
 /// It is also the smallest batch sent early: with a [`Hunger`] signal (the embedded runtime), a
-/// client that sees a worker waiting for work sends what it holds once it holds this many, so
-/// the worker is not left idle while the client builds the rest of a step (see
-/// `gt_transport::hunger`).
+/// client that sees a worker waiting for work, or executing the last batch it has, sends what it
+/// holds once it holds this many, so the worker is not left idle while the client builds the
+/// rest of a step (see `gt_transport::hunger`).
 pub const FIRST_BATCH: usize = 16;
+
+/// How many instructions after a sync point a client still sends early to a worker that is
+/// only draining its last batch (see [`Hunger::soon`]). The seed MLP training step is 106.
+pub const EARLY_BURST: usize = 256;
 
 fn first_batch(batch_size: usize) -> usize {
     FIRST_BATCH.min(batch_size)
@@ -74,6 +78,8 @@ fn first_batch(batch_size: usize) -> usize {
 struct Batch {
     msgs: Vec<ClientMsg>,
     limit: usize,
+    /// Instructions appended since the last sync point.
+    since_sync: usize,
 }
 
 struct Inner {
@@ -126,6 +132,7 @@ impl Session {
             buf: Mutex::new(Batch {
                 msgs: tx.spare(batch_size.max(1)),
                 limit: first_batch(batch_size.max(1)),
+                since_sync: 0,
             }),
             tx,
             router,
@@ -178,14 +185,20 @@ impl Session {
     }
 
     /// Appends one instruction; sends the batch when it reaches the current limit, or early
-    /// when a worker waits for work (see [`FIRST_BATCH`]).
+    /// when a worker waits for work or soon will (see [`FIRST_BATCH`]).
     pub(crate) fn push(&self, msg: ClientMsg) {
         let mut buf = self.0.buf.lock().unwrap();
         buf.msgs.push(msg);
+        buf.since_sync += 1;
         let full = buf.msgs.len() >= buf.limit;
-        if full
-            || (buf.msgs.len() >= FIRST_BATCH && self.0.hunger.as_ref().is_some_and(Hunger::any))
-        {
+        let hunger = self.0.hunger.as_ref();
+        // Early while a worker waits, or will once its batch is done ("draining"); the latter
+        // only in a short burst after a sync point (a training step's tail then reaches the
+        // worker in small batches), since in a long stream of tiny ops the extra sends cost
+        // more than the worker gains (see the README's "Batching").
+        let early = buf.msgs.len() >= FIRST_BATCH
+            && hunger.is_some_and(|h| h.any() || (buf.since_sync <= EARLY_BURST && h.soon()));
+        if full || early {
             let batch = std::mem::replace(&mut buf.msgs, self.0.tx.spare(self.0.batch_size));
             if full {
                 buf.limit = (buf.limit * 2).min(self.0.batch_size);
@@ -203,6 +216,7 @@ impl Session {
             // A sync point: the program waits for the runtime now, so the next instructions
             // start a new burst.
             buf.limit = first_batch(self.0.batch_size);
+            buf.since_sync = 0;
             if buf.msgs.is_empty() {
                 return self.0.router.dead().map_or(Ok(()), Err);
             }
@@ -383,5 +397,44 @@ mod tests {
         drop(waiting);
         push(32 - 5 + 2);
         assert_eq!(sizes(&rx), vec![32]);
+    }
+
+    #[test]
+    fn a_draining_worker_gets_batches_early_only_in_a_short_burst() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let hunger = Hunger::new();
+        let s = Session::watching(
+            Tx::from_channel(tx),
+            ReplyRouter::new(),
+            1,
+            1024,
+            "t".into(),
+            Some(hunger.clone()),
+        );
+        let push = |n: usize| {
+            for i in 0..n {
+                s.push(ClientMsg::Free {
+                    id: TensorId(i as u64),
+                });
+            }
+        };
+        let sizes = |rx: &crossbeam_channel::Receiver<Vec<ClientMsg>>| -> Vec<usize> {
+            rx.try_iter().map(|b| b.len()).collect()
+        };
+        let draining = hunger.draining();
+        // Up to EARLY_BURST instructions after a sync point go in batches of FIRST_BATCH.
+        push(EARLY_BURST);
+        assert_eq!(sizes(&rx), vec![FIRST_BATCH; EARLY_BURST / FIRST_BATCH]);
+        // Past it, the burst limit decides again (it stayed at 32 after the first batch).
+        push(FIRST_BATCH);
+        assert_eq!(sizes(&rx), Vec::<usize>::new());
+        push(32 - FIRST_BATCH);
+        assert_eq!(sizes(&rx), vec![32]);
+        // A sync point starts a new short burst.
+        s.flush().unwrap();
+        assert_eq!(sizes(&rx), Vec::<usize>::new());
+        push(FIRST_BATCH);
+        assert_eq!(sizes(&rx), vec![FIRST_BATCH]);
+        drop(draining);
     }
 }

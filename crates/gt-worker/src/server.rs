@@ -339,6 +339,19 @@ fn execute_loop(
             Err(_) => break,
         };
         let n = batch.len() as u64;
+        // Executing the last queued batch eagerly: count as draining, so clients send what
+        // they hold early and the next batch is queued before this one is done (see `Hunger`).
+        // Not while compiled work streams or runs ahead: early sends measured slower there
+        // (see `Queue::next`), and the compiled seed MLP step gained nothing from them.
+        let _draining = queue
+            .hunger
+            .as_ref()
+            .filter(|_| {
+                load.queued.load(Ordering::Relaxed) <= n
+                    && !state.streaming()
+                    && !state.has_work_ahead()
+            })
+            .map(Hunger::draining);
         let start = Instant::now();
         if load.timing.load(Ordering::Relaxed) {
             let mut spans = Vec::with_capacity(batch.len());
