@@ -332,108 +332,93 @@ impl Drop for Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crossbeam_channel::Receiver;
+
+    /// Appends `n` instructions to `s`.
+    fn push(s: &Session, n: usize) {
+        for i in 0..n {
+            s.push(ClientMsg::Free {
+                id: TensorId(i as u64),
+            });
+        }
+    }
+
+    /// The sizes of the batches sent so far (and not yet looked at).
+    fn sizes(rx: &Receiver<Vec<ClientMsg>>) -> Vec<usize> {
+        rx.try_iter().map(|b| b.len()).collect()
+    }
+
+    /// A session of batch size 1024 that watches `hunger`, and what it sends.
+    fn watching(hunger: &Hunger) -> (Session, Receiver<Vec<ClientMsg>>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let s = Session::watching(
+            Tx::from_channel(tx),
+            ReplyRouter::new(),
+            1,
+            1024,
+            "t".into(),
+            Some(hunger.clone()),
+        );
+        (s, rx)
+    }
 
     #[test]
     fn bursts_start_small_and_double_after_each_sync_point() {
         let (tx, rx) = crossbeam_channel::unbounded();
         let s = Session::new(Tx::from_channel(tx), ReplyRouter::new(), 1, 100, "t".into());
-        let push = |n: u64| {
-            for i in 0..n {
-                s.push(ClientMsg::Free { id: TensorId(i) });
-            }
-        };
-        let sizes = |rx: &crossbeam_channel::Receiver<Vec<ClientMsg>>| -> Vec<usize> {
-            rx.try_iter().map(|b| b.len()).collect()
-        };
         // 16, 32, 64, then capped at the batch size (100); the rest waits for a flush.
-        push(16 + 32 + 64 + 100 + 7);
+        push(&s, 16 + 32 + 64 + 100 + 7);
         assert_eq!(sizes(&rx), vec![16, 32, 64, 100]);
         s.flush().unwrap();
         assert_eq!(sizes(&rx), vec![7]);
         // A sync point starts the next burst small again.
-        push(20);
+        push(&s, 20);
         assert_eq!(sizes(&rx), vec![16]);
         // A batch size below the first burst is respected.
         let (tx, rx) = crossbeam_channel::unbounded();
         let small = Session::new(Tx::from_channel(tx), ReplyRouter::new(), 1, 4, "t".into());
-        for i in 0..9 {
-            small.push(ClientMsg::Free { id: TensorId(i) });
-        }
+        push(&small, 9);
         assert_eq!(sizes(&rx), vec![4, 4]);
     }
 
     #[test]
     fn a_waiting_worker_gets_batches_early_without_growing_the_burst() {
-        let (tx, rx) = crossbeam_channel::unbounded();
         let hunger = Hunger::new();
-        let s = Session::watching(
-            Tx::from_channel(tx),
-            ReplyRouter::new(),
-            1,
-            1024,
-            "t".into(),
-            Some(hunger.clone()),
-        );
-        let push = |n: u64| {
-            for i in 0..n {
-                s.push(ClientMsg::Free { id: TensorId(i) });
-            }
-        };
-        let sizes = |rx: &crossbeam_channel::Receiver<Vec<ClientMsg>>| -> Vec<usize> {
-            rx.try_iter().map(|b| b.len()).collect()
-        };
+        let (s, rx) = watching(&hunger);
         // Nobody waits: the usual doubling (the 40 below wait for the burst of 64).
-        push(16 + 32 + 40);
+        push(&s, 16 + 32 + 40);
         assert_eq!(sizes(&rx), vec![16, 32]);
         s.flush().unwrap();
         assert_eq!(sizes(&rx), vec![40]);
         // A worker waits: every FIRST_BATCH instructions go at once, and the burst limit stays
         // where it was, so the batching resumes as before once the worker is busy again.
-        push(16);
+        push(&s, 16);
         assert_eq!(sizes(&rx), vec![16]);
         let waiting = hunger.waiting();
-        push(3 * FIRST_BATCH as u64 + 5);
+        push(&s, 3 * FIRST_BATCH + 5);
         assert_eq!(sizes(&rx), vec![16, 16, 16]);
         drop(waiting);
-        push(32 - 5 + 2);
+        push(&s, 32 - 5 + 2);
         assert_eq!(sizes(&rx), vec![32]);
     }
 
     #[test]
     fn a_draining_worker_gets_batches_early_only_in_a_short_burst() {
-        let (tx, rx) = crossbeam_channel::unbounded();
         let hunger = Hunger::new();
-        let s = Session::watching(
-            Tx::from_channel(tx),
-            ReplyRouter::new(),
-            1,
-            1024,
-            "t".into(),
-            Some(hunger.clone()),
-        );
-        let push = |n: usize| {
-            for i in 0..n {
-                s.push(ClientMsg::Free {
-                    id: TensorId(i as u64),
-                });
-            }
-        };
-        let sizes = |rx: &crossbeam_channel::Receiver<Vec<ClientMsg>>| -> Vec<usize> {
-            rx.try_iter().map(|b| b.len()).collect()
-        };
+        let (s, rx) = watching(&hunger);
         let draining = hunger.draining();
         // Up to EARLY_BURST instructions after a sync point go in batches of FIRST_BATCH.
-        push(EARLY_BURST);
+        push(&s, EARLY_BURST);
         assert_eq!(sizes(&rx), vec![FIRST_BATCH; EARLY_BURST / FIRST_BATCH]);
         // Past it, the burst limit decides again (it stayed at 32 after the first batch).
-        push(FIRST_BATCH);
+        push(&s, FIRST_BATCH);
         assert_eq!(sizes(&rx), Vec::<usize>::new());
-        push(32 - FIRST_BATCH);
+        push(&s, 32 - FIRST_BATCH);
         assert_eq!(sizes(&rx), vec![32]);
         // A sync point starts a new short burst.
         s.flush().unwrap();
         assert_eq!(sizes(&rx), Vec::<usize>::new());
-        push(FIRST_BATCH);
+        push(&s, FIRST_BATCH);
         assert_eq!(sizes(&rx), vec![FIRST_BATCH]);
         drop(draining);
     }
