@@ -99,6 +99,11 @@ impl From<&[usize]> for Shape {
         Shape::new(d)
     }
 }
+impl From<Dims> for Shape {
+    fn from(d: Dims) -> Shape {
+        Shape(d)
+    }
+}
 impl From<Vec<usize>> for Shape {
     fn from(d: Vec<usize>) -> Shape {
         Shape::new(d)

@@ -2,7 +2,7 @@
 //! keys, choosing the executing worker, and injecting worker-to-worker moves when an op's inputs
 //! live on different workers (the dispatcher never carries those bytes itself).
 
-use crate::core::{Agg, Core, Pending, Place, Session, HAND_OVER};
+use crate::core::{Agg, Core, Pending, Place, Session, Tracked, HAND_OVER};
 use crate::shard::ShardConfig;
 use gt_core::{Error, Key, ReqId, SessionId, TensorId, WorkerId};
 use gt_ops::Meta;
@@ -47,27 +47,43 @@ impl Core {
                 if let Err(e) = check_id(out) {
                     return self.protocol_error(s, e);
                 }
+                // Inputs' places and metas, in one lookup each; a poisoned or unknown input
+                // poisons the result before anything else is checked.
                 let mut places: SmallVec<[Place; 2]> = SmallVec::new();
+                let mut metas: SmallVec<[&Meta; 2]> = SmallVec::new();
+                let (mut bad, mut shapes_known) = (None, true);
                 for id in &inputs {
                     match s.tensors.get(id) {
-                        Some(Place::Poisoned(e)) => {
-                            return self.place(s, out, Place::Poisoned(e.clone()))
+                        Some(Tracked {
+                            place: Place::Poisoned(e),
+                            ..
+                        }) => {
+                            bad = Some(e.clone());
+                            break;
                         }
-                        Some(p) => places.push(p.clone()),
+                        Some(t) => {
+                            places.push(t.place.clone());
+                            match &t.meta {
+                                Some(m) => metas.push(m),
+                                None => shapes_known = false,
+                            }
+                        }
                         None => {
-                            return self.place(s, out, Place::Poisoned(unknown(*id, op.name())))
+                            bad = Some(unknown(*id, op.name()));
+                            break;
                         }
                     }
                 }
                 // Shapes are tracked so that sharding rules can be applied to any tensor.
-                let meta = {
-                    let metas: Option<SmallVec<[&Meta; 2]>> =
-                        inputs.iter().map(|id| s.metas.get(id)).collect();
-                    match metas.map(|m| gt_ops::infer(&op, &m)) {
-                        Some(Err(e)) => return self.place(s, out, Place::Poisoned(e)),
-                        Some(Ok(m)) => Some(m),
-                        None => None,
-                    }
+                let meta = match bad {
+                    Some(e) => Err(e),
+                    None if shapes_known => gt_ops::infer(&op, &metas).map(Some),
+                    None => Ok(None),
+                };
+                drop(metas);
+                let meta = match meta {
+                    Ok(m) => m,
+                    Err(e) => return self.place(s, out, Place::Poisoned(e)),
                 };
                 if let Some(m) = &meta {
                     if inputs.is_empty() {
@@ -123,10 +139,7 @@ impl Core {
                     }
                     slot.outbox.push(WorkerMsg::Free { key });
                 }
-                if let Some(m) = meta {
-                    s.metas.insert(out, m);
-                }
-                self.place(s, out, Place::On(target));
+                self.track(s, out, Place::On(target), meta);
             }
             ClientMsg::Upload { out, data } => {
                 if let Err(e) = check_id(out) {
@@ -150,13 +163,11 @@ impl Core {
                         out: Key::new(s.id, out.0),
                         data,
                     });
-                s.metas.insert(out, meta);
-                self.place(s, out, Place::On(target));
+                self.track(s, out, Place::On(target), Some(meta));
             }
             ClientMsg::Free { id } => {
-                s.metas.remove(&id);
-                if let Some(p) = s.tensors.remove(&id) {
-                    self.free_place(Key::new(s.id, id.0), &p);
+                if let Some(t) = s.tensors.remove(&id) {
+                    self.free_place(Key::new(s.id, id.0), &t.place);
                 }
             }
             ClientMsg::ToWorker { out, src, worker } => {
@@ -164,18 +175,25 @@ impl Core {
                     return self.protocol_error(s, e);
                 }
                 let from = match s.tensors.get(&src) {
-                    Some(Place::On(w)) => Some(*w),
-                    Some(Place::Dist(_)) => {
-                        if s.metas.contains_key(&src) {
+                    Some(Tracked {
+                        place: Place::On(w),
+                        ..
+                    }) => Some(*w),
+                    Some(Tracked {
+                        place: Place::Dist(_),
+                        meta,
+                    }) => {
+                        if meta.is_some() {
                             None
                         } else {
                             let e = Error::Protocol(format!("{src} has no known shape"));
                             return self.place(s, out, Place::Poisoned(e));
                         }
                     }
-                    Some(Place::Poisoned(e)) => {
-                        return self.place(s, out, Place::Poisoned(e.clone()))
-                    }
+                    Some(Tracked {
+                        place: Place::Poisoned(e),
+                        ..
+                    }) => return self.place(s, out, Place::Poisoned(e.clone())),
                     None => return self.place(s, out, Place::Poisoned(unknown(src, "to_worker"))),
                 };
                 match self.workers.get(worker.0 as usize) {
@@ -200,14 +218,12 @@ impl Core {
                     }
                 }
                 let Some(from) = from else {
-                    let Some(Place::Dist(d)) = s.tensors.get(&src).cloned() else {
+                    let Some(Place::Dist(d)) = s.tensors.get(&src).map(|t| t.place.clone()) else {
                         unreachable!("checked above")
                     };
                     return self.move_dist(s, out, src, &d, worker);
                 };
-                if let Some(m) = s.metas.get(&src).cloned() {
-                    s.metas.insert(out, m);
-                }
+                let meta = s.tensors.get(&src).and_then(|t| t.meta.clone());
                 let (src_key, out_key) = (Key::new(s.id, src.0), Key::new(s.id, out.0));
                 if from == worker {
                     self.workers[worker.0 as usize]
@@ -219,9 +235,9 @@ impl Core {
                 } else {
                     self.transfer(src_key, from, out_key, worker);
                 }
-                self.place(s, out, Place::On(worker));
+                self.track(s, out, Place::On(worker), meta);
             }
-            ClientMsg::Read { req, id } => match s.tensors.get(&id) {
+            ClientMsg::Read { req, id } => match s.tensors.get(&id).map(|t| &t.place) {
                 Some(Place::On(w)) => {
                     let w = *w;
                     let r = self.new_req(w, Pending::Read { session: s.id, req });
@@ -370,16 +386,31 @@ impl Core {
         }
     }
 
-    /// Records where `out` lives, freeing a previous tensor of the same id elsewhere.
+    /// Records where `out` lives, with no known meta (a poisoned result), freeing a previous
+    /// tensor of the same id elsewhere.
     pub(crate) fn place(&mut self, s: &mut Session, out: TensorId, place: Place) {
+        self.track(s, out, place, None)
+    }
+
+    /// Records where `out` lives and its meta, freeing a previous tensor of the same id
+    /// elsewhere.
+    pub(crate) fn track(
+        &mut self,
+        s: &mut Session,
+        out: TensorId,
+        place: Place,
+        meta: Option<Meta>,
+    ) {
+        let t = Tracked { place, meta };
         // No clone of `place` in the common case (a new id): it is moved into the map.
         let old = match s.tensors.entry(out) {
             std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(place);
+                e.insert(t);
                 None
             }
             std::collections::hash_map::Entry::Occupied(mut e) => {
-                Some((std::mem::replace(e.get_mut(), place), e.get().clone()))
+                let old = std::mem::replace(e.get_mut(), t);
+                Some((old.place, e.get().place.clone()))
             }
         };
         if let Some((old, place)) = old {

@@ -3,6 +3,7 @@
 //! the shapes in the message; workers trust instructions that passed it.
 
 use crate::op::{Op, ReduceOp};
+use gt_core::shape::Dims;
 use gt_core::{DType, Error, Result, Shape};
 
 /// What is known about a tensor without its data.
@@ -97,7 +98,7 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> Result<Meta> {
                     format!("cannot take max of empty tensor {}", x.shape),
                 ));
             }
-            let mut dims = Vec::with_capacity(x.shape.rank());
+            let mut dims = Dims::new();
             for (i, &d) in x.shape.dims().iter().enumerate() {
                 let reduced = axes.is_empty() || axes.contains(&i);
                 match (reduced, keepdim) {
@@ -126,7 +127,7 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> Result<Meta> {
         Op::Permute { perm } => {
             let x = inputs[0];
             let rank = x.shape.rank();
-            let mut seen = vec![false; rank];
+            let mut seen: smallvec::SmallVec<[bool; 8]> = smallvec::smallvec![false; rank];
             let valid = perm.len() == rank
                 && perm
                     .iter()
@@ -142,7 +143,7 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> Result<Meta> {
                 ));
             }
             Meta::new(
-                perm.iter().map(|&p| x.shape.dims()[p]).collect::<Vec<_>>(),
+                perm.iter().map(|&p| x.shape.dims()[p]).collect::<Dims>(),
                 x.dtype,
             )
         }
@@ -170,7 +171,7 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> Result<Meta> {
                     ));
                 }
             }
-            Meta::new(specs.iter().map(|s| s.len).collect::<Vec<_>>(), x.dtype)
+            Meta::new(specs.iter().map(|s| s.len).collect::<Dims>(), x.dtype)
         }
         Op::Expand { shape } => {
             let x = inputs[0];
@@ -211,7 +212,7 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> Result<Meta> {
                     format!("axis {axis} of {} is empty", x.shape),
                 ));
             }
-            let mut dims = x.shape.dims().to_vec();
+            let mut dims = x.shape.0.clone();
             if *keepdim {
                 dims[*axis] = 1;
             } else {
@@ -222,7 +223,7 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> Result<Meta> {
         Op::Cat { axis } => {
             let first = inputs[0];
             check_axes(name, &[*axis], first.shape.rank())?;
-            let mut dims = first.shape.dims().to_vec();
+            let mut dims = first.shape.0.clone();
             dims[*axis] = 0;
             for (i, t) in inputs.iter().enumerate() {
                 let same_rest = t.shape.rank() == first.shape.rank()
@@ -254,7 +255,7 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> Result<Meta> {
                     format!("index must be 1-d, got shape {}", idx.shape),
                 ));
             }
-            let mut dims = x.shape.dims().to_vec();
+            let mut dims = x.shape.0.clone();
             dims[*axis] = idx.shape.dims()[0];
             Meta::new(dims, x.dtype)
         }
@@ -288,7 +289,7 @@ pub fn infer(op: &Op, inputs: &[&Meta]) -> Result<Meta> {
             }
             let ok = match op {
                 Op::IndexAdd { .. } => {
-                    let mut want = base.shape.dims().to_vec();
+                    let mut want = base.shape.0.clone();
                     want[*axis] = idx.shape.dims().first().copied().unwrap_or(0);
                     idx.shape.rank() == 1 && src.shape.dims() == want.as_slice()
                 }
@@ -428,7 +429,7 @@ fn matmul(a: &Meta, b: &Meta) -> Result<Meta> {
     let batch_b = Shape::new(&bd[..rb.saturating_sub(2)]);
     let batch = Shape::broadcast(&batch_a, &batch_b)
         .ok_or_else(|| err("batch dimensions cannot be broadcast"))?;
-    let mut dims = batch.dims().to_vec();
+    let mut dims = batch.0;
     dims.extend(m);
     dims.extend(n);
     Ok(Meta::new(dims, dtype))

@@ -163,8 +163,7 @@ impl Core {
             self.workers[w.0 as usize].outbox.push(exec_msg(key, msg));
         }
         self.count(s, |st| st.placed_creations += 1);
-        s.metas.insert(out, meta);
-        self.place(s, out, Place::Dist(Arc::new(d)));
+        self.track(s, out, Place::Dist(Arc::new(d)), Some(meta));
     }
 
     /// Uploads `data` as the parts of `d` (the dispatcher splits the bytes it carries anyway).
@@ -190,8 +189,7 @@ impl Core {
             });
         }
         self.count(s, |st| st.placed_creations += 1);
-        s.metas.insert(out, meta);
-        self.place(s, out, Place::Dist(Arc::new(d)));
+        self.track(s, out, Place::Dist(Arc::new(d)), Some(meta));
     }
 
     /// Runs `out = op(inputs)` where at least one input is distributed.
@@ -204,7 +202,10 @@ impl Core {
         places: &[Place],
         out_meta: Meta,
     ) {
-        let metas: Vec<Meta> = inputs.iter().map(|id| s.metas[id].clone()).collect();
+        let metas: Vec<Meta> = inputs
+            .iter()
+            .map(|id| s.tensors[id].meta.clone().expect("checked by the router"))
+            .collect();
         let meta_refs: Vec<&Meta> = metas.iter().collect();
         let ins: Vec<Input> = places
             .iter()
@@ -247,8 +248,7 @@ impl Core {
                 if gathered {
                     self.count(s, |st| st.gathered_ops += 1);
                 }
-                s.metas.insert(out, out_meta);
-                self.place(s, out, Place::On(worker));
+                self.track(s, out, Place::On(worker), Some(out_meta));
             }
             Decision::Parts(plan) => {
                 let mut temps = Vec::new();
@@ -305,19 +305,18 @@ impl Core {
                     st.sharded_ops += 1;
                     st.shard_instructions += n as u64;
                 });
-                s.metas.insert(out, out_meta);
                 let d = Dist {
                     layout: plan.out,
                     workers: plan.workers,
                 };
-                self.place(s, out, Place::Dist(Arc::new(d)));
+                self.track(s, out, Place::Dist(Arc::new(d)), Some(out_meta));
             }
         }
     }
 
     /// Reads a distributed tensor: its parts are gathered (in shard order) onto its first worker.
     pub(crate) fn read_dist(&mut self, s: &mut Session, req: ReqId, id: TensorId, d: &Dist) {
-        let Some(meta) = s.metas.get(&id).cloned() else {
+        let Some(meta) = s.tensors.get(&id).and_then(|t| t.meta.clone()) else {
             return s.outbox.push(gt_proto::ClientReply::Data {
                 req,
                 result: Err(Error::Protocol(format!("{id} has no known shape"))),
@@ -342,7 +341,7 @@ impl Core {
         d: &Dist,
         to: WorkerId,
     ) {
-        let meta = s.metas[&src].clone();
+        let meta = s.tensors[&src].meta.clone().expect("checked by the router");
         let mut temps = Vec::new();
         let key = self.gather_to(
             s,
@@ -356,8 +355,7 @@ impl Core {
             src: key,
         });
         self.free_temps(temps);
-        s.metas.insert(out, meta);
-        self.place(s, out, Place::On(to));
+        self.track(s, out, Place::On(to), Some(meta));
     }
 }
 
