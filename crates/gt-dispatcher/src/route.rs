@@ -174,26 +174,21 @@ impl Core {
                 if let Err(e) = check_id(out) {
                     return self.protocol_error(s, e);
                 }
-                let from = match s.tensors.get(&src) {
-                    Some(Tracked {
-                        place: Place::On(w),
-                        ..
-                    }) => Some(*w),
-                    Some(Tracked {
-                        place: Place::Dist(_),
-                        meta,
-                    }) => {
-                        if meta.is_some() {
-                            None
-                        } else {
-                            let e = Error::Protocol(format!("{src} has no known shape"));
-                            return self.place(s, out, Place::Poisoned(e));
-                        }
-                    }
+                // One lookup: the source's place (a distributed one moves through
+                // `move_dist`, which needs its meta) and the meta the copy inherits.
+                let (from, meta) = match s.tensors.get(&src) {
                     Some(Tracked {
                         place: Place::Poisoned(e),
                         ..
                     }) => return self.place(s, out, Place::Poisoned(e.clone())),
+                    Some(Tracked {
+                        place: Place::Dist(_),
+                        meta: None,
+                    }) => {
+                        let e = Error::Protocol(format!("{src} has no known shape"));
+                        return self.place(s, out, Place::Poisoned(e));
+                    }
+                    Some(t) => (t.place.clone(), t.meta.clone()),
                     None => return self.place(s, out, Place::Poisoned(unknown(src, "to_worker"))),
                 };
                 match self.workers.get(worker.0 as usize) {
@@ -217,13 +212,11 @@ impl Core {
                         return self.place(s, out, Place::Poisoned(e));
                     }
                 }
-                let Some(from) = from else {
-                    let Some(Place::Dist(d)) = s.tensors.get(&src).map(|t| t.place.clone()) else {
-                        unreachable!("checked above")
-                    };
-                    return self.move_dist(s, out, src, &d, worker);
+                let (from, meta) = match (from, meta) {
+                    (Place::On(w), m) => (w, m),
+                    (Place::Dist(d), Some(m)) => return self.move_dist(s, out, src, &d, m, worker),
+                    _ => unreachable!("poisoned and shapeless sources are handled above"),
                 };
-                let meta = s.tensors.get(&src).and_then(|t| t.meta.clone());
                 let (src_key, out_key) = (Key::new(s.id, src.0), Key::new(s.id, out.0));
                 if from == worker {
                     self.workers[worker.0 as usize]

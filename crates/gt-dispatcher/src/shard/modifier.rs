@@ -339,9 +339,9 @@ impl Core {
         out: TensorId,
         src: TensorId,
         d: &Dist,
+        meta: Meta,
         to: WorkerId,
     ) {
-        let meta = s.tensors[&src].meta.clone().expect("checked by the router");
         let mut temps = Vec::new();
         let key = self.gather_to(
             s,
