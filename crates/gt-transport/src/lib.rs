@@ -12,6 +12,7 @@
 //! - [`link`]: [`Tx`], and the reader/writer threads that pump a socket.
 //! - [`recycle`]: [`Recycler`], emptied batch vectors handed back to the producer.
 //! - [`parking`]: the hot in-process queues, whose receiver parks at once instead of spinning.
+//! - [`migrate`]: moving a polling thread off a core it shares with its partner.
 //! - [`hunger`]: [`Hunger`], consumers waiting for work, so a producer can send early.
 //!
 //! Why threads and not tokio: a GT process has a handful of long-lived connections, and the hot
@@ -23,6 +24,7 @@ pub mod addr;
 pub mod framed;
 pub mod hunger;
 pub mod link;
+pub mod migrate;
 pub mod parking;
 pub mod recycle;
 
