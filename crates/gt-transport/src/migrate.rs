@@ -96,7 +96,7 @@ pub fn idle_cpu_likely(running: usize, cpus: usize) -> bool {
 
 /// Runnable threads on the whole system: the fourth field of `/proc/loadavg` (`running/total`).
 #[cfg(target_os = "linux")]
-fn running_threads() -> Option<usize> {
+pub(crate) fn running_threads() -> Option<usize> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
     text.split_whitespace()
         .nth(3)?
@@ -140,6 +140,27 @@ fn move_off_this_cpu() -> bool {
     false
 }
 
+/// The CPUs the calling thread may run on (`None` where unknown or not Linux).
+#[cfg(test)]
+pub(crate) fn allowed_cpus() -> Option<Vec<usize>> {
+    #[cfg(target_os = "linux")]
+    // SAFETY: as in `move_off_this_cpu`.
+    unsafe {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        let mut mask: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, size, &mut mask) != 0 {
+            return None;
+        }
+        Some(
+            (0..8 * size)
+                .filter(|&c| libc::CPU_ISSET(c, &mask))
+                .collect(),
+        )
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
 /// Serializes this crate's tests that move threads: the gap between moves is per process.
 #[cfg(test)]
 pub(crate) static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -152,14 +173,14 @@ mod tests {
     fn a_process_moves_at_most_once_per_gap_and_threads_keep_their_affinity() {
         let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         std::thread::spawn(|| {
-            let before = affinity();
+            let before = allowed_cpus();
             // Another test of this process may have just moved: wait out its gap.
             std::thread::sleep(MIN_GAP);
             let moves = super::moves();
             let moved = leave_shared_core();
             assert_eq!(super::moves(), moves + u64::from(moved));
             assert!(!leave_shared_core(), "a second move within MIN_GAP");
-            assert_eq!(affinity(), before, "the affinity mask was not restored");
+            assert_eq!(allowed_cpus(), before, "the affinity mask was not restored");
         })
         .join()
         .unwrap();
@@ -174,25 +195,5 @@ mod tests {
         assert!(idle_cpu_likely(3, 4));
         assert!(!idle_cpu_likely(5, 4));
         assert!(!idle_cpu_likely(2, 1));
-    }
-
-    /// The CPUs the calling thread may run on.
-    fn affinity() -> Option<Vec<usize>> {
-        #[cfg(target_os = "linux")]
-        // SAFETY: as in `move_off_this_cpu`.
-        unsafe {
-            let size = std::mem::size_of::<libc::cpu_set_t>();
-            let mut mask: libc::cpu_set_t = std::mem::zeroed();
-            if libc::sched_getaffinity(0, size, &mut mask) != 0 {
-                return None;
-            }
-            Some(
-                (0..8 * size)
-                    .filter(|&c| libc::CPU_ISSET(c, &mask))
-                    .collect(),
-            )
-        }
-        #[cfg(not(target_os = "linux"))]
-        None
     }
 }

@@ -339,14 +339,8 @@ mod tests {
         let _serial = crate::migrate::SERIAL
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        // SAFETY: as in `pin`.
-        let cpus: Vec<usize> = unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            let size = std::mem::size_of::<libc::cpu_set_t>();
-            assert_eq!(libc::sched_getaffinity(0, size, &mut set), 0);
-            (0..8 * size)
-                .filter(|&c| libc::CPU_ISSET(c, &set))
-                .collect()
+        let Some(cpus) = crate::migrate::allowed_cpus() else {
+            return; // affinity unknown
         };
         if cpus.len() < 2 {
             return; // nowhere to move to
@@ -382,10 +376,8 @@ mod tests {
         let last = receiver.join().unwrap();
         if last == Some(x as u32) {
             // It may stay only if no other CPU was idle (other processes busy on all of them).
-            let busy = std::fs::read_to_string("/proc/loadavg")
-                .ok()
-                .and_then(|t| t.split_whitespace().nth(3)?.split('/').next()?.parse().ok())
-                .is_some_and(|r: usize| !crate::migrate::idle_cpu_likely(r, n_cpus));
+            let busy = crate::migrate::running_threads()
+                .is_some_and(|r| !crate::migrate::idle_cpu_likely(r, n_cpus));
             assert!(busy, "the receiver stayed on its sender's core");
         }
     }
