@@ -4,8 +4,9 @@
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-/// Child processes killed on drop.
+/// Child processes stopped on drop (SIGTERM, then SIGKILL after a grace period).
 pub struct Cluster {
     children: Vec<Child>,
     /// The dispatcher's address as clients should use it.
@@ -54,10 +55,21 @@ impl Cluster {
 }
 
 impl Drop for Cluster {
+    /// Asks each child to stop with SIGTERM (the dispatcher then removes its Unix socket file
+    /// and writes its log out), and kills the ones still running after a grace period.
     fn drop(&mut self) {
         for c in self.children.iter_mut().rev() {
+            // SAFETY: `kill` is async-signal-safe and `c.id()` is our own unreaped child.
+            unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+            let deadline = Instant::now() + GRACE;
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
     }
 }
+
+/// How long a child gets to exit after SIGTERM before it is killed.
+const GRACE: Duration = Duration::from_secs(2);

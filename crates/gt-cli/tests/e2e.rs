@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use gt::{DType, Session};
 use std::io::{Read, Write};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Entry point of child client processes; a no-op in the normal test run.
@@ -47,7 +48,7 @@ fn known(k: f64) -> f64 {
 #[test]
 fn three_client_processes_over_tcp_and_unix() {
     let sock = std::env::temp_dir().join(format!("gt-e2e-{}.sock", std::process::id()));
-    let (_d, addrs) = dispatcher(&["--listen", "127.0.0.1:0", "--unix", sock.to_str().unwrap()]);
+    let (mut d, addrs) = dispatcher(&["--listen", "127.0.0.1:0", "--unix", sock.to_str().unwrap()]);
     let (tcp, unix) = (&addrs[0], &addrs[1]);
     assert!(unix.starts_with("unix:"));
     let _w1 = worker(tcp);
@@ -59,6 +60,15 @@ fn three_client_processes_over_tcp_and_unix() {
         assert_eq!(got, known(i as f64 + 1.0), "client {i}");
         assert!(c.wait().unwrap().success());
     }
+    // A dispatcher stopped the way service managers stop it exits cleanly and leaves no socket
+    // file behind.
+    let term = Command::new("kill")
+        .args(["-TERM", &d.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(d.0.wait().unwrap().success(), "SIGTERM is a clean stop");
+    assert!(!sock.exists(), "{} left behind", sock.display());
 }
 
 #[test]
