@@ -14,7 +14,7 @@ use gt_transport::{
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Everything the dispatcher needs to know, read once by the binary.
 #[derive(Clone, Debug)]
@@ -56,7 +56,9 @@ pub struct Dispatcher {
     core_thread: Mutex<Option<JoinHandle<()>>>,
     /// Dropping the sender stops the heartbeat thread.
     heartbeat: Mutex<Option<(crossbeam_channel::Sender<()>, JoinHandle<()>)>>,
-    listeners: Mutex<Vec<Arc<Listener>>>,
+    /// Each listener with its accept thread (joined at shutdown, so a Unix socket file is gone
+    /// by the time [`Dispatcher::shutdown`] returns).
+    listeners: Mutex<Vec<(Arc<Listener>, JoinHandle<()>)>>,
 }
 
 impl Dispatcher {
@@ -119,12 +121,12 @@ impl Dispatcher {
     pub fn listen(&self, addr: &Addr) -> std::io::Result<Addr> {
         let listener = Arc::new(Listener::bind(addr)?);
         let bound = listener.local_addr();
-        self.listeners.lock().unwrap().push(listener.clone());
+        let accepting = listener.clone();
         let (events, stop, cfg) = (self.events.clone(), self.stop.clone(), self.cfg.clone());
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("gt-accept-{bound}"))
             .spawn(move || loop {
-                let stream = listener.accept();
+                let stream = accepting.accept();
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
@@ -140,6 +142,7 @@ impl Dispatcher {
                 }
             })
             .expect("spawning a thread");
+        self.listeners.lock().unwrap().push((listener, thread));
         tracing::info!(target: "gt::dispatcher", "listening on {bound}");
         Ok(bound)
     }
@@ -224,8 +227,17 @@ impl Dispatcher {
             drop(ticking);
             let _ = thread.join();
         }
-        for l in self.listeners.lock().unwrap().drain(..) {
+        for (l, thread) in self.listeners.lock().unwrap().drain(..) {
             l.wake();
+            // Joined when it ends soon; a wake-up that could not connect leaves it blocked in
+            // `accept`, and shutting down must not hang on it.
+            let deadline = Instant::now() + Duration::from_secs(1);
+            while !thread.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
         }
         let _ = self.events.send(Event::Shutdown);
         if let Some(t) = self.core_thread.lock().unwrap().take() {
