@@ -25,6 +25,11 @@ mod tensor_read;
 
 use pyo3::prelude::*;
 
+/// The module's Rust allocations (the embedded runtime's threads included) use mimalloc, as the
+/// `gt` binary does (README, "The eager per-instruction path").
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[pymodule]
 fn _gt(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<tensor::PyTensor>()?;
