@@ -26,15 +26,15 @@ mod trace_parse;
 mod visualize;
 
 use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use gt::config::Config;
+use gt_transport::Addr;
 
 /// mimalloc instead of glibc's allocator: kernels allocate and free many small blocks per
 /// step on the worker thread (gemm's packing buffers among them), and glibc serves aligned
 /// requests under its arena lock (see README, "The eager per-instruction path").
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use clap::{Parser, Subcommand};
-use gt::config::Config;
-use gt_transport::Addr;
 
 #[derive(Parser)]
 #[command(name = "gt", version, about = "GT: a multiplexing tensor runtime", long_about = None)]
