@@ -39,7 +39,7 @@ use gt_ops::{infer, BinaryOp, Dist, Meta, Op};
 use gt_proto::TensorData;
 use rayon::prelude::*;
 use smallvec::SmallVec;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// Work (elements touched, weighted by per-element cost) below which kernels stay on the
@@ -138,7 +138,9 @@ pub(crate) fn not_float(op: &str, dtype: DType) -> Error {
 pub struct CpuEngine {
     pool: Pool,
     threads: usize,
-    rayon: Option<rayon::ThreadPool>,
+    /// Started by the first op large enough to split ([`CpuEngine::rayon`]); `None` inside
+    /// when it could not be.
+    rayon: OnceLock<Option<rayon::ThreadPool>>,
 }
 
 impl std::fmt::Debug for CpuEngine {
@@ -156,33 +158,42 @@ impl CpuEngine {
 
     /// An engine using `threads` threads whose pool caches at most `cap_bytes` bytes.
     pub fn with_pool_cap(threads: usize, cap_bytes: usize) -> CpuEngine {
-        let mut threads = threads.max(1);
-        let rayon = if threads > 1 {
-            match rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .thread_name(|i| format!("gt-cpu-{i}"))
-                .build()
-            {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    tracing::warn!("could not start {threads} compute threads ({e}); using one");
-                    threads = 1;
-                    None
-                }
-            }
-        } else {
-            None
-        };
         CpuEngine {
             pool: Pool::new(cap_bytes),
-            threads,
-            rayon,
+            threads: threads.max(1),
+            rayon: OnceLock::new(),
         }
     }
 
-    /// Number of compute threads.
+    /// Number of compute threads (1 when the thread pool could not be started).
     pub fn threads(&self) -> usize {
-        self.threads
+        match self.rayon.get() {
+            Some(None) => 1,
+            _ => self.threads,
+        }
+    }
+
+    /// The thread pool, started on first use. Lazily, because a program whose ops are all
+    /// small never needs it, and a fresh pool's threads spin-yield for a while before they
+    /// sleep: on a 2-core machine `perf sched` showed them scheduled 113 times in a new
+    /// runtime's first 6 ms, more than the client and the worker together.
+    fn rayon(&self) -> Option<&rayon::ThreadPool> {
+        if self.threads <= 1 {
+            return None;
+        }
+        self.rayon
+            .get_or_init(|| {
+                let threads = self.threads;
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("gt-cpu-{i}"))
+                    .build()
+                    .map_err(|e| {
+                        tracing::warn!("could not start {threads} compute threads ({e}); using one")
+                    })
+                    .ok()
+            })
+            .as_ref()
     }
 
     /// The engine's buffer pool.
@@ -206,12 +217,12 @@ impl CpuEngine {
 
     /// Whether `work` elements of work should be spread over the thread pool.
     pub(crate) fn parallel(&self, work: usize) -> bool {
-        self.rayon.is_some() && work >= PAR_MIN_WORK
+        work >= PAR_MIN_WORK && self.rayon().is_some()
     }
 
     /// Runs `f` inside the engine's thread pool (so nested rayon work, e.g. in `gemm`, uses it).
     pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        match &self.rayon {
+        match self.rayon() {
             Some(p) => p.install(f),
             None => f(),
         }
@@ -239,8 +250,11 @@ impl CpuEngine {
     ) {
         let n = out.len();
         let align = align.max(1);
-        match &self.rayon {
-            Some(pool) if work >= PAR_MIN_WORK && n > align => {
+        match (work >= PAR_MIN_WORK && n > align)
+            .then(|| self.rayon())
+            .flatten()
+        {
+            Some(pool) => {
                 let by_threads = n.div_ceil(self.threads * 4);
                 let by_grain = ((n as u128 * PAR_GRAIN as u128).div_ceil(work as u128)) as usize;
                 let chunk = by_threads.max(by_grain).max(1).next_multiple_of(align);
@@ -459,8 +473,8 @@ impl Engine for CpuEngine {
             unsafe { kernel.run(&i, &o, range) }
         };
         let work = n * (inputs.len() + outputs).max(1);
-        match &self.rayon {
-            Some(pool) if work >= PAR_MIN_WORK => {
+        match (work >= PAR_MIN_WORK).then(|| self.rayon()).flatten() {
+            Some(pool) => {
                 let chunk = n.div_ceil(self.threads * 4).max(PAR_GRAIN / 4);
                 pool.install(|| {
                     (0..n.div_ceil(chunk))

@@ -271,6 +271,24 @@ fn size_classes_bound_slack() {
 }
 
 #[test]
+fn the_thread_pool_starts_with_the_first_large_op() {
+    let mut e = CpuEngine::new(2);
+    let small = input(&mut e, &[16, 16], DType::F32, 1, -1.0, 1.0);
+    e.execute(&Op::Binary(BinaryOp::Add), &[&small, &small])
+        .unwrap();
+    assert!(
+        e.rayon.get().is_none(),
+        "a small op started the thread pool"
+    );
+    assert_eq!(e.threads(), 2);
+    let big = input(&mut e, &[1024, 1024], DType::F32, 2, -1.0, 1.0);
+    e.execute(&Op::Binary(BinaryOp::Add), &[&big, &big])
+        .unwrap();
+    assert!(matches!(e.rayon.get(), Some(Some(_))), "no thread pool");
+    assert_eq!(e.threads(), 2);
+}
+
+#[test]
 fn threads_do_not_change_results() {
     let mut e1 = CpuEngine::new(1);
     let mut e2 = CpuEngine::new(2);
