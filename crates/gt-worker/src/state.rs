@@ -541,12 +541,13 @@ mod tests {
         assert_eq!(st.hotpath.hot_sequences, 1);
         assert_eq!(st.hotpath.total_instructions, 18);
         assert_eq!(st.live_tensors, 6);
-        // `full` and the `neg` of it are constants. Run 3 defers its live-out (every live-out
-        // starts deferred) and the read computes it from the run's own steps; from run 4 on it
-        // is computed as the trace streams in, and kept: runs 5 and 6 reuse it.
+        // `full` and the `neg` of it are constants. The read after the recorded iteration 2
+        // used its live-out, so run 3 computes it as the trace streams in rather than deferring
+        // it, and keeps the constants: runs 4-6 reuse them.
+        assert_eq!(w.engine.fulls, 3, "two eager iterations, then one kept");
         assert_eq!(
-            w.engine.fulls, 4,
-            "two eager iterations, one forced and one kept"
+            st.compile.deferred_values, 0,
+            "a used live-out is never deferred"
         );
         assert_eq!(st.compile.folded_instructions, 2);
     }

@@ -556,8 +556,11 @@ fn arg<'a, T>(a: &Arg, slots: &'a [Option<T>], ext: &'a [Option<T>]) -> &'a T {
 /// next segment shows they die unread. A deferred live-out enters the tensor table as a promise
 /// (`state::deferred`); the first use computes it (with exactly the kernels and inputs eager
 /// execution used, so values are bit-identical); a free before any use means it is never
-/// computed. Which live-outs to defer is learned per plan: every live-out starts deferred and
-/// is computed eagerly from the first run in which something used it.
+/// computed. Which live-outs to defer is learned per plan: a live-out starts deferred unless the
+/// recording the plan was compiled from showed it used (the recorded instance read that result
+/// of the instance before it, or the read that ended it did: a training step's updated
+/// parameters and its loss), and is computed eagerly from the first run in which something
+/// used it.
 #[derive(Debug)]
 pub struct Split {
     /// Steps executed while the trace streams in.

@@ -87,6 +87,12 @@ pub struct StreamDetector {
     pos: u64,
     seg_start: u64,
     produced: FxHashMap<Key, u64>,
+    /// The last ended segment: the values it made (by position), where it started, and its
+    /// signature when it was a whole segment of countable length (see
+    /// [`StreamDetector::made_in_last_segment`]).
+    last_produced: FxHashMap<Key, u64>,
+    last_start: u64,
+    last_sig: Option<u64>,
     ext: FxHashMap<Key, u32>,
     seg_hash: u64,
     seg: Vec<u64>,
@@ -131,6 +137,9 @@ impl StreamDetector {
             pos: 0,
             seg_start: 0,
             produced: FxHashMap::default(),
+            last_produced: FxHashMap::default(),
+            last_start: 0,
+            last_sig: None,
             ext: FxHashMap::default(),
             seg_hash: 0,
             seg: Vec::new(),
@@ -156,6 +165,16 @@ impl StreamDetector {
             hot_instructions: 0,
             periods_found: 0,
         }
+    }
+
+    /// Where the last ended segment made `k`, if it did and that segment was a whole one
+    /// (every instruction observed): the segment's signature and the instruction's index in
+    /// it. The worker learns from it which results of a hot sequence the next segment uses (a
+    /// training step's updated parameters), so that their values are not deferred.
+    pub fn made_in_last_segment(&self, k: Key) -> Option<(u64, u32)> {
+        let sig = self.last_sig?;
+        let at = *self.last_produced.get(&k)?;
+        Some((sig, (at - self.last_start) as u32))
     }
 
     /// The hot sequences found so far.
@@ -496,6 +515,7 @@ impl StreamDetector {
                 self.dormant -= 1;
             }
             self.seg_start = self.pos;
+            self.last_sig = None;
             return (false, None);
         }
         let was = self.active.take().is_some();
@@ -505,6 +525,7 @@ impl StreamDetector {
         let mut new_hot = false;
         let n = self.seg.len();
         let whole = (self.pos - self.seg_start) as usize == n;
+        self.last_sig = None;
         if whole && n >= self.p.min_seq.max(1) {
             if self.counts.len() >= MAX_COUNTED {
                 self.counts.clear();
@@ -512,6 +533,7 @@ impl StreamDetector {
                 self.spec_misses.clear();
             }
             let sig = signature::finish(signature::mix(self.seg_hash, n as u64));
+            self.last_sig = Some(sig);
             let c = self.counts.entry(sig).or_insert(0);
             *c += 1;
             let count = *c;
@@ -548,8 +570,11 @@ impl StreamDetector {
         self.seg_hash = 0;
         self.ext.clear();
         // Names of values made before a segment never depend on where they were made (they are
-        // external inputs named by meta), so the map only needs this segment's values.
+        // external inputs named by meta), so the map only needs this segment's values; the
+        // last segment's are kept aside for `made_in_last_segment`.
+        std::mem::swap(&mut self.produced, &mut self.last_produced);
         self.produced.clear();
+        self.last_start = self.seg_start;
         self.seg_start = self.pos;
         // A sync point also breaks any period being tracked.
         self.period = 0;

@@ -14,19 +14,21 @@ use super::deferred::Promise;
 use super::stream::{Fed, Mode, Record, Run};
 use super::{Slot, WorkerState};
 use crate::compile::cache::{Lookup, PlanCache};
-use crate::compile::persist::{self, Saved};
-use crate::compile::program::{CompileJob, Plan, PlanOp, Split};
+use crate::compile::persist::Saved;
+use crate::compile::program::{CompileJob, PlanOp, Split};
 use crate::compile::trace::{bind, Scratch};
 use crate::engine::Engine;
-use crate::hotpath::detector::{Params, MAX_SEGMENT};
+use crate::hotpath::detector::MAX_SEGMENT;
 use crate::hotpath::{HotPathConfig, Step, StreamDetector};
 use crate::state::Peers;
 use gt_core::{Key, SessionId};
 use gt_ops::Meta;
-use gt_proto::{HotPathEvent, HotPathStats, WorkerMsg, WorkerReply};
+use gt_proto::{HotPathEvent, WorkerMsg, WorkerReply};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 use std::time::Instant;
+
+mod tracer;
 
 /// One client stream.
 pub(super) struct Stream<T> {
@@ -42,6 +44,9 @@ pub(super) struct Stream<T> {
     /// The current segment recorded as it runs, while the detector has it armed (see
     /// [`StreamDetector::take_spec_hot`]).
     spec: Option<Record>,
+    /// While `spec` records: the values of the last segment its instructions read, as
+    /// `(that segment's signature, instruction index)` ([`StreamDetector::made_in_last_segment`]).
+    carried: Vec<(u64, u32)>,
     /// The last finished streamed run, emptied, for the next one to reuse ([`Run::reset`]).
     pub(super) spare: Option<Box<Run<T>>>,
     /// The next instance predicted and run ahead (`state::ahead`).
@@ -59,134 +64,12 @@ pub(crate) struct Tracer<T> {
     /// Per plan: which live-outs are deferred (all, until one gets used), and the split made
     /// from that (`None` until a run needs it).
     defer: FxHashMap<u64, (Vec<bool>, Option<Arc<Split>>)>,
+    /// Per plan being compiled from a speculative recording: the instructions (by index) whose
+    /// results were used after the instance before it, by the recorded instance itself or by
+    /// the read that ended it. They seed the plan's deferral mask ([`Tracer::split_for`]).
+    used_after: FxHashMap<u64, Vec<u32>>,
     /// Counters of streams that have ended.
     gone: (u64, u64, u64, u64),
-}
-
-impl<T> Tracer<T> {
-    pub(crate) fn new(cfg: HotPathConfig) -> Tracer<T> {
-        let saved = cfg
-            .cache_dir
-            .as_deref()
-            .map(persist::load)
-            .unwrap_or_default();
-        if !saved.is_empty() {
-            tracing::info!(target: "gt::compile", "{} hot sequences loaded from the compile cache", saved.len());
-        }
-        Tracer {
-            cache: PlanCache::new(cfg.compile_inline, cfg.keep_slower),
-            cfg,
-            streams: FxHashMap::default(),
-            idle: Vec::new(),
-            saved,
-            defer: FxHashMap::default(),
-            gone: (0, 0, 0, 0),
-        }
-    }
-
-    fn stream(&mut self, s: SessionId) -> &mut Stream<T> {
-        let (cfg, saved) = (&self.cfg, &self.saved);
-        self.streams.entry(s).or_insert_with(|| {
-            let mut det = StreamDetector::new(Params {
-                threshold: cfg.effective_threshold(),
-                min_seq: cfg.min_seq,
-                window: cfg.window,
-            });
-            for sv in saved {
-                det.preload(sv.sig, sv.hashes.clone(), sv.anchored);
-            }
-            Stream {
-                det,
-                mode: Mode::Idle,
-                started: None,
-                seen: FxHashSet::default(),
-                region: None,
-                spec: None,
-                spare: None,
-                ahead: Ahead::default(),
-            }
-        })
-    }
-
-    /// The split a run of `plan` uses now (made from the plan's mask when that changed).
-    fn split_for(&mut self, plan: &Plan) -> Arc<Split> {
-        let n = plan.bound().live.len();
-        let (mask, split) = self
-            .defer
-            .entry(plan.sig)
-            .or_insert_with(|| (vec![true; n], None));
-        split
-            .get_or_insert_with(|| Arc::new(plan.split(mask)))
-            .clone()
-    }
-
-    /// Whether some stream is inside a streamed run of a plan that has steps left to run (one
-    /// whose steps all ran ahead only matches what arrives, as fast as it arrives).
-    pub(crate) fn streaming(&self) -> bool {
-        self.streams
-            .values()
-            .any(|s| matches!(&s.mode, Mode::Stream(r) if !r.ran_ahead()))
-    }
-
-    /// Live-out `idx` of plan `sig` was used after its run: compute it eagerly from now on.
-    /// The split is made again at the next run's start, once for all the live-outs used
-    /// meanwhile (a training step's first use of its parameters forces each in turn).
-    pub(crate) fn live_out_used(&mut self, sig: u64, idx: usize) {
-        let Some((mask, split)) = self.defer.get_mut(&sig) else {
-            return;
-        };
-        if !mask.get(idx).copied().unwrap_or(false) {
-            return;
-        }
-        mask[idx] = false;
-        *split = None;
-        self.cache.restart_guard(sig);
-    }
-
-    /// Seed 000's `hotpath` section, summed over streams.
-    pub(crate) fn hotpath_stats(&self) -> HotPathStats {
-        let (mut total, mut hot, mut uniq, mut hseq) = self.gone;
-        for s in self.streams.values() {
-            total += s.det.total;
-            hot += s.det.hot_instructions;
-            uniq += s.det.unique_sequences();
-            hseq += s.det.hot().len() as u64;
-        }
-        HotPathStats {
-            enabled: true,
-            total_instructions: total,
-            hot_instructions: hot,
-            unique_sequences: uniq,
-            hot_sequences: hseq,
-            hot_threshold: self.cfg.effective_threshold() as u64,
-            window_size: self.cfg.window as u64,
-        }
-    }
-
-    /// Persists sequences that just became hot in stream `s`.
-    fn persist_new(&mut self, s: SessionId) {
-        let Some(dir) = self.cfg.cache_dir.clone() else {
-            return;
-        };
-        let Some(st) = self.streams.get_mut(&s) else {
-            return;
-        };
-        for i in st.det.take_new_hot() {
-            let h = &st.det.hot()[i as usize];
-            let sv = Saved {
-                anchored: h.anchored,
-                sig: h.sig,
-                hashes: h.hashes.clone(),
-            };
-            if self.saved.iter().any(|x| x.sig == sv.sig) {
-                continue;
-            }
-            if let Err(e) = persist::save(&dir, &sv) {
-                tracing::warn!(target: "gt::compile", "cannot write the compile cache in {}: {e}", dir.display());
-            }
-            self.saved.push(sv);
-        }
-    }
 }
 
 impl<E: Engine> WorkerState<E> {
@@ -231,6 +114,7 @@ impl<E: Engine> WorkerState<E> {
             | WorkerMsg::Recv { out: key, .. }
             | WorkerMsg::Poison { key, .. } => {
                 self.sync_stream(tr, key.session(), peers, out);
+                tr.used_after_sync(*key);
                 return self.exec_now(msg, peers, out);
             }
             WorkerMsg::Alias { out: a, src } => {
@@ -293,6 +177,11 @@ impl<E: Engine> WorkerState<E> {
             let r = st.spec.get_or_insert_with(Record::default);
             if r.msgs.len() < MAX_SEGMENT {
                 r.note(&msg, |k| Self::meta_of(tensors, deferred, engine, k));
+                if let WorkerMsg::Exec { inputs, .. } = &msg {
+                    let det = &st.det;
+                    st.carried
+                        .extend(inputs.iter().filter_map(|&k| det.made_in_last_segment(k)));
+                }
                 let dt = self.exec_timed(msg, peers, out);
                 if let Some(r) = &mut tr.streams.get_mut(&s).expect("stream").spec {
                     r.ns += dt;
@@ -660,10 +549,15 @@ impl<E: Engine> WorkerState<E> {
                 // The armed segment just became hot: its recording is an instance, so the
                 // next one can already run compiled.
                 if matches!(tr.cache.lookup(sig), Lookup::Missing) {
+                    // The instance before it was one of the same sequence: what the recorded
+                    // one used of its results, the next will use of the recorded one's.
+                    let used = st.carried.iter().filter(|c| c.0 == sig).map(|c| c.1);
+                    tr.used_after.insert(sig, used.collect());
                     tr.cache.record_eager(sig, r.ns);
                     tr.cache.start_build(sig, move || compile_job(sig, &r));
                 }
             }
+            st.carried.clear();
             self.flush(tr, s, peers, out);
             if tr.cfg.cache_dir.is_some() {
                 tr.persist_new(s);

@@ -392,3 +392,30 @@ fn a_known_prefix_then_observing_names_external_inputs_alike() {
     let next = unadopted.len() as u32;
     assert_eq!(*unadopted.entry(k(4)).or_insert(next), 2);
 }
+
+#[test]
+fn the_last_segment_tells_where_it_made_a_value() {
+    // Two iterations of a loop whose second instruction's result the next iteration reads
+    // (a parameter update), each ended by a sync point.
+    let mut d = StreamDetector::new(params(2));
+    let iteration = |d: &mut StreamDetector, i: u64, param: u64| {
+        let id = 100 + 10 * i;
+        d.observe(&WorkerMsg::Free { key: k(param - 5) }, meta); // outside: not counted
+        d.observe(&exec(id, Op::Binary(BinaryOp::Mul), &[param, 2]), meta);
+        d.observe(&exec(id + 1, Op::Binary(BinaryOp::Sub), &[param, id]), meta);
+        d.observe(&WorkerMsg::Free { key: k(id) }, meta);
+        d.sync();
+        id + 1
+    };
+    let p1 = iteration(&mut d, 0, 6);
+    let sig = d.made_in_last_segment(k(p1)).map(|x| x.0);
+    assert!(sig.is_some(), "the parameter was made in the segment");
+    assert_eq!(d.made_in_last_segment(k(p1)), Some((sig.unwrap(), 1)));
+    assert_eq!(d.made_in_last_segment(k(100)), None, "freed in the segment");
+    assert_eq!(d.made_in_last_segment(k(6)), None, "made before it");
+    let p2 = iteration(&mut d, 1, p1);
+    // The same sequence: the same signature and index.
+    assert_eq!(d.made_in_last_segment(k(p2)), Some((sig.unwrap(), 1)));
+    assert_eq!(d.made_in_last_segment(k(p1)), None, "two segments back");
+    assert_eq!(d.hot()[0].sig, sig.unwrap());
+}

@@ -130,13 +130,16 @@ fn a_predicted_instance_runs_ahead_and_reads_exactly_what_eager_reads() {
     assert_eq!(eager, ahead);
     let c = &st.compile;
     // Iterations 4-12 stream through the plan; 4 and 5 teach the prediction, so 6-12 run ahead
-    // as predicted, and so does a 13th that never comes.
+    // as predicted, and so does a 13th that never comes. The parameter each iteration updates
+    // was used by the iteration after 2, so the plan never defers it (a deferred one would be
+    // computed on its own at its first use, and could not be predicted from).
     assert_eq!(c.compiled_runs, 9, "{c:?}");
     assert_eq!(
         (c.ahead_runs, c.ahead_hits, c.ahead_misses),
         (8, 7, 0),
         "{c:?}"
     );
+    assert_eq!(c.deferred_forced, 0, "{c:?}");
 }
 
 #[test]
