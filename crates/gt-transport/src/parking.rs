@@ -363,10 +363,11 @@ mod tests {
         });
         let receiver = std::thread::spawn(move || {
             pin(&[x]);
-            pin(&cpus); // free to move, but polling threads stay where they are
-                        // Whether it was ever seen off `x`, and whether, while on `x`, no other CPU was
-                        // likely idle (other tests or processes busy): the kernel may later move it back,
-                        // and the load may change, so both are watched for the whole exchange.
+            // Free to move, but polling threads stay where they are. Watched for the whole
+            // exchange: whether it was ever seen off `x`, and whether, while on `x`, no other
+            // CPU was likely idle (other tests or processes busy), since the kernel may later
+            // move it back and the load may change.
+            pin(&cpus);
             let (mut left, mut busy) = (false, false);
             for i in 0..200 {
                 assert_eq!(rx.recv().unwrap(), i);
