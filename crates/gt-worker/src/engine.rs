@@ -6,6 +6,9 @@ use gt_core::Result;
 use gt_ops::Op;
 use gt_proto::TensorData;
 
+/// The tensors a fused loop writes ([`Engine::run_loop`]); rarely more than two.
+pub type Outputs<T> = smallvec::SmallVec<[T; 2]>;
+
 /// Buffer-pool counters of an engine.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
@@ -83,7 +86,7 @@ pub trait Engine {
         outputs: usize,
         inputs: &[&Self::Tensor],
         shapes: &[&gt_core::Shape],
-    ) -> Option<Result<Vec<Self::Tensor>>> {
+    ) -> Option<Result<Outputs<Self::Tensor>>> {
         let _ = (kernel, shape, dtype, outputs, inputs, shapes);
         None
     }

@@ -1,6 +1,7 @@
-//! The worker's plan cache, keyed by hot-sequence signature: compiles in the background (or
-//! inline), blacklists signatures whose compile failed, and disables plans measured slower than
-//! eager execution of the same trace.
+//! The worker's plan cache, keyed by hot-sequence signature: compiles in the worker's idle
+//! time, on a background thread when the plan will JIT loops (or inline), blacklists signatures
+//! whose compile failed, and disables plans measured slower than eager execution of the same
+//! trace.
 //!
 //! The regression guard compares like with like. An eager instance costs its instructions'
 //! execution; a compiled instance costs everything the worker does for it beyond the detector
@@ -15,8 +16,9 @@
 //! its best eager instance, and the guard disabled the plan in 4 of 6 runs, leaving the loop at
 //! 27.5 µs per step instead of 23.5.
 
-use super::program::{compile, CompileJob, Plan};
+use super::program::{self, CompileJob, Plan};
 use gt_proto::CompileStats;
+use program::compile;
 use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,8 +39,22 @@ const GUARD_SLOWER: f64 = 1.0;
 
 type Slot = Arc<Mutex<Option<Result<Plan, String>>>>;
 
-/// A compile for the background thread.
+/// A compile, for the background thread or the worker's idle time.
 type Work = Box<dyn FnOnce() + Send>;
+
+/// The job `build` makes, or why there is none.
+fn built(build: impl FnOnce() -> Option<CompileJob>) -> Result<CompileJob, String> {
+    build().ok_or_else(|| {
+        "the trace holds an instruction a plan cannot run (or reuses a freed tensor)".to_string()
+    })
+}
+
+/// Runs `f` (a compile) and leaves its outcome in `slot`; a panic counts as a failed compile.
+fn finish(slot: &Slot, f: impl FnOnce() -> Result<Plan, String>) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err("the compiler panicked".to_string()));
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+}
 
 /// The background compiler: one thread per worker, started with the cache and fed jobs in
 /// order, so at most one compile competes with the executor for a core and no thread is created
@@ -102,6 +118,8 @@ pub struct PlanCache {
     eager_ns: FxHashMap<u64, (u64, u32)>,
     /// `None`: compile on the caller's thread (`inline`, or no thread could be started).
     background: Option<Background>,
+    /// Compiles waiting for the worker's idle time, oldest first ([`PlanCache::start_build`]).
+    idle: Vec<(u64, Work)>,
     keep_slower: bool,
     /// The counters reported in `WorkerStats::compile`.
     pub stats: CompileStats,
@@ -126,6 +144,7 @@ impl PlanCache {
             entries: FxHashMap::default(),
             eager_ns: FxHashMap::default(),
             background,
+            idle: Vec::new(),
             keep_slower,
             stats: CompileStats::default(),
         }
@@ -137,6 +156,11 @@ impl PlanCache {
             return Lookup::Missing;
         };
         if let Entry::Pending(slot) = e {
+            if let Some(at) = self.idle.iter().position(|(s, _)| *s == sig) {
+                // Needed now: compile it (or hand it to the compile thread) right away.
+                let (_, work) = self.idle.remove(at);
+                work();
+            }
             let done = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
             let Some(done) = done else {
                 return Lookup::Pending;
@@ -221,9 +245,18 @@ impl PlanCache {
         self.start_build(job.sig, move || Some(job));
     }
 
-    /// Starts compiling the job `build` makes for `sig` — built on the compile thread too, so
-    /// the worker only hands it over. `None` (the recorded instance holds something a plan
-    /// cannot) blacklists the signature like a failed compile: the stream stops recording it.
+    /// Starts compiling the job `build` makes for `sig`. With a compile thread, the job waits
+    /// for the worker's next idle moment ([`PlanCache::run_idle`]) or the first lookup that
+    /// needs it, whichever comes first: there it is built, and compiled on the spot unless the
+    /// plan will JIT fused loops, which the compile thread does (see [`program::needs_jit`]).
+    /// `None` from `build` (the recorded instance holds something a plan cannot) blacklists
+    /// the signature like a failed compile: the stream stops recording it.
+    ///
+    /// Why not always the compile thread: a trace without loops compiles in 7–30 µs, less than
+    /// handing it over costs (4–29 µs, mostly the thread's wake-up), and on a small machine
+    /// the compile thread takes a core from the client or the worker at the moment the next
+    /// instance starts. The worker is idle right after it answers the read that ended the
+    /// recorded instance, while the client prepares the next one.
     pub fn start_build(
         &mut self,
         sig: u64,
@@ -232,27 +265,50 @@ impl PlanCache {
         self.stats.cache_misses += 1;
         let slot: Slot = Arc::new(Mutex::new(None));
         self.entries.insert(sig, Entry::Pending(slot.clone()));
+        let Some(b) = &self.background else {
+            return finish(&slot, || compile(built(build)?).map_err(|e| e.to_string()));
+        };
+        let jobs = b.jobs.clone();
         let work: Work = Box::new(move || {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let job = build().ok_or_else(|| {
-                    "the trace holds an instruction a plan cannot run (or reuses a freed tensor)"
-                        .to_string()
-                })?;
-                compile(job).map_err(|e| e.to_string())
-            }))
-            .unwrap_or_else(|_| Err("the compiler panicked".to_string()));
-            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-        });
-        match &self.background {
-            Some(b) => {
-                if let Err(e) = b.jobs.send(work) {
-                    // The thread is gone (it only ends with the channel): compile here.
-                    tracing::warn!(target: "gt::compile", "the compile thread stopped: compiling on the worker's thread");
-                    (e.into_inner())();
+            let judged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                build().map(|job| {
+                    let jit = program::needs_jit(&job);
+                    (job, jit)
+                })
+            }));
+            let job = match judged {
+                Ok(Some((job, true))) => job,
+                Ok(job) => {
+                    let job = job.map(|j| j.0);
+                    return finish(&slot, || compile(built(|| job)?).map_err(|e| e.to_string()));
                 }
+                Err(_) => return finish(&slot, || Err("the compiler panicked".to_string())),
+            };
+            let slot2 = slot.clone();
+            let background: Work =
+                Box::new(move || finish(&slot2, || compile(job).map_err(|e| e.to_string())));
+            if let Err(e) = jobs.send(background) {
+                // The thread is gone (it only ends with the channel): compile here.
+                tracing::warn!(target: "gt::compile", "the compile thread stopped: compiling on the worker's thread");
+                (e.into_inner())();
             }
-            None => work(),
+        });
+        self.idle.push((sig, work));
+    }
+
+    /// Whether a compile waits for idle time ([`PlanCache::run_idle`]).
+    pub fn has_idle_work(&self) -> bool {
+        !self.idle.is_empty()
+    }
+
+    /// Runs the oldest compile waiting for idle time; `false` if there was none.
+    pub fn run_idle(&mut self) -> bool {
+        if self.idle.is_empty() {
+            return false;
         }
+        let (_, work) = self.idle.remove(0);
+        work();
+        true
     }
 
     /// Counts a stream finding a plan another stream (or an earlier run) made.
@@ -379,6 +435,67 @@ mod tests {
         c.record_eager(7, eager_ns);
         assert!(matches!(c.lookup(7), Lookup::Ready(_)));
         c
+    }
+
+    /// Two elementwise ops over 128x128 floats, which fusion puts in one JIT-compiled loop.
+    fn fusable_job() -> CompileJob {
+        use gt_ops::UnaryOp;
+        CompileJob {
+            sig: 8,
+            ops: vec![
+                PlanOp::Exec(Op::Unary(UnaryOp::Neg), 1),
+                PlanOp::Exec(Op::Unary(UnaryOp::Exp), 1),
+            ],
+            bound: Bound {
+                args: vec![Arg::Ext(0), Arg::Node(0)],
+                ext: vec![Key::new(SessionId(1), 1)],
+                free_ext: vec![],
+                live: vec![(1, Key::new(SessionId(1), 3))],
+            },
+            ext_metas: vec![Meta {
+                shape: [128, 128].into(),
+                dtype: DType::F32,
+            }],
+        }
+    }
+
+    #[test]
+    fn plans_without_loops_compile_in_idle_time_and_loops_on_the_compile_thread() {
+        assert!(!program::needs_jit(&job(3)));
+        assert!(program::needs_jit(&fusable_job()));
+        // Queued for the worker's idle time, which compiles it.
+        let mut c = PlanCache::new(false, false);
+        c.start(job(3));
+        assert!(c.has_idle_work());
+        assert!(c.run_idle());
+        assert!(!c.has_idle_work() && !c.run_idle());
+        assert!(matches!(c.lookup(7), Lookup::Ready(_)));
+        // Or by the first lookup that needs it.
+        let mut c = PlanCache::new(false, false);
+        c.start(job(3));
+        assert!(matches!(c.lookup(7), Lookup::Ready(_)));
+        assert!(!c.has_idle_work());
+        // A failing one is blacklisted either way.
+        c.start(CompileJob { sig: 9, ..job(5) });
+        assert!(c.run_idle());
+        assert!(matches!(c.lookup(9), Lookup::Off));
+        // One with a loop to JIT is handed to the compile thread at idle time.
+        c.start(fusable_job());
+        assert!(c.run_idle());
+        let t0 = std::time::Instant::now();
+        let plan = loop {
+            match c.lookup(8) {
+                Lookup::Ready(p) => break p,
+                Lookup::Pending => {}
+                _ => panic!("the fused trace did not compile"),
+            }
+            assert!(
+                t0.elapsed().as_secs() < 60,
+                "the compile thread never answered"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        };
+        assert_eq!(plan.loops, (1, 2));
     }
 
     #[test]

@@ -64,6 +64,31 @@ fn fusable(op: &PlanOp, ins: &[DType], out: &Meta) -> bool {
         }
 }
 
+/// How many instructions of a trace fusion could put in a loop (see [`fusable`]), given each
+/// instruction's inferred meta (`None` for frees) and arguments.
+pub fn fusable_count(
+    ops: &[PlanOp],
+    args: &[SmallVec<[Arg; 3]>],
+    metas: &[Option<Meta>],
+    ext_metas: &[Meta],
+) -> usize {
+    let dtype = |a: &Arg| match a {
+        Arg::Node(j) => metas[*j as usize].as_ref().map(|m| m.dtype),
+        Arg::Ext(j) => ext_metas.get(*j as usize).map(|m| m.dtype),
+    };
+    ops.iter()
+        .zip(args)
+        .zip(metas)
+        .filter(|((op, a), out)| {
+            let ins: Option<SmallVec<[DType; 3]>> = a.iter().map(dtype).collect();
+            match (out, ins) {
+                (Some(out), Some(ins)) => fusable(op, &ins, out),
+                _ => false,
+            }
+        })
+        .count()
+}
+
 /// Strides of a contiguous tensor of `shape` read over the iteration space `space`
 /// (right-aligned, size-1 axes broadcast with stride 0).
 fn broadcast_strides(shape: &Shape, space: &Shape) -> SmallVec<[isize; 6]> {

@@ -53,6 +53,56 @@ impl Col {
             DType::Bool => Col::Bool(vec![0; BLOCK]),
         }
     }
+
+    fn dtype(&self) -> DType {
+        match self {
+            Col::F32(_) => DType::F32,
+            Col::F64(_) => DType::F64,
+            Col::I64(_) => DType::I64,
+            Col::Bool(_) => DType::Bool,
+        }
+    }
+}
+
+thread_local! {
+    /// Columns of finished runs on this thread, for the next run to reuse: allocating (and
+    /// zeroing) a block-sized column per node on every call cost more than a whole small loop
+    /// (376 ns for `p - g * 0.01` over 10 floats, against 202 ns for the two eager ops).
+    static SPARE: std::cell::RefCell<Vec<Col>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Most spare columns a thread keeps (each is one block: 2 KiB at most).
+const MAX_SPARE: usize = 64;
+
+/// The columns of one run, one per node, given back to [`SPARE`] when dropped. A reused
+/// column holds stale values; every node writes its column before any node reads it, and
+/// constants are filled at the start of each run.
+struct Cols(Vec<Col>);
+
+impl Cols {
+    fn take(dtypes: &[DType]) -> Cols {
+        let cols = SPARE.with(|s| {
+            let mut spare = s.borrow_mut();
+            dtypes
+                .iter()
+                .map(|&d| match spare.iter().rposition(|c| c.dtype() == d) {
+                    Some(i) => spare.swap_remove(i),
+                    None => Col::new(d),
+                })
+                .collect()
+        });
+        Cols(cols)
+    }
+}
+
+impl Drop for Cols {
+    fn drop(&mut self) {
+        SPARE.with(|s| {
+            let mut spare = s.borrow_mut();
+            let room = MAX_SPARE.saturating_sub(spare.len());
+            spare.extend(self.0.drain(..).take(room));
+        });
+    }
 }
 
 /// Walks a coalesced iteration space in runs along its last axis, keeping each input's element
@@ -64,7 +114,7 @@ struct Walker<'a> {
     idx: SmallVec<[usize; 6]>,
     col: usize,
     /// Per input, the offset of element `[idx[..last], 0]`.
-    row: Vec<isize>,
+    row: SmallVec<[isize; 4]>,
 }
 
 impl<'a> Walker<'a> {
@@ -95,7 +145,12 @@ impl<'a> Walker<'a> {
 
     /// The runs covering the next `len` positions: `(position in block, length)` each, with
     /// the inputs' offsets of the run's first element appended to `offs` (one per input).
-    fn block(&mut self, len: usize, runs: &mut Vec<(usize, usize)>, offs: &mut Vec<isize>) {
+    fn block(
+        &mut self,
+        len: usize,
+        runs: &mut SmallVec<[(usize, usize); 4]>,
+        offs: &mut SmallVec<[isize; 8]>,
+    ) {
         runs.clear();
         offs.clear();
         let last = self.dims.len() - 1;
@@ -151,17 +206,18 @@ impl LoopKernel for Interp {
         if range.is_empty() {
             return;
         }
-        let mut cols: Vec<Col> = plan.dtypes.iter().map(|&d| Col::new(d)).collect();
-        for (node, col) in spec.nodes.iter().zip(cols.iter_mut()) {
+        let mut cols = Cols::take(&plan.dtypes);
+        for (node, col) in spec.nodes.iter().zip(cols.0.iter_mut()) {
             if let LoopNode::Const { value, dtype } = node {
                 fill_const(col, *value, *dtype);
             }
         }
-        let offsets: Vec<usize> = spec.inputs.iter().map(|x| x.offset).collect();
+        let cols = &mut cols.0;
+        let offsets: SmallVec<[usize; 4]> = spec.inputs.iter().map(|x| x.offset).collect();
         let last = plan.dims.len() - 1;
-        let inner: Vec<isize> = plan.strides.iter().map(|s| s[last]).collect();
+        let inner: SmallVec<[isize; 4]> = plan.strides.iter().map(|s| s[last]).collect();
         let mut walker = Walker::new(plan, &offsets, range.start);
-        let (mut runs, mut offs) = (Vec::new(), Vec::new());
+        let (mut runs, mut offs) = (SmallVec::new(), SmallVec::new());
         let ninputs = spec.inputs.len();
         let mut pos = range.start;
         while pos < range.end {

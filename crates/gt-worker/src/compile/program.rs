@@ -126,16 +126,14 @@ pub struct Plan {
     pub compile_us: u64,
 }
 
-/// Compiles a trace. Fails when any instruction would fail shape inference (the trace then
-/// runs eagerly, which reports the error where it happens).
-pub fn compile(job: CompileJob) -> Result<Plan> {
-    let t0 = std::time::Instant::now();
-    let CompileJob {
-        sig,
-        ops,
-        bound,
-        ext_metas,
-    } = job;
+/// Shape inference of every instruction (`None` for frees), each instruction's arguments, and
+/// where each one's arguments start in `bound.args` (one more entry at the end).
+#[allow(clippy::type_complexity)]
+fn infer_all(
+    ops: &[PlanOp],
+    bound: &Bound,
+    ext_metas: &[Meta],
+) -> Result<(Vec<Option<Meta>>, Vec<SmallVec<[Arg; 3]>>, Vec<u32>)> {
     let n = ops.len();
     // Shape inference of every node, and each instruction's arguments.
     let mut metas: Vec<Option<Meta>> = vec![None; n];
@@ -176,6 +174,34 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
         args.push(a);
     }
     arg_start.push(cursor as u32);
+    Ok((metas, args, arg_start))
+}
+
+/// Whether compiling `job` may JIT a fused loop (a millisecond of Cranelift per loop rather
+/// than the microseconds of a plan without loops): two instructions fusion could put in one
+/// loop ([`super::fuse::fusable_count`]; liveness and adjacency are not checked, so this errs
+/// towards yes). A trace that fails shape inference needs none: its compile fails at once.
+pub fn needs_jit(job: &CompileJob) -> bool {
+    match infer_all(&job.ops, &job.bound, &job.ext_metas) {
+        Ok((metas, args, _)) => {
+            super::fuse::fusable_count(&job.ops, &args, &metas, &job.ext_metas) >= 2
+        }
+        Err(_) => false,
+    }
+}
+
+/// Compiles a trace. Fails when any instruction would fail shape inference (the trace then
+/// runs eagerly, which reports the error where it happens).
+pub fn compile(job: CompileJob) -> Result<Plan> {
+    let t0 = std::time::Instant::now();
+    let CompileJob {
+        sig,
+        ops,
+        bound,
+        ext_metas,
+    } = job;
+    let n = ops.len();
+    let (metas, args, arg_start) = infer_all(&ops, &bound, &ext_metas)?;
     // Liveness: live-outs, then everything they need, walking backwards.
     let mut needed = vec![false; n];
     for &(node, _) in &bound.live {
@@ -518,6 +544,38 @@ impl Plan {
 }
 
 impl Plan {
+    /// SCRATCH
+    pub fn step_desc(&self, s: usize, msgs: &[WorkerMsg]) -> String {
+        let name = |i: u32| match &msgs[i as usize] {
+            WorkerMsg::Exec { op, .. } => format!(
+                "{}{:?}",
+                op.name(),
+                self.metas[i as usize]
+                    .as_ref()
+                    .map(|m| m.shape.dims().to_vec())
+            ),
+            m => format!("{:?}", std::mem::discriminant(m)),
+        };
+        match &self.steps[s].work {
+            Work::One { msg, .. } => name(*msg),
+            Work::Loop(g) => format!(
+                "loop[{}]",
+                g.members
+                    .iter()
+                    .map(|(m, _)| name(*m))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            Work::Epilogue(e) => format!(
+                "epi[{}]",
+                e.members()
+                    .into_iter()
+                    .map(name)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        }
+    }
     /// Instruction `i` of an instance (`msgs`) on its eager kernel, with its planned meta.
     fn exec_one<E: Engine>(
         &self,

@@ -32,7 +32,7 @@ pub use buffer::{Buffer, Pool, DEFAULT_POOL_CAP};
 pub use layout::Layout;
 
 use crate::compile::loop_ir::LoopKernel;
-use crate::engine::{Engine, PoolStats};
+use crate::engine::{Engine, Outputs, PoolStats};
 use bytemuck::Pod;
 use gt_core::{DType, Error, Result, Shape};
 use gt_ops::{infer, BinaryOp, Dist, Meta, Op};
@@ -440,7 +440,7 @@ impl Engine for CpuEngine {
         outputs: usize,
         inputs: &[&CpuTensor],
         shapes: &[&Shape],
-    ) -> Option<Result<Vec<CpuTensor>>> {
+    ) -> Option<Result<Outputs<CpuTensor>>> {
         let usable = inputs.len() == shapes.len()
             && inputs
                 .iter()
@@ -450,31 +450,40 @@ impl Engine for CpuEngine {
             return None;
         }
         let n = shape.numel();
-        let mut bufs: Vec<Buffer> = (0..outputs)
+        // No heap allocation but the output buffers' on this path: a loop over a few dozen
+        // elements costs about as much as one eager op, so its bookkeeping must not (the seed
+        // MLP's fused SGD updates are 10–2,048 elements).
+        let mut bufs: SmallVec<[Buffer; 2]> = (0..outputs)
             .map(|_| self.pool.alloc(n * dtype.size()))
             .collect();
-        // Addresses as integers so the parallel closure is Send; the buffers outlive the calls.
-        let ins: SmallVec<[usize; 4]> = inputs
+        let ins: SmallVec<[*const u8; 4]> = inputs
             .iter()
             .map(|t| {
                 let base = t.storage.as_slice::<u8>().as_ptr();
-                base.wrapping_add(t.layout.offset * t.dtype.size()) as usize
+                base.wrapping_add(t.layout.offset * t.dtype.size())
             })
             .collect();
-        let outs: SmallVec<[usize; 4]> = bufs
+        let outs: SmallVec<[*mut u8; 4]> = bufs
             .iter_mut()
-            .map(|b| b.as_mut_slice::<u8>().as_mut_ptr() as usize)
+            .map(|b| b.as_mut_slice::<u8>().as_mut_ptr())
             .collect();
-        let call = |range: std::ops::Range<usize>| {
-            let i: SmallVec<[*const u8; 4]> = ins.iter().map(|&p| p as *const u8).collect();
-            let o: SmallVec<[*mut u8; 4]> = outs.iter().map(|&p| p as *mut u8).collect();
-            // SAFETY: inputs are contiguous tensors of the shapes the spec's strides were made
-            // for, outputs are fresh buffers of `n` elements, and ranges never overlap.
-            unsafe { kernel.run(&i, &o, range) }
-        };
         let work = n * (inputs.len() + outputs).max(1);
         match (work >= PAR_MIN_WORK).then(|| self.rayon()).flatten() {
             Some(pool) => {
+                // Addresses as integers so the parallel closure is Send; the buffers outlive
+                // the calls.
+                let (ins, outs): (SmallVec<[usize; 4]>, SmallVec<[usize; 4]>) = (
+                    ins.iter().map(|&p| p as usize).collect(),
+                    outs.iter().map(|&p| p as usize).collect(),
+                );
+                let call = |range: std::ops::Range<usize>| {
+                    let i: SmallVec<[*const u8; 4]> = ins.iter().map(|&p| p as *const u8).collect();
+                    let o: SmallVec<[*mut u8; 4]> = outs.iter().map(|&p| p as *mut u8).collect();
+                    // SAFETY: inputs are contiguous tensors of the shapes the spec's strides
+                    // were made for, outputs are fresh buffers of `n` elements, and ranges
+                    // never overlap.
+                    unsafe { kernel.run(&i, &o, range) }
+                };
                 let chunk = n.div_ceil(self.threads * 4).max(PAR_GRAIN / 4);
                 pool.install(|| {
                     (0..n.div_ceil(chunk))
@@ -482,7 +491,8 @@ impl Engine for CpuEngine {
                         .for_each(|c| call(c * chunk..((c + 1) * chunk).min(n)))
                 });
             }
-            _ => call(0..n),
+            // SAFETY: as above, over the whole range on this thread.
+            None => unsafe { kernel.run(&ins, &outs, 0..n) },
         }
         Some(Ok(bufs
             .into_iter()

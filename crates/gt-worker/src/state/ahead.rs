@@ -234,21 +234,28 @@ fn predict(
 }
 
 impl<E: Engine> WorkerState<E> {
-    /// Does one piece of work ahead (preparing a prediction, or running one step of a
-    /// predicted run) for some stream; the executor calls it while its queue is empty. Returns
-    /// whether more such work remains.
+    /// Does one piece of work ahead (a compile waiting for idle time, preparing a prediction,
+    /// or running one step of a predicted run) for some stream; the executor calls it while
+    /// its queue is empty. Returns whether more such work remains.
     pub fn work_ahead(&mut self) -> bool {
         let Some(mut tr) = self.trace.take() else {
             return false;
         };
-        let more = self.ahead_step(&mut tr);
+        // Compiles first: the plan serves the next instance as a whole.
+        let more = if tr.cache.run_idle() {
+            tr.cache.has_idle_work() || !tr.idle.is_empty()
+        } else {
+            self.ahead_step(&mut tr)
+        };
         self.trace = Some(tr);
         more
     }
 
     /// Whether [`WorkerState::work_ahead`] has something to do.
     pub fn has_work_ahead(&self) -> bool {
-        self.trace.as_ref().is_some_and(|t| !t.idle.is_empty())
+        self.trace
+            .as_ref()
+            .is_some_and(|t| !t.idle.is_empty() || t.cache.has_idle_work())
     }
 
     fn ahead_step(&mut self, tr: &mut Tracer<E::Tensor>) -> bool {
