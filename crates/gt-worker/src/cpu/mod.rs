@@ -450,9 +450,8 @@ impl Engine for CpuEngine {
             return None;
         }
         let n = shape.numel();
-        // No heap allocation but the output buffers' on this path: a loop over a few dozen
-        // elements costs about as much as one eager op, so its bookkeeping must not (the seed
-        // MLP's fused SGD updates are 10–2,048 elements).
+        // Small vectors: no heap allocation besides the output buffers themselves (a loop
+        // rarely has over 2 outputs or 4 inputs).
         let mut bufs: SmallVec<[Buffer; 2]> = (0..outputs)
             .map(|_| self.pool.alloc(n * dtype.size()))
             .collect();
