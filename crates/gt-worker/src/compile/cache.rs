@@ -49,10 +49,19 @@ fn built(build: impl FnOnce() -> Option<CompileJob>) -> Result<CompileJob, Strin
     })
 }
 
-/// Runs `f` (a compile) and leaves its outcome in `slot`; a panic counts as a failed compile.
-fn finish(slot: &Slot, f: impl FnOnce() -> Result<Plan, String>) {
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err("the compiler panicked".to_string()));
+/// A compile's outcome as the cache keeps it.
+fn plan(p: gt_core::Result<Plan>) -> Result<Plan, String> {
+    p.map_err(|e| e.to_string())
+}
+
+/// `f`'s result, with a panic counted as a failed compile.
+fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err("the compiler panicked".to_string()))
+}
+
+/// Leaves a compile's outcome in `slot`.
+fn finish(slot: &Slot, r: Result<Plan, String>) {
     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
 }
 
@@ -248,7 +257,8 @@ impl PlanCache {
     /// Starts compiling the job `build` makes for `sig`. With a compile thread, the job waits
     /// for the worker's next idle moment ([`PlanCache::run_idle`]) or the first lookup that
     /// needs it, whichever comes first: there it is built, and compiled on the spot unless the
-    /// plan will JIT fused loops, which the compile thread does (see [`program::needs_jit`]).
+    /// plan will JIT fused loops, which the compile thread does
+    /// ([`program::compile_unless_jit`]).
     /// `None` from `build` (the recorded instance holds something a plan cannot) blacklists
     /// the signature like a failed compile: the stream stops recording it.
     ///
@@ -266,27 +276,17 @@ impl PlanCache {
         let slot: Slot = Arc::new(Mutex::new(None));
         self.entries.insert(sig, Entry::Pending(slot.clone()));
         let Some(b) = &self.background else {
-            return finish(&slot, || compile(built(build)?).map_err(|e| e.to_string()));
+            return finish(&slot, guarded(|| plan(compile(built(build)?))));
         };
         let jobs = b.jobs.clone();
         let work: Work = Box::new(move || {
-            let judged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                build().map(|job| {
-                    let jit = program::needs_jit(&job);
-                    (job, jit)
-                })
-            }));
-            let job = match judged {
-                Ok(Some((job, true))) => job,
-                Ok(job) => {
-                    let job = job.map(|j| j.0);
-                    return finish(&slot, || compile(built(|| job)?).map_err(|e| e.to_string()));
-                }
-                Err(_) => return finish(&slot, || Err("the compiler panicked".to_string())),
+            let quick = guarded(|| Ok(program::compile_unless_jit(built(build)?)));
+            let job = match quick {
+                Ok(Err(job)) => job,
+                Ok(Ok(p)) => return finish(&slot, plan(p)),
+                Err(e) => return finish(&slot, Err(e)),
             };
-            let slot2 = slot.clone();
-            let background: Work =
-                Box::new(move || finish(&slot2, || compile(job).map_err(|e| e.to_string())));
+            let background: Work = Box::new(move || finish(&slot, guarded(|| plan(compile(*job)))));
             if let Err(e) = jobs.send(background) {
                 // The thread is gone (it only ends with the channel): compile here.
                 tracing::warn!(target: "gt::compile", "the compile thread stopped: compiling on the worker's thread");
@@ -461,8 +461,8 @@ mod tests {
 
     #[test]
     fn plans_without_loops_compile_in_idle_time_and_loops_on_the_compile_thread() {
-        assert!(!program::needs_jit(&job(3)));
-        assert!(program::needs_jit(&fusable_job()));
+        assert!(matches!(program::compile_unless_jit(job(3)), Ok(Ok(_))));
+        assert!(program::compile_unless_jit(fusable_job()).is_err());
         // Queued for the worker's idle time, which compiles it.
         let mut c = PlanCache::new(false, false);
         c.start(job(3));

@@ -177,23 +177,39 @@ fn infer_all(
     Ok((metas, args, arg_start))
 }
 
-/// Whether compiling `job` may JIT a fused loop (a millisecond of Cranelift per loop rather
-/// than the microseconds of a plan without loops): two instructions fusion could put in one
-/// loop ([`super::fuse::fusable_count`]; liveness and adjacency are not checked, so this errs
-/// towards yes). A trace that fails shape inference needs none: its compile fails at once.
-pub fn needs_jit(job: &CompileJob) -> bool {
-    match infer_all(&job.ops, &job.bound, &job.ext_metas) {
-        Ok((metas, args, _)) => {
-            super::fuse::fusable_count(&job.ops, &args, &metas, &job.ext_metas) >= 2
-        }
-        Err(_) => false,
+/// Compiles `job` unless its plan may JIT a fused loop (a millisecond of Cranelift per loop
+/// rather than the microseconds of a plan without loops), in which case the job comes back
+/// (`Err`) for a thread that can afford it. "May" means two instructions fusion could put in a
+/// loop ([`super::fuse::fusable_count`]; liveness and adjacency are not checked, so it errs
+/// towards yes). Shape inference runs once either way.
+pub fn compile_unless_jit(job: CompileJob) -> std::result::Result<Result<Plan>, Box<CompileJob>> {
+    let t0 = std::time::Instant::now();
+    let inferred = match infer_all(&job.ops, &job.bound, &job.ext_metas) {
+        Ok(i) => i,
+        Err(e) => return Ok(Err(e)),
+    };
+    if super::fuse::fusable_count(&job.ops, &inferred.1, &inferred.0, &job.ext_metas) >= 2 {
+        return Err(Box::new(job));
     }
+    Ok(plan_of(job, inferred, t0))
 }
 
 /// Compiles a trace. Fails when any instruction would fail shape inference (the trace then
 /// runs eagerly, which reports the error where it happens).
 pub fn compile(job: CompileJob) -> Result<Plan> {
     let t0 = std::time::Instant::now();
+    let inferred = infer_all(&job.ops, &job.bound, &job.ext_metas)?;
+    plan_of(job, inferred, t0)
+}
+
+/// The plan of `job`, given its shape inference ([`infer_all`]); `t0` is when its compile
+/// began.
+#[allow(clippy::type_complexity)]
+fn plan_of(
+    job: CompileJob,
+    (metas, args, arg_start): (Vec<Option<Meta>>, Vec<SmallVec<[Arg; 3]>>, Vec<u32>),
+    t0: std::time::Instant,
+) -> Result<Plan> {
     let CompileJob {
         sig,
         ops,
@@ -201,7 +217,6 @@ pub fn compile(job: CompileJob) -> Result<Plan> {
         ext_metas,
     } = job;
     let n = ops.len();
-    let (metas, args, arg_start) = infer_all(&ops, &bound, &ext_metas)?;
     // Liveness: live-outs, then everything they need, walking backwards.
     let mut needed = vec![false; n];
     for &(node, _) in &bound.live {
