@@ -40,6 +40,27 @@ pub trait Engine {
         let _ = out;
         self.execute(op, inputs)
     }
+    /// Like [`Engine::execute_as`], where the result may take over the storage of `spare` (a
+    /// value an earlier run of a compiled plan computed at this point and released, kept only
+    /// while [`Engine::sole_owner`] held) instead of drawing a fresh buffer. Engines without
+    /// reusable storage drop `spare`.
+    fn execute_into(
+        &mut self,
+        op: &Op,
+        inputs: &[&Self::Tensor],
+        out: &gt_ops::Meta,
+        spare: Self::Tensor,
+    ) -> Result<Self::Tensor> {
+        drop(spare);
+        self.execute_as(op, inputs, out)
+    }
+    /// Whether `t` is the only handle to its storage, so that keeping it for
+    /// [`Engine::execute_into`] lets a later result reuse that storage. `false` (the default)
+    /// when the engine cannot tell or does not reuse storage.
+    fn sole_owner(&self, t: &Self::Tensor) -> bool {
+        let _ = t;
+        false
+    }
     /// A tensor holding `data` (already validated).
     fn upload(&mut self, data: &TensorData) -> Result<Self::Tensor>;
     /// The contents of `t`, row-major.

@@ -114,6 +114,8 @@ pub struct Plan {
     ext_only_freed: Vec<bool>,
     /// The step that writes each node (`u32::MAX` for none).
     writers: Vec<u32>,
+    /// The nodes whose released values a run keeps to reuse their storage ([`recycled`]).
+    recycle: Vec<bool>,
     /// Instructions in the trace.
     pub instructions: usize,
     /// Instructions removed as dead.
@@ -346,6 +348,7 @@ fn plan_of(
         .map(|(node, _)| metas[*node as usize].clone())
         .collect::<Option<Vec<Meta>>>()
         .ok_or_else(|| Error::invalid("compile", "a live-out without a meta"))?;
+    let recycle = recycled(&steps, &ops, &metas, &constant, &is_live);
     let mut plan = Plan {
         sig,
         ops,
@@ -361,6 +364,7 @@ fn plan_of(
         uploads,
         ext_only_freed,
         writers: Vec::new(),
+        recycle,
         instructions: n,
         dead,
         folded,
@@ -370,6 +374,45 @@ fn plan_of(
     plan.writers = plan.find_writers();
     plan.compile_us = t0.elapsed().as_micros() as u64;
     Ok(plan)
+}
+
+/// Largest value a run keeps for its storage ([`recycled`]), and the most bytes of them per plan.
+const RECYCLE_MAX_BYTES: usize = 64 << 10;
+const RECYCLE_PLAN_BYTES: usize = 4 << 20;
+
+/// Which nodes' values a run keeps once released, so that the next instance computes that node
+/// into the same storage ([`crate::Engine::execute_into`]) instead of a pool buffer: internal
+/// results of single-instruction steps, small ones only. Why: for a value of tens to
+/// thousands of elements, drawing a buffer from the pool, wrapping it for sharing and giving
+/// it back costs about as much as the kernel (~50 of ~130 ns for a 10-float `mul` on the
+/// 2-core VM), and a plan knows it will compute the same value with the same meta next time.
+/// The bound keeps what runs hold between instances to a few MiB, next to the pool's cache.
+fn recycled(
+    steps: &[PStep],
+    ops: &[PlanOp],
+    metas: &[Option<Meta>],
+    constant: &[bool],
+    live: &[bool],
+) -> Vec<bool> {
+    let mut recycle = vec![false; ops.len()];
+    let mut total = 0;
+    for step in steps {
+        let Work::One { msg, .. } = step.work else {
+            continue;
+        };
+        let i = msg as usize;
+        let bytes = match (&ops[i], &metas[i]) {
+            (PlanOp::Exec(..), Some(m)) if !constant[i] && !live[i] => {
+                m.shape.numel() * m.dtype.size()
+            }
+            _ => continue,
+        };
+        if bytes <= RECYCLE_MAX_BYTES && total + bytes <= RECYCLE_PLAN_BYTES {
+            recycle[i] = true;
+            total += bytes;
+        }
+    }
+    recycle
 }
 
 /// Which instructions compute constants: deterministic ops (everything but `Random`) whose
@@ -399,6 +442,12 @@ impl Plan {
             Work::One { msg, .. } if self.constant[*msg as usize] => Some(*msg),
             _ => None,
         }
+    }
+
+    /// Whether a run keeps node `n`'s value once released, to compute that node into its
+    /// storage next time (see `recycled` in this module).
+    pub fn recycles(&self, n: usize) -> bool {
+        self.recycle[n]
     }
 
     /// Whether an instance (`msgs`, bound as `bound`, with external inputs of `ext_metas`) is
@@ -475,21 +524,23 @@ impl Plan {
         self.steps[s].trigger as usize
     }
 
-    /// Runs step `s` (the steps it reads from have run; its instructions are in `msgs`). It
-    /// releases nothing: the caller's [`Split`] says what to drop when.
+    /// Runs step `s` (the steps it reads from have run; its instructions are in `msgs`),
+    /// computing into the storage of the values in `recycled` where it can
+    /// ([`Plan::recycles`]). It releases nothing: the caller's [`Split`] says what to drop when.
     #[inline(always)]
     pub fn run_step<E: Engine>(
         &self,
         s: usize,
         engine: &mut E,
         msgs: &[WorkerMsg],
-        slots: &mut [Option<E::Tensor>],
+        (slots, recycled): (&mut Values<E::Tensor>, &mut Values<E::Tensor>),
         ext: &[Option<E::Tensor>],
     ) -> Result<()> {
         let s = &self.steps[s];
         match &s.work {
             Work::One { msg, args } => {
-                let t = self.exec_one(engine, msgs, *msg, args, slots, ext)?;
+                let kept = recycled.get_mut(*msg as usize).and_then(Option::take);
+                let t = self.exec_one(engine, msgs, *msg, args, (&*slots, ext), kept)?;
                 slots[*msg as usize] = Some(t);
             }
             Work::Loop(g) => {
@@ -518,7 +569,8 @@ impl Plan {
                     None => {
                         drop(ins);
                         for (msg, args) in &g.members {
-                            let t = self.exec_one(engine, msgs, *msg, args, slots, ext)?;
+                            let t =
+                                self.exec_one(engine, msgs, *msg, args, (&*slots, ext), None)?;
                             slots[*msg as usize] = Some(t);
                         }
                     }
@@ -543,7 +595,7 @@ impl Plan {
                         // reads it, so no release point would).
                         for m in e.members() {
                             let args = self.args_of(m as usize);
-                            let t = self.exec_one(engine, msgs, m, args, slots, ext)?;
+                            let t = self.exec_one(engine, msgs, m, args, (&*slots, ext), None)?;
                             slots[m as usize] = Some(t);
                         }
                         let writes = e.writes();
@@ -559,59 +611,34 @@ impl Plan {
 }
 
 impl Plan {
-    /// SCRATCH
-    pub fn step_desc(&self, s: usize, msgs: &[WorkerMsg]) -> String {
-        let name = |i: u32| match &msgs[i as usize] {
-            WorkerMsg::Exec { op, .. } => format!(
-                "{}{:?}",
-                op.name(),
-                self.metas[i as usize]
-                    .as_ref()
-                    .map(|m| m.shape.dims().to_vec())
-            ),
-            m => format!("{:?}", std::mem::discriminant(m)),
-        };
-        match &self.steps[s].work {
-            Work::One { msg, .. } => name(*msg),
-            Work::Loop(g) => format!(
-                "loop[{}]",
-                g.members
-                    .iter()
-                    .map(|(m, _)| name(*m))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
-            Work::Epilogue(e) => format!(
-                "epi[{}]",
-                e.members()
-                    .into_iter()
-                    .map(name)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
-        }
-    }
-    /// Instruction `i` of an instance (`msgs`) on its eager kernel, with its planned meta.
+    /// Instruction `i` of an instance (`msgs`) on its eager kernel, with its planned meta (and
+    /// into the storage of `spare`, a value of an earlier instance, where the engine can).
     fn exec_one<E: Engine>(
         &self,
         engine: &mut E,
         msgs: &[WorkerMsg],
         i: u32,
         args: &[Arg],
-        slots: &[Option<E::Tensor>],
-        ext: &[Option<E::Tensor>],
+        (slots, ext): (&Values<E::Tensor>, &Values<E::Tensor>),
+        spare: Option<E::Tensor>,
     ) -> Result<E::Tensor> {
         match (&msgs[i as usize], &self.metas[i as usize]) {
             (WorkerMsg::Exec { op, .. }, Some(meta)) => {
                 let ins: SmallVec<[&E::Tensor; 3]> =
                     args.iter().map(|a| arg(a, slots, ext)).collect();
-                engine.execute_as(op, &ins, meta)
+                match spare {
+                    Some(kept) => engine.execute_into(op, &ins, meta, kept),
+                    None => engine.execute_as(op, &ins, meta),
+                }
             }
             (WorkerMsg::Upload { data, .. }, _) => engine.upload(data),
             _ => Err(Error::invalid("compiled trace", "unexpected instruction")),
         }
     }
 }
+
+/// Values by node or by external input (`None`: not computed yet, released, or never read).
+pub type Values<T> = [Option<T>];
 
 fn arg<'a, T>(a: &Arg, slots: &'a [Option<T>], ext: &'a [Option<T>]) -> &'a T {
     match a {

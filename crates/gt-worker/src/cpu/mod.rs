@@ -3,7 +3,7 @@
 //! A [`CpuTensor`] is a cheap handle (`Arc` of a [`Buffer`] plus a [`Layout`] and a dtype);
 //! reshape of contiguous data, permute, slice and expand only make a new layout. Outputs are
 //! always fresh contiguous buffers from the engine's [`Pool`], which recycles storage when the
-//! last handle drops. Per-element math comes from [`gt_ops::scalar`], so the kernels and the
+//! last handle drops (or, for [`Engine::execute_into`], the storage a compiled run offers). Per-element math comes from [`gt_ops::scalar`], so the kernels and the
 //! float64 reference agree by construction; matmul goes to the `gemm` crate with strides, so
 //! transposed operands are never copied. `rayon` is used only for large work.
 //!
@@ -39,7 +39,8 @@ use gt_ops::{infer, BinaryOp, Dist, Meta, Op};
 use gt_proto::TensorData;
 use rayon::prelude::*;
 use smallvec::SmallVec;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 /// Work (elements touched, weighted by per-element cost) below which kernels stay on the
@@ -141,6 +142,11 @@ pub struct CpuEngine {
     /// Started by the first op large enough to split ([`CpuEngine::rayon`]); `None` inside
     /// when it could not be.
     rayon: OnceLock<Option<rayon::ThreadPool>>,
+    /// Storage the next new tensor takes instead of a pool buffer
+    /// ([`Engine::execute_into`]); `reusing` says whether there is any, so that other ops
+    /// pay a plain load for it, not a lock.
+    reuse: Mutex<Option<Arc<Buffer>>>,
+    reusing: AtomicBool,
 }
 
 impl std::fmt::Debug for CpuEngine {
@@ -162,6 +168,8 @@ impl CpuEngine {
             pool: Pool::new(cap_bytes),
             threads: threads.max(1),
             rayon: OnceLock::new(),
+            reuse: Mutex::new(None),
+            reusing: AtomicBool::new(false),
         }
     }
 
@@ -210,9 +218,28 @@ impl CpuEngine {
     ) -> CpuTensor {
         let n = shape.numel();
         debug_assert_eq!(std::mem::size_of::<T>(), dtype.size());
+        if self.reusing.load(Ordering::Relaxed) {
+            if let Some(mut storage) = self.take_reuse(n * dtype.size()) {
+                let buf = Arc::get_mut(&mut storage).expect("checked by take_reuse");
+                fill(&mut buf.as_mut_slice::<T>()[..n]);
+                return CpuTensor {
+                    storage,
+                    layout: Layout::contiguous(layout::copy_shape(shape)),
+                    dtype,
+                };
+            }
+        }
         let mut buf = self.pool.alloc(n * dtype.size());
         fill(&mut buf.as_mut_slice::<T>()[..n]);
         CpuTensor::from_buffer(buf, layout::copy_shape(shape), dtype)
+    }
+
+    /// The storage [`Engine::execute_into`] offered, if it holds `bytes` and nothing else holds
+    /// it (else it goes back to the pool).
+    fn take_reuse(&self, bytes: usize) -> Option<Arc<Buffer>> {
+        let offered = self.reuse.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.reusing.store(false, Ordering::Relaxed);
+        offered.filter(|b| b.len_bytes() >= bytes && Arc::strong_count(b) == 1)
     }
 
     /// Whether `work` elements of work should be spread over the thread pool.
@@ -362,6 +389,32 @@ impl Engine for CpuEngine {
             "planned meta of {op:?}"
         );
         self.run(op, inputs, out)
+    }
+
+    fn execute_into(
+        &mut self,
+        op: &Op,
+        inputs: &[&CpuTensor],
+        out: &Meta,
+        spare: CpuTensor,
+    ) -> Result<CpuTensor> {
+        let mut storage = spare.storage;
+        if Arc::get_mut(&mut storage).is_some() {
+            *self.reuse.get_mut().unwrap_or_else(|p| p.into_inner()) = Some(storage);
+            *self.reusing.get_mut() = true;
+        }
+        let r = self.execute_as(op, inputs, out);
+        // Not taken (the op made a view, or failed): back to the pool.
+        *self.reusing.get_mut() = false;
+        self.reuse
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        r
+    }
+
+    fn sole_owner(&self, t: &CpuTensor) -> bool {
+        Arc::strong_count(&t.storage) == 1 && Arc::weak_count(&t.storage) == 0
     }
 
     fn same(&self, a: &CpuTensor, b: &CpuTensor) -> bool {

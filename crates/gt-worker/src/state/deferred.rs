@@ -51,7 +51,8 @@ impl<T: Clone> Promise<T> {
         let mut ran = 0;
         for s in steps {
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                g.plan.run_step(s, engine, &g.msgs, &mut g.slots, &g.ext)
+                g.plan
+                    .run_step(s, engine, &g.msgs, (&mut g.slots, &mut []), &g.ext)
             }));
             match run {
                 Ok(Ok(())) => {

@@ -114,6 +114,9 @@ pub(super) struct Run<T> {
     consts_of: Option<u64>,
     /// Bytes of `consts` (bounded by [`CONST_BYTES`]).
     consts_bytes: usize,
+    /// Values an earlier instance released, by node, whose storage the next computation of
+    /// that node reuses ([`Plan::recycles`]); kept like `consts`.
+    recycled: Vec<Option<T>>,
     /// A finished run's live-outs: (node, key) while checking them, then the computed ones
     /// with their keys ([`Run::results`]); and the external keys its trace frees. Kept across
     /// runs, like the other buffers.
@@ -151,6 +154,7 @@ impl<T: Clone> Run<T> {
             consts: Vec::new(),
             consts_of: None,
             consts_bytes: 0,
+            recycled: Vec::new(),
             live: Vec::new(),
             ready: Vec::new(),
             freed: Vec::new(),
@@ -182,6 +186,8 @@ impl<T: Clone> Run<T> {
             self.consts.resize(n, None);
             self.consts_of = Some(plan.sig);
             self.consts_bytes = 0;
+            self.recycled.clear();
+            self.recycled.resize(n, None);
         }
         self.plan = plan;
         self.split = split;
@@ -351,15 +357,21 @@ impl<T: Clone> Run<T> {
                 Some((n, t)) => self.slots[n] = Some(t.clone()),
                 None => {
                     let msgs = if ahead { &self.pred } else { &self.msgs };
-                    self.plan
-                        .run_step(s, engine, msgs, &mut self.slots, &self.ext)?;
+                    let slots = (&mut self.slots[..], &mut self.recycled[..]);
+                    self.plan.run_step(s, engine, msgs, slots, &self.ext)?;
                     if let Some(n) = constant {
                         self.keep_constant(n, engine);
                     }
                 }
             }
             for &n in &self.split.release[s] {
-                self.slots[n as usize] = None;
+                let n = n as usize;
+                match self.slots[n].take() {
+                    Some(t) if self.plan.recycles(n) && engine.sole_owner(&t) => {
+                        self.recycled[n] = Some(t)
+                    }
+                    _ => {}
+                }
             }
         }
         self.next_step += 1;

@@ -156,3 +156,21 @@ fn a_prediction_that_misses_recomputes_from_the_real_inputs() {
     assert_eq!(c.ahead_misses, 2, "{c:?}");
     assert!(c.ahead_hits >= 3, "{c:?}");
 }
+
+/// Buffers a steady loop asks the pool for: eager execution one per op (six per iteration);
+/// a compiled run only one per live-out (the new parameter and the sum), because each
+/// internal value (the product, the draw, the sum and the half) is computed into the storage
+/// the same node had in the run's last instance ([`crate::compile::program::Plan::recycles`]).
+#[test]
+fn a_steady_compiled_loop_computes_internal_values_into_the_storage_of_the_last_instances() {
+    let plain = |_| Twist::default();
+    let asked = |iters, compile| {
+        let (bits, st) = run(compile, compile, iters, plain);
+        (bits, st.pool_hits + st.pool_misses)
+    };
+    let (e20, c20) = (asked(20, false), asked(20, true));
+    let (e30, c30) = (asked(30, false), asked(30, true));
+    assert_eq!(e30.0, c30.0, "compiled values equal eager ones");
+    assert_eq!(e30.1 - e20.1, 6 * 10);
+    assert_eq!(c30.1 - c20.1, 2 * 10);
+}
