@@ -2,10 +2,11 @@
 //!
 //! A [`CpuTensor`] is a cheap handle (`Arc` of a [`Buffer`] plus a [`Layout`] and a dtype);
 //! reshape of contiguous data, permute, slice and expand only make a new layout. Outputs are
-//! always fresh contiguous buffers from the engine's [`Pool`], which recycles storage when the
-//! last handle drops (or, for [`Engine::execute_into`], the storage a compiled run offers). Per-element math comes from [`gt_ops::scalar`], so the kernels and the
-//! float64 reference agree by construction; matmul goes to the `gemm` crate with strides, so
-//! transposed operands are never copied. `rayon` is used only for large work.
+//! always contiguous buffers from the engine's [`Pool`], which recycles storage when the last
+//! handle drops (or, for [`Engine::execute_into`], storage a compiled run offers). Per-element
+//! math comes from [`gt_ops::scalar`], so the kernels and the float64 reference agree by
+//! construction; matmul goes to the `gemm` crate with strides, so transposed operands are never
+//! copied. `rayon` is used only for large work.
 //!
 //! # Layout
 //! - [`buffer`]: [`Buffer`] storage and the size-bucketed [`Pool`].
