@@ -534,7 +534,7 @@ impl Plan {
         engine: &mut E,
         msgs: &[WorkerMsg],
         (slots, recycled): (&mut Values<E::Tensor>, &mut Values<E::Tensor>),
-        ext: &[Option<E::Tensor>],
+        ext: &Values<E::Tensor>,
     ) -> Result<()> {
         let s = &self.steps[s];
         match &s.work {

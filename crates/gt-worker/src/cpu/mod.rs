@@ -221,7 +221,7 @@ impl CpuEngine {
         debug_assert_eq!(std::mem::size_of::<T>(), dtype.size());
         if self.reusing.load(Ordering::Relaxed) {
             if let Some(mut storage) = self.take_reuse(n * dtype.size()) {
-                let buf = Arc::get_mut(&mut storage).expect("checked by take_reuse");
+                let buf = Arc::get_mut(&mut storage).expect("offered only when unshared");
                 fill(&mut buf.as_mut_slice::<T>()[..n]);
                 return CpuTensor {
                     storage,
@@ -235,12 +235,12 @@ impl CpuEngine {
         CpuTensor::from_buffer(buf, layout::copy_shape(shape), dtype)
     }
 
-    /// The storage [`Engine::execute_into`] offered, if it holds `bytes` and nothing else holds
-    /// it (else it goes back to the pool).
+    /// The storage [`Engine::execute_into`] offered (only ever storage nothing else holds), if
+    /// it holds `bytes` (else it goes back to the pool).
     fn take_reuse(&self, bytes: usize) -> Option<Arc<Buffer>> {
         let offered = self.reuse.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.reusing.store(false, Ordering::Relaxed);
-        offered.filter(|b| b.len_bytes() >= bytes && Arc::strong_count(b) == 1)
+        offered.filter(|b| b.len_bytes() >= bytes)
     }
 
     /// Whether `work` elements of work should be spread over the thread pool.

@@ -158,8 +158,8 @@ fn a_prediction_that_misses_recomputes_from_the_real_inputs() {
 }
 
 /// Buffers a steady loop asks the pool for: eager execution one per op (six per iteration);
-/// a compiled run only one per live-out (the new parameter and the sum), because each
-/// internal value (the product, the draw, the sum and the half) is computed into the storage
+/// a compiled run only one per live-out (the new parameter and its sum), because each
+/// internal value (the product, the draw, their sum and its half) is computed into the storage
 /// the same node had in the run's last instance ([`crate::compile::program::Plan::recycles`]).
 #[test]
 fn a_steady_compiled_loop_computes_internal_values_into_the_storage_of_the_last_instances() {
