@@ -67,6 +67,15 @@ pub enum Which {
         #[arg(long)]
         aa: bool,
     },
+    /// Small matrix products: the CPU engine's register kernel vs the `gemm` crate.
+    Matmul {
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Products per timed batch.
+        #[arg(long, default_value_t = 20000)]
+        iters: usize,
+    },
     /// Fused elementwise loops: the Cranelift JIT and the blocked interpreter vs eager kernels.
     Jit {
         /// Print one JSON object instead of the table.
@@ -132,6 +141,7 @@ pub fn run(which: Which, cfg: &Config) -> Result<()> {
             cfg,
         ),
         Which::Jit { json, threads } => crate::bench_jit::run(json, threads),
+        Which::Matmul { json, iters } => crate::bench_matmul::run(json, iters),
     }
 }
 

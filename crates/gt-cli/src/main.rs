@@ -16,6 +16,7 @@ mod bench;
 mod bench_compile;
 mod bench_jit;
 mod bench_log;
+mod bench_matmul;
 mod bench_shard;
 mod cluster;
 mod top;

@@ -1,4 +1,4 @@
-//! `gt bench compile` and `gt bench ops --log-only` end to end, briefly. The compile bench's JSON
+//! `gt bench compile`, `gt bench ops --log-only` and `gt bench matmul` end to end, briefly. The compile bench's JSON
 //! has every workload, every round, each side's worker busy time and the compile stats, and
 //! `--aa` runs both sides eager; the log rows have both sides (an add loop and a training step) and the log-alone split. Values are
 //! not checked (timings belong in benchmarks, not tests); the structure and the counters are.
@@ -105,4 +105,23 @@ fn bench_ops_log_rows_report_both_sides_and_the_log_alone() {
             "{k} in {alone}"
         );
     }
+}
+
+#[test]
+fn bench_matmul_times_every_case_both_ways_and_agrees_with_gemm() {
+    let doc = gt_json(&["bench", "matmul", "--iters", "20"]);
+    let cases = doc["cases"].as_array().expect("cases");
+    assert_eq!(cases.len(), 11, "{doc}");
+    for c in cases {
+        for key in ["engine_ns", "gemm_only_ns", "speedup"] {
+            assert!(c[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {c}");
+        }
+        // The command fails outright beyond a relative 1e-5; the seed MLP's products are
+        // summed in the same order by both kernels.
+        assert!(c["max_abs_diff"].as_f64().is_some(), "{c}");
+        if c["case"].as_str().is_some_and(|s| s.starts_with("mlp")) {
+            assert_eq!(c["bit_identical"], true, "{c}");
+        }
+    }
+    assert!(doc["mlp_step"]["engine_ns"].as_f64().is_some(), "{doc}");
 }

@@ -1,9 +1,11 @@
 //! Matrix products on the `gemm` crate: 2-d, batched with broadcast batch dimensions, and 1-d
 //! operands promoted like NumPy's `matmul`. Operands are passed to `gemm` with their own row and
-//! column strides, so transposed, sliced or expanded inputs are never copied.
+//! column strides, so transposed, sliced or expanded inputs are never copied. Small float32
+//! products (each matrix of a batch on its own) go to the register kernel in `small_mm`
+//! instead, which sums in the same order.
 
 use super::layout::{Dims, Strides};
-use super::{elementwise, not_float, CpuEngine, CpuTensor, Elem};
+use super::{elementwise, not_float, small_mm, CpuEngine, CpuTensor, Elem};
 use gemm::Parallelism;
 use gt_core::{DType, Result};
 use gt_ops::scalar::{binary as bin, unary as un};
@@ -224,6 +226,7 @@ fn matmul_t<T: Elem>(
     let (da, db) = (a.data::<T>(), b.data::<T>());
     let mn = m * n;
     let nbatch: usize = batch.iter().product();
+    let small = eng.small_matmul;
     eng.new_tensor::<T>(&out.shape, out.dtype, |o| {
         if o.is_empty() {
             return;
@@ -243,12 +246,31 @@ fn matmul_t<T: Elem>(
                 ob += idx * vb.batch_strides[i];
             }
             debug_assert_eq!(dst.len(), mn);
+            let (pa, pb) = (
+                da.as_ptr().wrapping_offset(oa),
+                db.as_ptr().wrapping_offset(ob),
+            );
             // SAFETY: `dst` holds exactly `m * n` elements, written at `i * n + j`. Every lhs
             // element read is `oa + i * rs + p * cs` for `i < m`, `p < k`, which is the storage
             // index of a valid multi-index of `a`'s layout (layouts only come from shape-checked
-            // view ops over buffers that hold them), and likewise for rhs; `gemm` reads no other
-            // elements. The pointers are derived with `wrapping_offset` and only dereferenced
-            // by `gemm` at those positions.
+            // view ops over buffers that hold them), and likewise for rhs; neither kernel reads
+            // other elements. The pointers are derived with `wrapping_offset` and only
+            // dereferenced by the kernels at those positions.
+            let operands = small_mm::Operands {
+                m,
+                n,
+                k,
+                a: pa,
+                a_rs: va.rs,
+                a_cs: va.cs,
+                b: pb,
+                b_rs: vb.rs,
+                b_cs: vb.cs,
+            };
+            if small && unsafe { T::small_product(dst, &operands) } {
+                return;
+            }
+            // SAFETY: as above.
             unsafe {
                 gemm::gemm(
                     m,
@@ -258,10 +280,10 @@ fn matmul_t<T: Elem>(
                     1,
                     n as isize,
                     false,
-                    da.as_ptr().wrapping_offset(oa),
+                    pa,
                     va.cs,
                     va.rs,
-                    db.as_ptr().wrapping_offset(ob),
+                    pb,
                     vb.cs,
                     vb.rs,
                     T::ZERO,

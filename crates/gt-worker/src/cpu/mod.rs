@@ -6,14 +6,16 @@
 //! handle drops (or, for [`Engine::execute_into`], storage a compiled run offers). Per-element
 //! math comes from [`gt_ops::scalar`], so the kernels and the float64 reference agree by
 //! construction; matmul goes to the `gemm` crate with strides, so transposed operands are never
-//! copied. `rayon` is used only for large work.
+//! copied (small float32 products go to a register kernel of our own). `rayon` is used only for
+//! large work.
 //!
 //! # Layout
 //! - [`buffer`]: [`Buffer`] storage and the size-bucketed [`Pool`].
 //! - [`layout`]: [`Layout`], dimension coalescing and run-wise iteration.
 //! - `elementwise`: unary, binary (broadcast), scalar, cast and copy kernels.
 //! - `compare`: comparisons (bool results) and `where`.
-//! - `matmul`: batched, broadcast matmul on `gemm`.
+//! - `matmul`: batched, broadcast matmul on `gemm`, small float32 products on `small_mm`.
+//! - `small_mm`: an AVX-512 kernel for products too small for `gemm`'s fixed cost.
 //! - `reduce`: sum, mean, max and min over axis sets; argmax and argmin over one axis.
 //! - `index`: cat, index_select, gather, index_add, scatter_add and slice_assign.
 //! - `creation`: full, arange and counter-based random.
@@ -26,6 +28,7 @@ mod index;
 pub mod layout;
 mod matmul;
 mod reduce;
+mod small_mm;
 #[cfg(test)]
 mod tests;
 
@@ -126,8 +129,24 @@ impl CpuTensor {
 }
 
 /// Float element types the arithmetic kernels are instantiated at.
-pub(crate) trait Elem: gt_ops::scalar::Float + Pod {}
-impl Elem for f32 {}
+pub(crate) trait Elem: gt_ops::scalar::Float + Pod {
+    /// Writes the product `x` describes into `dst` if this type has a kernel for small
+    /// products and `x` is one (see [`small_mm::product`]); `false` leaves it to `gemm`.
+    ///
+    /// # Safety
+    /// As [`small_mm::product`].
+    #[inline(always)]
+    unsafe fn small_product(_dst: &mut [Self], _x: &small_mm::Operands<Self>) -> bool {
+        false
+    }
+}
+impl Elem for f32 {
+    #[inline(always)]
+    unsafe fn small_product(dst: &mut [f32], x: &small_mm::Operands<f32>) -> bool {
+        // SAFETY: passed on from the caller.
+        unsafe { small_mm::product(dst, x) }
+    }
+}
 impl Elem for f64 {}
 
 /// The error for a non-float tensor reaching a float-only kernel (shape inference rejects this
@@ -148,6 +167,8 @@ pub struct CpuEngine {
     /// pay a plain load for it, not a lock.
     reuse: Mutex<Option<Arc<Buffer>>>,
     reusing: AtomicBool,
+    /// Whether small float32 products use [`small_mm`] (else every product goes to `gemm`).
+    small_matmul: bool,
 }
 
 impl std::fmt::Debug for CpuEngine {
@@ -171,7 +192,14 @@ impl CpuEngine {
             rayon: OnceLock::new(),
             reuse: Mutex::new(None),
             reusing: AtomicBool::new(false),
+            small_matmul: true,
         }
+    }
+
+    /// Sends every matmul to the `gemm` crate (`false`), or small float32 ones to the
+    /// register kernel (`true`, the default) — for `gt bench matmul`, which compares the two.
+    pub fn set_small_matmul(&mut self, on: bool) {
+        self.small_matmul = on;
     }
 
     /// Number of compute threads (1 when the thread pool could not be started).
