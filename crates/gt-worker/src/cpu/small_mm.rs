@@ -3,10 +3,10 @@
 //! At the sizes of a small training step (16x32 @ 32x64, or a 10-wide output layer) the `gemm`
 //! crate's fixed cost (dispatch, packing, its scratch stack) outweighs the arithmetic: a
 //! 16x32 @ 32x10 product took 265 ns in a hot loop, of which the FMAs need about 20. This
-//! kernel keeps a block of output rows (8 rows of up to 16 columns, or 4 rows of up to 32) in
-//! `zmm` accumulators and walks the shared dimension once, broadcasting one left element per
-//! row and loading one right row per step; column tails are masked, so no shape needs a
-//! scalar remainder loop. A right operand whose rows are not contiguous (a transposed weight)
+//! kernel keeps a block of output rows (8, 4 or 1 rows of up to 16 or 32 columns) in `zmm`
+//! accumulators and walks the shared dimension once, broadcasting one left element per row and
+//! loading one right row per step; column tails are masked, so no shape needs a scalar
+//! remainder loop. A right operand whose rows are not contiguous (a transposed weight)
 //! is first copied into a small stack buffer when it is small enough, and left to `gemm`
 //! otherwise.
 //!
@@ -128,7 +128,7 @@ mod avx512 {
     /// [`MAX_PACK`].
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn product(c: *mut f32, x: &Operands<f32>) {
-        let (m, n, k) = (x.m, x.n, x.k);
+        let (n, k) = (x.n, x.k);
         let mut packed = [0f32; MAX_PACK];
         let (b, b_rs) = if x.b_cs == 1 {
             (x.b, x.b_rs)
@@ -142,40 +142,48 @@ mod avx512 {
             }
             (packed.as_ptr(), n as isize)
         };
-        let a_at = |i: usize| (x.a.wrapping_offset(i as isize * x.a_rs), x.a_rs, x.a_cs);
         let mut j = 0;
         while j < n {
-            let (bj, w) = ((b.wrapping_add(j), b_rs), n - j);
-            // SAFETY (every block below): rows i..i + R < m, columns j.. masked to < n.
+            let w = n - j;
+            // SAFETY (both): columns j.. masked to < n; the caller vouches for the rest.
             if w <= 16 {
-                let mask = [lanes(w), 0];
-                let mut i = 0;
-                while i + 8 <= m {
-                    unsafe { block::<8, 1>(k, a_at(i), bj, c.add(i * n + j), n, mask) };
-                    i += 8;
-                }
-                while i + 4 <= m {
-                    unsafe { block::<4, 1>(k, a_at(i), bj, c.add(i * n + j), n, mask) };
-                    i += 4;
-                }
-                while i < m {
-                    unsafe { block::<1, 1>(k, a_at(i), bj, c.add(i * n + j), n, mask) };
-                    i += 1;
-                }
+                unsafe { strip::<1>(x, (b, b_rs), c, j, [lanes(w), 0]) };
                 j += 16;
             } else {
-                let mask = [lanes(16), lanes(w - 16)];
-                let mut i = 0;
-                while i + 4 <= m {
-                    unsafe { block::<4, 2>(k, a_at(i), bj, c.add(i * n + j), n, mask) };
-                    i += 4;
-                }
-                while i < m {
-                    unsafe { block::<1, 2>(k, a_at(i), bj, c.add(i * n + j), n, mask) };
-                    i += 1;
-                }
+                unsafe { strip::<2>(x, (b, b_rs), c, j, [lanes(16), lanes(w - 16)]) };
                 j += 32;
             }
+        }
+    }
+
+    /// Output columns `j..` (`W` vectors of 16, selected by `mask`) of every row, in blocks of
+    /// 8 rows, then 4, then 1. Eight rows of 32 columns need 16 accumulators, two right
+    /// vectors and a broadcast: 19 of the 32 `zmm` registers.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn strip<const W: usize>(
+        x: &Operands<f32>,
+        (b, b_rs): (*const f32, isize),
+        c: *mut f32,
+        j: usize,
+        mask: [__mmask16; 2],
+    ) {
+        let (m, n, k) = (x.m, x.n, x.k);
+        let (a, a_rs, a_cs) = (x.a, x.a_rs, x.a_cs);
+        let a_at = |i: usize| (a.wrapping_offset(i as isize * a_rs), a_rs, a_cs);
+        let bj = (b.wrapping_add(j), b_rs);
+        let mut i = 0;
+        // SAFETY (every block): rows i..i + R < m; the caller vouches for the columns.
+        while i + 8 <= m {
+            unsafe { block::<8, W>(k, a_at(i), bj, c.add(i * n + j), n, mask) };
+            i += 8;
+        }
+        while i + 4 <= m {
+            unsafe { block::<4, W>(k, a_at(i), bj, c.add(i * n + j), n, mask) };
+            i += 4;
+        }
+        while i < m {
+            unsafe { block::<1, W>(k, a_at(i), bj, c.add(i * n + j), n, mask) };
+            i += 1;
         }
     }
 }
