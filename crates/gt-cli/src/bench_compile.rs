@@ -192,7 +192,8 @@ struct Row {
     busy: (f64, f64),
     /// Rounds in which the regression guard disabled a plan of the compiled side.
     disabled_rounds: usize,
-    stats: Option<gt::WorkerStats>,
+    /// The compiled side's stats after a separate run of `.0` iterations ([`stats_after`]).
+    stats: Option<(usize, gt::WorkerStats)>,
 }
 
 /// Iteration `i` averaged over the rounds (all of the same length).
@@ -315,7 +316,8 @@ impl Row {
             Some(k) => println!("         Break-even: iteration {k}"),
             None => println!("         Break-even: never within {n} iterations"),
         }
-        if let Some(s) = &self.stats {
+        if let Some((k, s)) = &self.stats {
+            println!("         Stats of a separate compiled run of {k} iterations:");
             println!(
                 "         Compiled traces: {}, compile time {} µs, compiled runs {}, fallbacks {}, disabled {}",
                 s.compile.traces_compiled,
@@ -362,7 +364,8 @@ impl Row {
             "worker_busy_ms_per_iter": [self.busy.0 * 1e3, self.busy.1 * 1e3],
             "round_steady_speedup_median": median(&self.round_speedups),
             "guard_disabled_rounds": self.disabled_rounds,
-            "compile": self.stats.as_ref().map(|s| serde_json::json!({
+            "compile": self.stats.as_ref().map(|(k, s)| serde_json::json!({
+                "iterations": k,
                 "traces_compiled": s.compile.traces_compiled,
                 "compile_time_us": s.compile.compile_time_us,
                 "compiled_runs": s.compile.compiled_runs,
@@ -515,7 +518,10 @@ pub fn run(opts: Opts, cfg: &Config) -> Result<()> {
         let stats = if aa {
             None
         } else {
-            stats_after(build, size, n.min(warmup + 5), on.clone(), threads).ok()
+            let k = n.min(warmup + 5);
+            stats_after(build, size, k, on.clone(), threads)
+                .ok()
+                .map(|s| (k, s))
         };
         let row = Row {
             name: if aa {
