@@ -97,8 +97,8 @@ struct Todo<T> {
 impl<T: Clone> Ahead<T> {
     /// A streamed run of `run.plan` just completed with results (`group` holds its
     /// instructions when deferred values took them): learn from it and predict the next one.
-    /// Returns whether a prediction waits for idle time. Cheap: this runs before the reply the
-    /// client may be waiting for, so the prediction's real work waits for idle time too.
+    /// Returns whether a prediction waits for idle time. Runs at idle time itself (a completed
+    /// run's bookkeeping, [`WorkerState::settle`]), after the read that ended the instance.
     pub fn completed(
         &mut self,
         run: &Run<T>,
@@ -262,6 +262,10 @@ impl<E: Engine> WorkerState<E> {
         let Some(&s) = tr.idle.last() else {
             return false;
         };
+        if tr.streams.get(&s).is_some_and(|st| st.settle.is_some()) {
+            self.settle(tr, s);
+            return true;
+        }
         if let Some(st) = tr.streams.get_mut(&s) {
             if let Some(todo) = st.ahead.todo.take() {
                 if matches!(st.mode, Mode::Idle) {

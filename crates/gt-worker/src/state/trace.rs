@@ -51,6 +51,19 @@ pub(super) struct Stream<T> {
     pub(super) spare: Option<Box<Run<T>>>,
     /// The next instance predicted and run ahead (`state::ahead`).
     pub(super) ahead: Ahead<T>,
+    /// A streamed run that completed with its results installed, whose bookkeeping waits for
+    /// idle time ([`WorkerState::settle`]).
+    pub(super) settle: Option<Settle<T>>,
+}
+
+/// A completed run's bookkeeping that does not decide what anything reads: learning the next
+/// instance's prediction, the per-op counters, the guard's record and emptying the run for
+/// reuse. Done while the worker is idle, so a read that ends the instance is answered first.
+pub(super) struct Settle<T> {
+    run: Box<Run<T>>,
+    sig: u64,
+    /// The deferred values' group, when some live-outs were deferred.
+    group: Option<Arc<std::sync::Mutex<super::deferred::Group<T>>>>,
 }
 
 /// Detector states, streamed runs and the plan cache of one worker.
@@ -123,6 +136,10 @@ impl<E: Engine> WorkerState<E> {
                 return self.exec_now(msg, peers, out);
             }
             WorkerMsg::Stats { req } => {
+                let pending: Vec<SessionId> = tr.streams.keys().copied().collect();
+                for s in pending {
+                    self.settle(tr, s);
+                }
                 self.flush_all(tr, peers, out);
                 let mut stats = self.stats();
                 stats.hotpath = tr.hotpath_stats();
@@ -138,6 +155,7 @@ impl<E: Engine> WorkerState<E> {
                 return self.exec_now(msg, peers, out);
             }
             WorkerMsg::FreeSession { session } => {
+                self.settle(tr, *session);
                 tr.idle.retain(|x| x != session);
                 if let Some(st) = tr.streams.remove(session) {
                     // A streamed run only made tensors of this session: dropped with it.
@@ -330,9 +348,14 @@ impl<E: Engine> WorkerState<E> {
         peers: &mut dyn Peers,
         out: &mut Vec<WorkerReply>,
     ) -> Option<WorkerMsg> {
-        let Some(st) = tr.streams.get_mut(&s) else {
+        let Some(mut st) = tr.streams.get_mut(&s) else {
             return Some(msg);
         };
+        if st.settle.is_some() {
+            // The stream's next instruction came before the worker was idle.
+            self.settle(tr, s);
+            st = tr.streams.get_mut(&s).expect("stream exists");
+        }
         let Mode::Stream(run) = &mut st.mode else {
             return Some(msg);
         };
@@ -437,9 +460,6 @@ impl<E: Engine> WorkerState<E> {
                     return false;
                 };
                 let group = promises.first().map(|(_, p)| p.group.clone());
-                if st.ahead.completed(&run, group, &mut tr.cache.stats) {
-                    ahead::schedule(tr, s);
-                }
                 for (k, t) in run.ready.drain(..) {
                     self.tensors.insert(k, Slot::Ready(t));
                 }
@@ -459,25 +479,54 @@ impl<E: Engine> WorkerState<E> {
                         self.deferred_counts.2 += 1;
                     }
                 }
-                let plan = &run.plan;
-                let execs = plan.names().iter().map(|x| x.1).sum::<u64>();
-                self.ops_executed += execs + plan.dead as u64;
-                for (name, n) in plan.names() {
-                    *self.by_name.entry(name).or_insert(0) += n;
-                }
-                self.bound_deferred(tr);
                 if let Some(t0) = t0 {
                     run.ns += t0.elapsed().as_nanos() as u64;
                 }
-                let disable = tr.cache.record_compiled(sig, run.ns, run.plan.len() as u64);
-                run.clear();
-                if let Some(st) = tr.streams.get_mut(&s) {
-                    st.spare = Some(run);
-                }
-                if disable {
-                    disable_everywhere(tr, sig);
+                let timed = run.timed();
+                let st = tr.streams.get_mut(&s).expect("stream exists");
+                st.settle = Some(Settle { run, sig, group });
+                if timed {
+                    // The regression guard's runs: its verdict may disable the plan now.
+                    self.settle(tr, s);
+                } else {
+                    ahead::schedule(tr, s);
                 }
                 true
+            }
+        }
+    }
+
+    /// Does stream `s`'s completed run's bookkeeping ([`Settle`]), if it waits.
+    pub(super) fn settle(&mut self, tr: &mut Tracer<E::Tensor>, s: SessionId) {
+        let Some(st) = tr.streams.get_mut(&s) else {
+            return;
+        };
+        let Some(Settle {
+            mut run,
+            sig,
+            group,
+        }) = st.settle.take()
+        else {
+            return;
+        };
+        if st.ahead.completed(&run, group, &mut tr.cache.stats) {
+            ahead::schedule(tr, s);
+        }
+        {
+            let plan = &run.plan;
+            let execs = plan.names().iter().map(|x| x.1).sum::<u64>();
+            self.ops_executed += execs + plan.dead as u64;
+            for (name, n) in plan.names() {
+                *self.by_name.entry(name).or_insert(0) += n;
+            }
+            self.bound_deferred(tr);
+            let disable = tr.cache.record_compiled(sig, run.ns, run.plan.len() as u64);
+            run.clear();
+            if let Some(st) = tr.streams.get_mut(&s) {
+                st.spare = Some(run);
+            }
+            if disable {
+                disable_everywhere(tr, sig);
             }
         }
     }

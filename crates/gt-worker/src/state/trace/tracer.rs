@@ -57,6 +57,7 @@ impl<T> Tracer<T> {
                 carried: Vec::new(),
                 spare: None,
                 ahead: Ahead::default(),
+                settle: None,
             }
         })
     }
