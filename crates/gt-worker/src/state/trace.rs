@@ -512,22 +512,20 @@ impl<E: Engine> WorkerState<E> {
         if st.ahead.completed(&run, group, &mut tr.cache.stats) {
             ahead::schedule(tr, s);
         }
-        {
-            let plan = &run.plan;
-            let execs = plan.names().iter().map(|x| x.1).sum::<u64>();
-            self.ops_executed += execs + plan.dead as u64;
-            for (name, n) in plan.names() {
-                *self.by_name.entry(name).or_insert(0) += n;
-            }
-            self.bound_deferred(tr);
-            let disable = tr.cache.record_compiled(sig, run.ns, run.plan.len() as u64);
-            run.clear();
-            if let Some(st) = tr.streams.get_mut(&s) {
-                st.spare = Some(run);
-            }
-            if disable {
-                disable_everywhere(tr, sig);
-            }
+        let plan = &run.plan;
+        let execs = plan.names().iter().map(|x| x.1).sum::<u64>();
+        self.ops_executed += execs + plan.dead as u64;
+        for (name, n) in plan.names() {
+            *self.by_name.entry(name).or_insert(0) += n;
+        }
+        self.bound_deferred(tr);
+        let disable = tr.cache.record_compiled(sig, run.ns, run.plan.len() as u64);
+        run.clear();
+        if let Some(st) = tr.streams.get_mut(&s) {
+            st.spare = Some(run);
+        }
+        if disable {
+            disable_everywhere(tr, sig);
         }
     }
 
